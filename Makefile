@@ -1,0 +1,46 @@
+# The two commands of the README:   make demo   (the main job)   make test   (the tests)
+# Every target first makes sure .venv matches requirements.txt (tools/ensure_venv.sh).
+
+PY := .venv/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: venv demo test data data-verify mnist-full bench lock clean
+
+venv:
+	@tools/ensure_venv.sh
+
+## demo: the main job (grows with the pipeline): check the data and build the course
+demo: venv
+	$(PY) -m coursekit data verify
+
+## test: the whole test suite; "no tests collected" (pytest exit 5) counts as a failure
+test: venv
+	@$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; \
+	exit $$status
+
+## data: rebuild data/ offline from installed packages (same bytes every time)
+data: venv
+	$(PY) -m coursekit data build
+
+data-verify: venv
+	$(PY) -m coursekit data verify
+
+## mnist-full: download the full 70,000-digit MNIST to data/mnist_full.npz (needs a network)
+mnist-full: venv
+	$(PY) -m coursekit data download-mnist
+
+bench: venv
+	$(PY) bench/bench_helper.py
+
+## lock: re-pin requirements.txt from requirements.in (needs the package registry)
+lock:
+	rm -rf .venv-lock && python3 -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet -r requirements.in
+	{ echo "# Exact pins for every package the course needs (runtime and tests), produced by"; \
+	  echo "# \`make lock\` from requirements.in on Python 3.11. Do not edit by hand."; \
+	  .venv-lock/bin/python -m pip freeze --exclude-editable; } > requirements.txt
+	rm -rf .venv-lock
+
+clean:
+	rm -rf .venv .pytest_cache

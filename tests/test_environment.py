@@ -1,0 +1,32 @@
+"""The installed environment: nbgrader's Jupyter extensions are switched on."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+JUPYTER = Path(sys.executable).with_name("jupyter")
+
+
+def _run(*args):
+    result = subprocess.run([str(JUPYTER), *args], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout + result.stderr
+
+
+def test_nbgrader_server_extensions_are_enabled():
+    listing = _run("server", "extension", "list")
+    for extension in ("formgrader", "assignment_list", "course_list", "validate_assignment"):
+        line = next((l for l in listing.splitlines() if f"nbgrader.server_extensions.{extension} " in l), "")
+        assert "enabled" in line, f"nbgrader's {extension} server extension is not enabled:\n{listing}"
+
+
+def test_nbgrader_lab_extension_is_enabled():
+    listing = _run("labextension", "list")
+    line = next((l for l in listing.splitlines() if "@jupyter/nbgrader" in l), "")
+    assert "enabled" in line and "OK" in line, listing
+
+
+def test_nbgrader_is_the_pinned_version():
+    import nbgrader
+
+    assert nbgrader.__version__.startswith("0.9.")

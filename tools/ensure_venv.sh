@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Create .venv from requirements.txt when it is missing, and re-install when
+# requirements.txt has changed since the last install (compared by sha256,
+# since git checkouts do not keep file times).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv=${VENV:-.venv}
+python=${PYTHON:-python3}
+stamp="$venv/.requirements.sha256"
+want=$(sha256sum requirements.txt | cut -d' ' -f1)
+
+if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+  exit 0
+fi
+
+if ! command -v "$python" >/dev/null 2>&1; then
+  echo "error: $python not found; install Python 3.11 (or set PYTHON=/path/to/python3.11)" >&2
+  exit 1
+fi
+if ! "$python" -c 'import sys; sys.exit(sys.version_info[:2] < (3, 10))'; then
+  echo "error: $python is $("$python" -V 2>&1); the pinned requirements need Python 3.10 or newer (3.11 is tested)" >&2
+  exit 1
+fi
+
+echo "Installing the course environment into $venv from requirements.txt (a minute or two on a fresh machine) ..."
+[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.txt
+echo "$want" > "$stamp"
+echo "Environment ready: $venv"
