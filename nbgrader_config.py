@@ -1,16 +1,56 @@
 """nbgrader settings for the course: the one place for them.
 
-nbgrader reads this file from the folder it is run in (the repository root).
+nbgrader reads this file from the folder it runs in (the repository root); the
+coursekit commands load it too, so plain ``nbgrader`` commands and ``make``
+targets behave the same.
 """
 
 import os
+import sys
+
+from nbgrader.converters import Autograde, GenerateAssignment
+from nbgrader.preprocessors import ClearSolutions, OverwriteCells
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+from coursekit.preprocessors import ClearStudentInfo, RestoreLockedCells  # noqa: E402
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 
+# --- The course ------------------------------------------------------------
 c.CourseDirectory.course_id = "clustering-lab"
-c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
+c.CourseDirectory.root = HERE
 c.CourseDirectory.source_directory = "source"
 c.CourseDirectory.release_directory = "release"
 c.CourseDirectory.submitted_directory = "submitted"
 c.CourseDirectory.autograded_directory = "autograded"
 c.CourseDirectory.feedback_directory = "feedback"
+
+# --- The build (coursekit.build) ----------------------------------------------
+# Where Colab fetches the helper and the data: the release folder of the course
+# repository, as raw files. Change it to your course's repository; `make build`
+# writes it into the notebook's setup cell.
+c.CourseBuild.colab_base_url = (
+    "https://raw.githubusercontent.com/example-university/kmeans-lab/main/release/clustering/"
+)
+
+# --- Generating the release ---------------------------------------------------
+# The master fills NAME and STUDENT_ID so its own tests pass; blank them for students.
+_generate = list(GenerateAssignment.class_traits()["preprocessors"].default())
+_generate.insert(_generate.index(ClearSolutions) + 1, ClearStudentInfo)
+c.GenerateAssignment.preprocessors = _generate
+
+# --- Autograding ----------------------------------------------------------------
+# Same as nbgrader's OverwriteCells, without the false checksum warning of
+# jupyter/nbgrader#1961 for test cells that hold hidden tests.
+_sanitize = list(Autograde.class_traits()["sanitize_preprocessors"].default())
+_sanitize[_sanitize.index(OverwriteCells)] = RestoreLockedCells
+c.Autograde.sanitize_preprocessors = _sanitize
+
+# --- Running notebooks ----------------------------------------------------------
+# Seconds one cell may run while autograding (nbgrader's default is 30; the
+# k sweep of Part 3 takes several seconds on the bundled data and up to a
+# minute on the full MNIST on 2 cores).
+c.Execute.timeout = 180

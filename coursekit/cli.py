@@ -11,8 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import data
-from .paths import DATA_DIR
+from . import build, data
+from .paths import DATA_DIR, ROOT
 
 
 def _data_build(args):
@@ -30,6 +30,10 @@ def _data_download_mnist(args):
     dest = data.download_full_mnist(args.dest, url=args.url, sha256=args.sha256, progress=not args.quiet)
     (x_train, _), (x_test, _) = data.load_mnist_npz(dest)
     print(f"saved {dest}: {len(x_train):,} training and {len(x_test):,} test images, sha256 verified")
+
+
+def _build(args):
+    build.build(args.root)
 
 
 def build_parser():
@@ -50,6 +54,9 @@ def build_parser():
     download.add_argument("--sha256", default=data.KERAS_MNIST_SHA256, help="expected sha256 (default: the one keras publishes)")
     download.add_argument("--quiet", action="store_true", help="no progress bar")
     download.set_defaults(run=_data_download_mnist)
+    build_step = steps.add_parser("build", help="validate the master, generate release/ and notebooks/, prove no leak")
+    build_step.add_argument("--root", type=Path, default=ROOT, help="the course repository (default: this one)")
+    build_step.set_defaults(run=_build)
     return parser
 
 
@@ -57,7 +64,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except data.DataError as exc:
+    except (data.DataError, build.BuildError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

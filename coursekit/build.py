@@ -1,0 +1,296 @@
+"""The build step: from the master notebook to the student release.
+
+``python -m coursekit build`` (``make build``) runs, in order:
+
+1. :func:`sync_course_files` copies the helper module and the data files into
+   ``source/<assignment>/``, where nbgrader picks them up;
+2. :func:`write_colab_manifest` writes the Colab base URL and the files'
+   SHA-256 into the master's setup cell;
+3. :func:`coursekit.notebooks.check_master` validates the master's nbgrader
+   structure;
+4. :func:`execute_master` runs the master top to bottom in a scratch folder and
+   requires every test cell to pass with nothing on stderr;
+5. :func:`generate_release` runs ``nbgrader generate_assignment`` in a scratch
+   course and installs the result as ``release/<assignment>/``;
+6. :func:`coursekit.notebooks.find_leaks` proves that no solution, hidden test
+   or model answer reached the release;
+7. the executed master becomes the companion notebook
+   ``notebooks/<assignment>_solution.ipynb``.
+
+Every output is written only after all checks pass, and the same inputs give
+the same bytes, so a test can rebuild into a temporary folder and compare.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+from traitlets import Unicode
+from traitlets.config import Configurable
+from traitlets.config.loader import PyFileConfigLoader
+
+from . import notebooks
+from .data import DATA_FILES
+from .paths import ROOT
+
+HELPER = "KmeansAnimate2D.py"
+
+
+class BuildError(Exception):
+    """The master notebook or the release failed a check; nothing was written."""
+
+
+class CourseBuild(Configurable):
+    """Settings of the build, read from ``nbgrader_config.py`` (``c.CourseBuild.*``)."""
+
+    assignment = Unicode("clustering", help="The assignment (folder under source/) to build").tag(config=True)
+    colab_base_url = Unicode(
+        "https://raw.githubusercontent.com/example-university/kmeans-lab/main/release/clustering/",
+        help="URL of the release folder from which the Colab setup cell downloads the helper and data",
+    ).tag(config=True)
+    cell_timeout = Unicode("600", help="Seconds one cell of the master may run during the build").tag(config=True)
+
+
+def load_course_config(root=ROOT):
+    """The traitlets config of ``root/nbgrader_config.py``."""
+    return PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+
+
+def course_files(root=ROOT):
+    """{file name: path} of the files every copy of the notebook needs beside it."""
+    files = {HELPER: Path(root) / HELPER}
+    files.update({name: Path(root) / "data" / name for name in DATA_FILES})
+    return files
+
+
+def _sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def sync_course_files(source_dir, files):
+    """Copy each of ``files`` into ``source_dir`` unless an identical copy is there.
+
+    Returns
+    -------
+    list of str
+        The names that were (re)copied.
+    """
+    source_dir = Path(source_dir)
+    copied = []
+    for name, origin in files.items():
+        if not origin.is_file():
+            raise BuildError(f"{origin}: missing; it is needed beside the notebook")
+        target = source_dir / name
+        if not (target.is_file() and filecmp.cmp(origin, target, shallow=False)):
+            shutil.copyfile(origin, target)
+            copied.append(name)
+    return copied
+
+
+def colab_manifest_source(cell_source, base_url, hashes):
+    """Return the setup cell's source with the base URL and file hashes filled in."""
+    url_line = f'COURSE_BASE_URL = "{base_url}"'
+    source, count = re.subn(r"^COURSE_BASE_URL = .*$", url_line, cell_source, count=1, flags=re.MULTILINE)
+    if count != 1:
+        raise BuildError("the Colab setup cell has no 'COURSE_BASE_URL = ...' line")
+    entries = "".join(f'    "{name}": "{digest}",\n' for name, digest in sorted(hashes.items()))
+    manifest = "COURSE_FILES = {  # file name -> SHA-256; written by `make build`\n" + entries + "}"
+    source, count = re.subn(
+        r"^COURSE_FILES = \{\}[^\n]*$|^COURSE_FILES = \{.*?^\}$", lambda _: manifest, source, count=1, flags=re.MULTILINE | re.DOTALL
+    )
+    if count != 1:
+        raise BuildError("the Colab setup cell has no 'COURSE_FILES = {...}' block")
+    return source
+
+
+def write_colab_manifest(master_path, base_url, files):
+    """Update the master's Colab setup cell in place when the URL or a hash changed.
+
+    Returns
+    -------
+    bool
+        True when the master was rewritten.
+    """
+    nb = nbformat.read(master_path, as_version=4)
+    cell = next((c for c in nb.cells if notebooks.grade_id(c) == "colab_setup"), None)
+    if cell is None:
+        raise BuildError(f"{master_path}: no cell with grade_id 'colab_setup'")
+    updated = colab_manifest_source(cell.source, base_url, {name: _sha256(path) for name, path in files.items()})
+    if updated == cell.source:
+        return False
+    cell.source = updated
+    nbformat.write(nb, master_path)
+    return True
+
+
+def execute_master(assignment_dir, notebook_name, timeout=600):
+    """Run a copy of the master top to bottom and check that every test passes.
+
+    The copy runs in a scratch folder, so the files the notebook writes (the
+    compressed cats) never land in ``source/``.
+
+    Returns
+    -------
+    nbformat.NotebookNode
+        The executed notebook (outputs kept, no timing metadata).
+
+    Raises
+    ------
+    BuildError
+        Listing each cell that raised, and each test cell that wrote to stderr.
+    """
+    from nbclient import NotebookClient
+
+    with tempfile.TemporaryDirectory(prefix="coursekit-run-") as scratch:
+        for item in Path(assignment_dir).iterdir():
+            if item.is_file():
+                shutil.copyfile(item, Path(scratch) / item.name)
+        nb = nbformat.read(Path(scratch) / notebook_name, as_version=4)
+        client = NotebookClient(
+            nb, timeout=timeout, kernel_name="python3", allow_errors=True, record_timing=False, coalesce_streams=True,
+            resources={"metadata": {"path": scratch}},
+        )
+        client.execute()
+    problems = []
+    for index, cell in enumerate(nb.cells):
+        where = f"cell {index} ({notebooks.grade_id(cell) or 'ungraded'})"
+        for output in cell.get("outputs", []):
+            if output.output_type == "error":
+                problems.append(f"{where} raised {output.ename}: {output.evalue}")
+            elif output.output_type == "stream" and output.name == "stderr" and notebooks.is_test_cell(cell):
+                problems.append(f"{where} wrote to stderr (nbgrader would fail it): {output.text.strip()[:200]}")
+    if problems:
+        raise BuildError(f"{notebook_name}: the solution does not pass its own tests:\n  " + "\n  ".join(problems))
+    return nb
+
+
+def run_nbgrader(*args, cwd, fail_on_logged_errors=True):
+    """Run an nbgrader command and return its log.
+
+    nbgrader logs some failures (a broken nbgrader_config.py among them) and
+    still exits 0; with ``fail_on_logged_errors`` any ERROR line fails too.
+    """
+    env = dict(os.environ)
+    # nbgrader runs `alembic` from PATH to create the gradebook.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    result = subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args], cwd=cwd, env=env, capture_output=True, text=True
+    )
+    log = result.stdout + result.stderr
+    if result.returncode != 0 or (fail_on_logged_errors and " | ERROR]" in log):
+        raise BuildError(f"nbgrader {' '.join(args)} failed:\n{log[-4000:]}")
+    return log
+
+
+def generate_release(root, assignment, source_dir, release_dir):
+    """Run ``nbgrader generate_assignment`` in a scratch course; install into ``release_dir``.
+
+    The scratch course keeps the build from touching the instructor's
+    gradebook; the grade step registers the assignment in its own.
+    """
+    with tempfile.TemporaryDirectory(prefix="coursekit-course-") as scratch:
+        shutil.copytree(source_dir, Path(scratch) / "source" / assignment)
+        run_nbgrader("generate_assignment", assignment, "--force", f"--CourseDirectory.root={scratch}", cwd=root)
+        generated = Path(scratch) / "release" / assignment
+        release_dir = Path(release_dir)
+        staging = release_dir.with_name(release_dir.name + ".building")
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(generated, staging)
+    return staging
+
+
+def _install(staging, target):
+    """Replace ``target`` (a folder or file) by ``staging`` with as small a window as possible."""
+    target = Path(target)
+    old = target.with_name(target.name + ".old")
+    if target.exists():
+        os.replace(target, old)
+    os.replace(staging, target)
+    if old.is_dir():
+        shutil.rmtree(old)
+    elif old.exists():
+        old.unlink()
+
+
+def normalize_executed(nb):
+    """Drop metadata that differs between otherwise identical runs."""
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+    return nb
+
+
+def build(root=ROOT, release_root=None, notebooks_dir=None, log=print):
+    """Build the release and the companion notebook; see the module docstring.
+
+    Parameters
+    ----------
+    root : path-like
+        The course repository (holding nbgrader_config.py and source/).
+    release_root, notebooks_dir : path-like, optional
+        Where to write ``<assignment>/`` and the companion notebook; default
+        ``root/release`` and ``root/notebooks``. Tests point them elsewhere to
+        check that the committed copies are up to date.
+
+    Returns
+    -------
+    dict
+        Paths of what was written.
+    """
+    root = Path(root)
+    settings = CourseBuild(config=load_course_config(root))
+    assignment = settings.assignment
+    source_dir = root / "source" / assignment
+    master_path = source_dir / f"{assignment}.ipynb"
+    release_root = Path(release_root) if release_root else root / "release"
+    notebooks_dir = Path(notebooks_dir) if notebooks_dir else root / "notebooks"
+    if not master_path.is_file():
+        raise BuildError(f"{master_path}: the master notebook is missing")
+
+    files = course_files(root)
+    copied = sync_course_files(source_dir, files)
+    log(f"synced {', '.join(copied) if copied else 'nothing (helper and data up to date)'} into {source_dir}")
+    if write_colab_manifest(master_path, settings.colab_base_url, files):
+        log(f"updated the Colab setup cell of {master_path}")
+
+    master = nbformat.read(master_path, as_version=4)
+    problems = notebooks.check_master(master, name=str(master_path.relative_to(root)))
+    if problems:
+        raise BuildError("the master notebook has problems:\n  " + "\n  ".join(problems))
+    log(f"checked {master_path.name}: {len(notebooks.graded_cells(master))} graded cells, "
+        f"{sum(notebooks.graded_cells(master).values()):g} points")
+
+    executed = normalize_executed(execute_master(source_dir, master_path.name, timeout=int(settings.cell_timeout)))
+    log("ran the solution: every test passes")
+
+    release_root.mkdir(parents=True, exist_ok=True)
+    staging = generate_release(root, assignment, source_dir, release_root / assignment)
+    try:
+        release_nb = nbformat.read(staging / master_path.name, as_version=4)
+        leaks = notebooks.find_leaks(master, release_nb, name=f"release/{assignment}/{master_path.name}")
+        for path in staging.iterdir():
+            if path.suffix in (".py", ".md", ".txt") and any(m in path.read_text(errors="replace") for m in notebooks.MARKERS):
+                leaks.append(f"release/{assignment}/{path.name}: contains solution or hidden-test markers")
+        if leaks:
+            raise BuildError("the release would leak:\n  " + "\n  ".join(leaks))
+        _install(staging, release_root / assignment)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log(f"wrote {release_root / assignment} (no solution, hidden test or model answer in it)")
+
+    notebooks_dir.mkdir(parents=True, exist_ok=True)
+    companion = notebooks_dir / f"{assignment}_solution.ipynb"
+    tmp = companion.with_name(companion.name + ".part")
+    nbformat.write(executed, tmp)
+    os.replace(tmp, companion)
+    log(f"wrote {companion} (the executed solution, for lectures)")
+    return {"release": release_root / assignment, "companion": companion}

@@ -1,0 +1,74 @@
+"""nbgrader preprocessors of the course, each doing one small thing.
+
+They are switched on in ``nbgrader_config.py``:
+
+- :class:`ClearStudentInfo` (``GenerateAssignment.preprocessors``) blanks the
+  ``NAME`` and ``STUDENT_ID`` that the master notebook fills in so that its
+  own tests pass.
+- :class:`RestoreLockedCells` (``Autograde.sanitize_preprocessors``, in place of
+  nbgrader's ``OverwriteCells``) restores locked cells from the gradebook like
+  ``OverwriteCells``, without the false "checksum has changed" warning for test
+  cells with hidden tests (jupyter/nbgrader#1961).
+"""
+
+from __future__ import annotations
+
+import re
+
+from nbgrader import utils
+from nbgrader.api import MissingEntry
+from nbgrader.preprocessors import NbGraderPreprocessor, OverwriteCells
+from nbgrader.preprocessors.clearhiddentests import ClearHiddenTests
+from nbformat.v4 import new_code_cell
+from traitlets import List, Unicode
+
+
+class ClearStudentInfo(NbGraderPreprocessor):
+    """Reset ``NAME = "..."`` style assignments to empty strings in the release.
+
+    The master notebook carries a name and an ID so that its Part 0 test passes
+    when the build runs it; students must start from empty strings.
+    """
+
+    variables = List(
+        Unicode(), default_value=["NAME", "STUDENT_ID"], help="Variables whose string value is blanked"
+    ).tag(config=True)
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "code" and not utils.is_grade(cell):
+            for name in self.variables:
+                cell.source = re.sub(
+                    rf'^(\s*{re.escape(name)}\s*=\s*)(["\']).*?\2(.*)$', r'\1""\3', cell.source, flags=re.MULTILINE
+                )
+        return cell, resources
+
+
+def without_hidden_tests(source, config=None):
+    """Return ``source`` with its hidden-test regions removed, as the release shows it."""
+    cell = new_code_cell(source)
+    ClearHiddenTests(config=config)._remove_hidden_test_region(cell)
+    return cell.source
+
+
+class RestoreLockedCells(OverwriteCells):
+    """nbgrader's OverwriteCells, minus the false alarm of jupyter/nbgrader#1961.
+
+    ``generate_assignment`` stores a test cell's checksum in the gradebook
+    *before* it removes the hidden tests, so every untouched release test cell
+    looks "changed" at autograde time and nbgrader logs a warning for it. A
+    submitted locked cell whose source equals the master's minus its hidden
+    tests is exactly what the student was given: put the master's source back
+    first, so only real edits are reported (and restored, as before).
+    """
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id is not None and utils.is_locked(cell):
+            try:
+                source_cell = self.gradebook.find_source_cell(grade_id, self.notebook_id, self.assignment_id)
+            except MissingEntry:
+                source_cell = None
+            if source_cell is not None and source_cell.source != cell.source:
+                if cell.source == without_hidden_tests(source_cell.source, self.config):
+                    cell.source = source_cell.source
+        return super().preprocess_cell(cell, resources, cell_index)

@@ -1,0 +1,99 @@
+"""The build's checks on small hand-made notebooks: each must catch what it is for."""
+
+import copy
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from coursekit import build, notebooks
+from coursekit.preprocessors import ClearStudentInfo, without_hidden_tests
+
+
+def _meta(**flags):
+    base = dict(schema_version=3, grade=False, solution=False, locked=False)
+    base.update(flags)
+    return {"nbgrader": base}
+
+
+def _tiny_master():
+    return new_notebook(
+        cells=[
+            new_markdown_cell("# Tiny\n\n**Points:** 3 in all", metadata=_meta(locked=True, grade_id="header")),
+            new_code_cell("def f(x):\n    ### BEGIN SOLUTION\n    return 2 * x + 1000000\n    ### END SOLUTION",
+                          metadata=_meta(solution=True, grade_id="f")),
+            new_code_cell("assert f(1) == 1000002\n### BEGIN HIDDEN TESTS\nassert f(2) == 1000004, 'hidden check of f at two'\n### END HIDDEN TESTS",
+                          metadata=_meta(grade=True, locked=True, grade_id="f_test", points=2)),
+            new_markdown_cell("The answer is forty-two, because of the deep thought computation.",
+                              metadata=_meta(grade=True, solution=True, grade_id="q", points=1)),
+        ]
+    )
+
+
+def test_a_good_master_passes():
+    assert notebooks.check_master(_tiny_master()) == []
+
+
+@pytest.mark.parametrize(
+    "break_it, complaint",
+    [
+        (lambda nb: nb.cells[2].metadata.nbgrader.update(grade_id="f"), "is used by 2 cells"),
+        (lambda nb: nb.cells[2].metadata.nbgrader.update(points=0), "needs points > 0"),
+        (lambda nb: nb.cells[2].metadata.nbgrader.update(locked=False), "must be locked"),
+        (lambda nb: nb.cells[2].metadata.nbgrader.update(schema_version=2), "schema_version must be 3"),
+        (lambda nb: nb.cells[2].metadata.nbgrader.update(colour="red"), "unknown nbgrader keys"),
+        (lambda nb: setattr(nb.cells[1], "source", "def f(x):\n    ### BEGIN SOLUTION\n    return 2"), "unbalanced"),
+        (lambda nb: setattr(nb.cells[1], "source", "def f(x):\n    return 2"), "needs a '### BEGIN SOLUTION' region"),
+        (lambda nb: nb.cells.append(new_code_cell("### BEGIN HIDDEN TESTS\nx\n### END HIDDEN TESTS")), "without nbgrader metadata"),
+        (lambda nb: setattr(nb.cells[0], "source", "**Points:** 4"), "states 4 points but the graded cells add up to 3"),
+    ],
+)
+def test_check_master_names_each_problem(break_it, complaint):
+    nb = _tiny_master()
+    break_it(nb)
+    problems = notebooks.check_master(nb)
+    assert any(complaint in p for p in problems), problems
+
+
+def test_find_leaks_on_a_correct_and_a_leaky_release():
+    master = _tiny_master()
+    release = copy.deepcopy(master)
+    release.cells[1].source = "def f(x):\n    # YOUR CODE HERE\n    raise NotImplementedError()"
+    release.cells[2].source = without_hidden_tests(master.cells[2].source)
+    release.cells[3].source = "YOUR ANSWER HERE"
+    assert notebooks.find_leaks(master, release) == []
+    release.cells[2].source += "\nassert f(2) == 1000004, 'hidden check of f at two'"
+    release.cells[3].source = master.cells[3].source
+    leaks = notebooks.find_leaks(master, release)
+    assert any("hidden tests" in leak for leak in leaks) and any("model answer" in leak for leak in leaks)
+
+
+def test_clear_student_info_blanks_only_the_named_strings():
+    nb = new_notebook(cells=[new_code_cell('NAME = "Ada"\nSTUDENT_ID = \'123\'  # keep me\nOTHER = "x"')])
+    cleared, _ = ClearStudentInfo().preprocess(nb, {})
+    assert cleared.cells[0].source == 'NAME = ""\nSTUDENT_ID = ""  # keep me\nOTHER = "x"'
+
+
+SETUP = '''COURSE_BASE_URL = "https://old.example/"
+COURSE_FILES = {}  # file name -> SHA-256; written by `make build`
+
+
+def _fetch_course_files(base_url, files):
+    pass
+'''
+
+
+def test_colab_manifest_is_written_and_rewritten_without_touching_the_rest():
+    first = build.colab_manifest_source(SETUP, "https://new.example/r/", {"b.png": "1" * 64, "a.py": "2" * 64})
+    assert 'COURSE_BASE_URL = "https://new.example/r/"' in first
+    assert '    "a.py": "' + "2" * 64 + '",\n    "b.png": "' + "1" * 64 + '",\n}' in first
+    assert first.endswith("def _fetch_course_files(base_url, files):\n    pass\n")
+    second = build.colab_manifest_source(first, "https://new.example/r/", {"a.py": "3" * 64})
+    assert "1" * 64 not in second and "3" * 64 in second
+    assert second.endswith("def _fetch_course_files(base_url, files):\n    pass\n")
+    assert build.colab_manifest_source(second, "https://new.example/r/", {"a.py": "3" * 64}) == second
+
+
+def test_colab_manifest_refuses_a_cell_without_the_settings():
+    with pytest.raises(build.BuildError, match="COURSE_BASE_URL"):
+        build.colab_manifest_source("print('hello')", "https://x/", {})
