@@ -4,7 +4,7 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test data data-verify mnist-full bench lock clean
+.PHONY: venv demo build test data data-verify mnist-full bench bench-notebook lock clean
 
 venv:
 	@tools/ensure_venv.sh
@@ -12,6 +12,11 @@ venv:
 ## demo: the main job (grows with the pipeline): check the data and build the course
 demo: venv
 	$(PY) -m coursekit data verify
+	$(PY) -m coursekit build
+
+## build: validate the master notebook, regenerate release/ and notebooks/, prove no leak
+build: venv
+	$(PY) -m coursekit build
 
 ## test: the whole test suite; "no tests collected" (pytest exit 5) counts as a failure
 test: venv
@@ -30,8 +35,13 @@ data-verify: venv
 mnist-full: venv
 	$(PY) -m coursekit data download-mnist
 
+## bench: every benchmark (tables also written to bench/results/)
 bench: venv
-	$(PY) bench/bench_helper.py
+	$(PY) bench/bench_helper.py --out bench/results/helper.md
+	$(PY) bench/bench_notebook.py --out bench/results/notebook.md
+
+bench-notebook: venv
+	$(PY) bench/bench_notebook.py --out bench/results/notebook.md
 
 ## lock: re-pin requirements.txt from requirements.in (needs the package registry)
 lock:
