@@ -4,15 +4,35 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: venv demo build test data data-verify mnist-full bench bench-notebook lock clean
+.PHONY: venv demo build grade-all collect grade feedback report formgrader test data data-verify mnist-full bench bench-notebook lock clean
 
 venv:
 	@tools/ensure_venv.sh
 
-## demo: the main job (grows with the pipeline): check the data and build the course
+## demo: the main job on a bundled demo class: build, collect an LMS zip, grade, feedback, report
 demo: venv
 	$(PY) -m coursekit data verify
-	$(PY) -m coursekit build
+	$(PY) -m coursekit demo
+
+## grade-all: the whole job on the real course; SUBMISSIONS=<folder or LMS zip> to collect first
+grade-all: venv
+	$(PY) -m coursekit all $(SUBMISSIONS)
+
+collect: venv
+	$(PY) -m coursekit collect $(SUBMISSIONS)
+
+grade: venv
+	$(PY) -m coursekit grade
+
+feedback: venv
+	$(PY) -m coursekit feedback
+
+report: venv
+	$(PY) -m coursekit report
+
+## formgrader: JupyterLab with nbgrader's formgrader, for grading written answers by hand
+formgrader: venv
+	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/jupyter lab --no-browser --ServerApp.root_dir="$(CURDIR)"
 
 ## build: validate the master notebook, regenerate release/ and notebooks/, prove no leak
 build: venv

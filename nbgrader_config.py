@@ -8,14 +8,15 @@ targets behave the same.
 import os
 import sys
 
-from nbgrader.converters import Autograde, GenerateAssignment
-from nbgrader.preprocessors import ClearSolutions, OverwriteCells
+from nbgrader.converters import Autograde, GenerateAssignment, GenerateFeedback
+from nbgrader.preprocessors import ClearSolutions, GetGrades, OverwriteCells
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-from coursekit.preprocessors import ClearStudentInfo, RestoreLockedCells  # noqa: E402
+from coursekit.collect import NBGRADER_ZIP_COLLECT_REGEXP  # noqa: E402
+from coursekit.preprocessors import ClearStudentInfo, HideHiddenTests, RestoreLockedCells  # noqa: E402
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 
@@ -54,3 +55,17 @@ c.Autograde.sanitize_preprocessors = _sanitize
 # k sweep of Part 3 takes several seconds on the bundled data and up to a
 # minute on the full MNIST on 2 cores).
 c.Execute.timeout = 180
+
+# --- Feedback ---------------------------------------------------------------------
+# Students see each test's points and error message, never the hidden tests'
+# code (nbgrader shows it by default: jupyter/nbgrader#917, #1363).
+_feedback = list(GenerateFeedback.class_traits()["preprocessors"].default())
+_feedback.insert(_feedback.index(GetGrades) + 1, HideHiddenTests)
+c.GenerateFeedback.preprocessors = _feedback
+
+# --- Plain `nbgrader zip_collect` -----------------------------------------------------
+# `python -m coursekit collect` is the course's collector. For instructors who run
+# nbgrader's own zip_collect on a Canvas download: nbgrader matches this regex with
+# re.match against the *absolute* path of each extracted file, so a regex anchored at
+# the file name silently collects nothing; this one starts with ".*".
+c.FileNameCollectorPlugin.named_regexp = NBGRADER_ZIP_COLLECT_REGEXP

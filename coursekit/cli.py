@@ -3,6 +3,15 @@
 Each sub-command is a thin wrapper around one pipeline module; the modules do
 the work and raise exceptions with messages meant for people, which are
 printed here without a traceback.
+
+    data      build, verify or download the data files       (coursekit.data)
+    build     master notebook -> release/ and notebooks/     (coursekit.build)
+    collect   a folder or LMS zip -> submitted/              (coursekit.collect)
+    grade     autograde submitted/ -> gradebook + statuses   (coursekit.grade)
+    feedback  HTML feedback per graded student               (coursekit.feedback)
+    report    grades.csv and the class report                (coursekit.report)
+    all       build, collect, grade, feedback, report        (the whole job)
+    demo      the whole job on a bundled demo class          (coursekit.demo)
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from pathlib import Path
 
 from . import build, data
 from .paths import DATA_DIR, ROOT
+from .results import FAILED
 
 
 def _data_build(args):
@@ -36,15 +46,80 @@ def _build(args):
     build.build(args.root)
 
 
+def _collect(args):
+    from .collect import collect
+
+    report = collect(args.source, args.root, assignment=args.assignment)
+    return 0 if report.ok else 3
+
+
+def _exit_for(results):
+    failed = [r for r in results if r.status == FAILED]
+    if failed:
+        print(f"\n{len(failed)} submission(s) could not be graded: " + ", ".join(r.student for r in failed), file=sys.stderr)
+        return 2
+    return 0
+
+
+def _grade(args):
+    from .grade import grade
+
+    return _exit_for(grade(args.root, args.assignment, students=args.students or None))
+
+
+def _feedback(args):
+    from .feedback import generate_feedback
+
+    generate_feedback(args.root, args.assignment, students=args.students or None)
+
+
+def _report(args):
+    from .report import write_report
+
+    for name, path in write_report(args.root, args.assignment).items():
+        print(f"{name}: {path}")
+
+
+def _all(args):
+    from .collect import collect
+    from .feedback import generate_feedback
+    from .grade import grade
+    from .report import write_report
+
+    build.build(args.root)
+    if args.source:
+        collect(args.source, args.root, assignment=args.assignment)
+    results = grade(args.root, args.assignment)
+    generate_feedback(args.root, args.assignment)
+    for name, path in write_report(args.root, args.assignment, results=results).items():
+        print(f"{name}: {path}")
+    return _exit_for(results)
+
+
+def _demo(args):
+    from .demo import DEMO_ROOT, run_demo
+
+    # The demo class includes a broken file on purpose: its "failed to grade"
+    # row is the expected outcome, so the demo itself succeeds.
+    run_demo(args.root or DEMO_ROOT)
+
+
+def _course_options(parser, students=False):
+    parser.add_argument("--root", type=Path, default=ROOT, help="the course folder (default: this repository)")
+    parser.add_argument("--assignment", default="clustering")
+    if students:
+        parser.add_argument("students", nargs="*", help="only these student ids (default: all)")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m coursekit", description=__doc__.splitlines()[0])
     steps = parser.add_subparsers(dest="step", required=True)
 
     data_parser = steps.add_parser("data", help="build, verify or download the data files in data/")
     data_steps = data_parser.add_subparsers(dest="action", required=True)
-    build = data_steps.add_parser("build", help="rebuild every shipped data file offline and write SHA256SUMS")
-    build.add_argument("--data-dir", type=Path, default=DATA_DIR)
-    build.set_defaults(run=_data_build)
+    data_build = data_steps.add_parser("build", help="rebuild every shipped data file offline and write SHA256SUMS")
+    data_build.add_argument("--data-dir", type=Path, default=DATA_DIR)
+    data_build.set_defaults(run=_data_build)
     verify = data_steps.add_parser("verify", help="check the data files against SHA256SUMS")
     verify.add_argument("--data-dir", type=Path, default=DATA_DIR)
     verify.set_defaults(run=_data_verify)
@@ -54,17 +129,47 @@ def build_parser():
     download.add_argument("--sha256", default=data.KERAS_MNIST_SHA256, help="expected sha256 (default: the one keras publishes)")
     download.add_argument("--quiet", action="store_true", help="no progress bar")
     download.set_defaults(run=_data_download_mnist)
-    build_step = steps.add_parser("build", help="validate the master, generate release/ and notebooks/, prove no leak")
-    build_step.add_argument("--root", type=Path, default=ROOT, help="the course repository (default: this one)")
-    build_step.set_defaults(run=_build)
+
+    step = steps.add_parser("build", help="validate the master, generate release/ and notebooks/, prove no leak")
+    step.add_argument("--root", type=Path, default=ROOT, help="the course repository (default: this one)")
+    step.set_defaults(run=_build)
+
+    step = steps.add_parser("collect", help="put a folder or LMS zip of notebooks into submitted/")
+    step.add_argument("source", type=Path, help="a folder of .ipynb files or an LMS .zip download")
+    _course_options(step)
+    step.set_defaults(run=_collect)
+
+    step = steps.add_parser("grade", help="autograde submitted/ (exit 2 when a submission could not be graded)")
+    _course_options(step, students=True)
+    step.set_defaults(run=_grade)
+
+    step = steps.add_parser("feedback", help="HTML feedback per graded student, hidden tests removed")
+    _course_options(step, students=True)
+    step.set_defaults(run=_feedback)
+
+    step = steps.add_parser("report", help="grades.csv and the class report")
+    _course_options(step)
+    step.set_defaults(run=_report)
+
+    step = steps.add_parser("all", help="the whole job: build, [collect SOURCE,] grade, feedback, report")
+    step.add_argument("source", type=Path, nargs="?", help="a folder or LMS zip to collect first")
+    _course_options(step)
+    step.set_defaults(run=_all)
+
+    step = steps.add_parser("demo", help="the whole job on a bundled demo class (in demo-course/)")
+    step.add_argument("--root", type=Path, default=None, help="where to put the demo course (default: demo-course/)")
+    step.set_defaults(run=_demo)
     return parser
 
 
 def main(argv=None):
+    from .collect import CollectError
+    from .feedback import FeedbackError
+    from .report import ReportError
+
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
-    except (data.DataError, build.BuildError) as exc:
+        return args.run(args) or 0
+    except (data.DataError, build.BuildError, CollectError, FeedbackError, ReportError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    return 0

@@ -9,6 +9,8 @@ They are switched on in ``nbgrader_config.py``:
   nbgrader's ``OverwriteCells``) restores locked cells from the gradebook like
   ``OverwriteCells``, without the false "checksum has changed" warning for test
   cells with hidden tests (jupyter/nbgrader#1961).
+- :class:`HideHiddenTests` (``GenerateFeedback.preprocessors``) removes hidden
+  tests, and the traceback lines that quote them, from feedback.
 """
 
 from __future__ import annotations
@@ -72,3 +74,59 @@ class RestoreLockedCells(OverwriteCells):
                 if cell.source == without_hidden_tests(source_cell.source, self.config):
                     cell.source = source_cell.source
         return super().preprocess_cell(cell, resources, cell_index)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _frame_cell_count(frame):
+    """The execution count of the notebook cell a traceback frame is in, or None."""
+    match = re.search(r"(?:Cell In|Input In) ?\[(\d+)\]", _ANSI.sub("", frame))
+    return int(match.group(1)) if match else None
+
+
+def redact_traceback(traceback, cell_count):
+    """Drop the frames of the test cell itself: they quote hidden-test lines.
+
+    Frames in the student's own cells and in libraries stay, so the student
+    still sees where their code failed; the header and the final
+    ``Error: message`` line stay too.
+    """
+    if not traceback:
+        return traceback
+    kept, hidden = [traceback[0]], False
+    for frame in traceback[1:-1]:
+        if _frame_cell_count(frame) == cell_count:
+            hidden = True
+            continue
+        kept.append(frame)
+    if hidden:
+        kept.append("(the lines of the test cell are not shown: it holds hidden tests)")
+    kept.append(traceback[-1])
+    return kept
+
+
+class HideHiddenTests(NbGraderPreprocessor):
+    """For feedback: remove hidden-test code and tracebacks that quote it, keep results.
+
+    nbgrader's feedback shows a test cell as it was graded, hidden tests
+    included (jupyter/nbgrader#917, #1363), and ``ClearHiddenTests`` alone
+    still leaves the hidden lines in tracebacks. Here each test cell with
+    hidden tests shows its visible part, a note that hidden tests ran, its
+    points (nbgrader's template), and any error as the error type and message
+    with the test cell's own frames removed.
+    """
+
+    note = Unicode(
+        "# Hidden tests ran here when your notebook was graded; their code is not shown.",
+        help="Line that replaces the hidden tests in feedback",
+    ).tag(config=True)
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type != "code" or not utils.is_grade(cell) or "BEGIN HIDDEN TESTS" not in cell.source:
+            return cell, resources
+        cell.source = without_hidden_tests(cell.source, self.config).rstrip() + "\n\n" + self.note
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                output["traceback"] = redact_traceback(output.get("traceback", []), cell.get("execution_count"))
+        return cell, resources

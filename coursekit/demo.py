@@ -1,0 +1,148 @@
+"""The demo: the whole job on a bundled class of made-up students.
+
+``make demo`` builds the release, then, in a separate course folder
+(``demo-course/``, so the real gradebook is never touched), makes an LMS zip
+download of five submissions derived from the current master notebook, and
+runs collect, grade, feedback and report on it:
+
+=========================  ===================================================
+Canvas file name           what it is
+=========================  ===================================================
+``lovelaceada_...``        a perfect submission
+``blankbo_...``            the release as handed out, with a name filled in
+``partialpat_LATE_...``    Part 1 done (with J_clust summed, not averaged),
+                           Parts 2 and 3 left as stubs; handed in late
+``colabcasey_... Copy of`` the perfect notebook saved from Colab under Colab's
+                           name, with Colab's metadata
+``brokenbrook_...``        a file cut off in the middle (not valid JSON)
+=========================  ===================================================
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import shutil
+import zipfile
+from pathlib import Path
+
+import nbformat
+
+from . import notebooks
+from .paths import ROOT
+
+DEMO_ROOT = ROOT / "demo-course"
+ASSIGNMENT = "clustering"
+
+# Canvas names: <login>_<user id>_<submission id>_<file name>; the user id is the student id.
+PERFECT = "lovelaceada_20260001_900001_clustering.ipynb"
+BLANK = "blankbo_20260002_900002_clustering.ipynb"
+PARTIAL = "partialpat_LATE_20260003_900003_clustering.ipynb"
+COLAB = "colabcasey_20260004_900004_Copy of clustering.ipynb"
+BROKEN = "brokenbrook_20260005_900005_clustering.ipynb"
+
+
+def with_student(nb, name, student_id):
+    """A copy of ``nb`` whose NAME and STUDENT_ID cell says who handed it in."""
+    nb = copy.deepcopy(nb)
+    cell = next(c for c in nb.cells if c.cell_type == "code" and c.source.lstrip().startswith("NAME"))
+    cell.source = f'NAME = "{name}"\nSTUDENT_ID = "{student_id}"'
+    return nb
+
+
+def partial_submission(master, release):
+    """Part 1 solved (with one bug), Parts 2 and 3 as handed out."""
+    nb = with_student(master, "Pat Partial", "20260003")
+    stubs = {notebooks.grade_id(c): c.source for c in release.cells if notebooks.is_solution_cell(c)}
+    part = 0
+    for cell in nb.cells:
+        heading = re.search(r"^# Part (\d+)", cell.source, flags=re.MULTILINE)
+        if cell.cell_type == "markdown" and heading:
+            part = int(heading.group(1))
+        gid = notebooks.grade_id(cell)
+        if part >= 2 and notebooks.is_solution_cell(cell) and gid in stubs:
+            cell.source = stubs[gid]
+        if gid == "clustering_objective":
+            cell.source = cell.source.replace(".sum(axis=1).mean())", ".sum())")
+    return nb
+
+
+def colab_saved(nb):
+    """The notebook as Colab writes it: Colab's metadata added, outputs cleared."""
+    nb = copy.deepcopy(nb)
+    nb.metadata["colab"] = {"provenance": [], "name": "Copy of clustering.ipynb"}
+    nb.metadata["accelerator"] = "GPU"
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    for cell in nb.cells:
+        cell.metadata["colab"] = {"base_uri": "https://localhost:8080/"}
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    return nb
+
+
+def make_demo_zip(master_path, release_path, zip_path):
+    """Write the five demo submissions as a Canvas-style zip download."""
+    master = nbformat.read(master_path, as_version=4)
+    release = nbformat.read(release_path, as_version=4)
+    perfect = with_student(master, "Ada Lovelace", "20260001")
+    files = {
+        PERFECT: nbformat.writes(perfect),
+        BLANK: nbformat.writes(with_student(release, "Bo Blank", "20260002")),
+        PARTIAL: nbformat.writes(partial_submission(master, release)),
+        COLAB: nbformat.writes(colab_saved(with_student(master, "Casey Colab", "20260004"))),
+        BROKEN: nbformat.writes(with_student(master, "Brook Broken", "20260005"))[:5000],
+    }
+    zip_path = Path(zip_path)
+    zip_path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for day, (name, text) in enumerate(files.items(), start=1):
+            archive.writestr(zipfile.ZipInfo(name, date_time=(2026, 11, day, 12, 0, 0)), text)
+    return zip_path
+
+
+def prepare_demo_course(root=DEMO_ROOT):
+    """A fresh course folder holding a copy of the master notebook."""
+    root = Path(root)
+    if root.exists():
+        shutil.rmtree(root)
+    source = root / "source" / ASSIGNMENT
+    source.mkdir(parents=True)
+    shutil.copyfile(ROOT / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", source / f"{ASSIGNMENT}.ipynb")
+    return root
+
+
+def run_demo(root=DEMO_ROOT, build_first=True, log=print):
+    """Build, then collect, grade, give feedback and report on the demo class.
+
+    Returns
+    -------
+    dict
+        The grade results and the paths of the feedback pages and reports.
+    """
+    from .build import build
+    from .collect import collect
+    from .feedback import generate_feedback
+    from .grade import grade
+    from .report import write_report
+
+    if build_first:
+        build(ROOT, log=log)
+    root = prepare_demo_course(root)
+    download = make_demo_zip(
+        root / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb",
+        ROOT / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb",
+        root / "downloads" / "canvas_submissions.zip",
+    )
+    log(f"\nmade a demo LMS download: {download}")
+    collect(download, root, assignment=ASSIGNMENT, log=log)
+    results = grade(root, ASSIGNMENT, log=log)
+    pages = generate_feedback(root, ASSIGNMENT, log=lambda message: None)
+    reports = write_report(root, ASSIGNMENT, results=results, log=lambda message: None)
+    log("\nfeedback pages:")
+    for student, page in sorted(pages.items()):
+        log(f"  {student}: {page}")
+    log("reports:")
+    for name, path in reports.items():
+        log(f"  {name}: {path}")
+    return {"results": results, "feedback": pages, "reports": reports}

@@ -1,0 +1,181 @@
+"""The grade step: autograde every collected submission with nbgrader.
+
+``python -m coursekit grade [STUDENT ...]`` (``make grade``):
+
+1. :func:`register_assignment` puts the master's cells into the course
+   gradebook (``nbgrader generate_assignment`` with the release written to a
+   scratch folder, so ``release/`` stays what the build made);
+2. :func:`find_roster` lists the students: every ``submitted/<id>/<assignment>/``
+   plus every student already in the gradebook (those without a submission are
+   "not submitted", never silently 0);
+3. :func:`grade_student` autogrades one submission through nbgrader's Python
+   API, in this process (no start-up cost per student), and reads the score
+   back from the gradebook;
+4. the results go to ``reports/<assignment>/grading_status.json`` for the
+   feedback and report steps, and a summary table is printed.
+
+One bad submission never stops the batch: its failure becomes that student's
+status, with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+from nbgrader.api import Gradebook, MissingEntry
+from sqlalchemy.exc import SAWarning
+
+from . import build
+from .paths import ROOT
+from .results import FAILED, GRADED, NOT_SUBMITTED, GradeResult, save_results, status_path
+
+
+def ensure_tools_on_path():
+    # nbgrader runs `alembic` from PATH when it creates or upgrades a gradebook.
+    bin_dir = str(Path(sys.executable).parent)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
+
+
+def db_url(course_root):
+    return f"sqlite:///{Path(course_root) / 'gradebook.db'}"
+
+
+def register_assignment(course_root, assignment, log=print):
+    """Make sure the gradebook knows the master's cells (needed by autograde).
+
+    Runs ``nbgrader generate_assignment`` against the course gradebook with
+    the release directory pointed at a scratch folder.
+    """
+    source_dir = Path(course_root) / "source" / assignment
+    build.sync_course_files(source_dir, build.course_files(ROOT))
+    with tempfile.TemporaryDirectory(prefix="coursekit-release-") as scratch:
+        build.run_nbgrader(
+            "generate_assignment", assignment, "--force",
+            f"--CourseDirectory.root={course_root}", f"--CourseDirectory.release_directory={scratch}",
+            cwd=ROOT,
+        )
+    log(f"registered {assignment} in {Path(course_root) / 'gradebook.db'}")
+
+
+def find_roster(course_root, assignment, students=None):
+    """(submitted, missing): student ids with a submission folder, and known students without one."""
+    submitted_dir = Path(course_root) / "submitted"
+    submitted = sorted(
+        p.name for p in submitted_dir.glob("*") if (p / assignment).is_dir() and not p.name.startswith(".")
+    ) if submitted_dir.is_dir() else []
+    with Gradebook(db_url(course_root)) as gradebook:
+        known = {student.id for student in gradebook.students}
+    missing = sorted(known - set(submitted))
+    if students:
+        wanted = set(students)
+        submitted = [s for s in submitted if s in wanted]
+        missing = sorted(wanted - set(submitted))
+    return submitted, missing
+
+
+def nbgrader_api(course_root, config=None):
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+
+    config = config or build.load_course_config(ROOT)
+    config.CourseDirectory.root = str(course_root)
+    return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+
+
+def failure_reason(result):
+    """The most telling line of a failed nbgrader run, in words for a person."""
+    text = (result.get("error") or "") + "\n" + (result.get("log") or "")
+    patterns = [
+        (r"(NotJSONError|JSONDecodeError|Notebook does not appear to be JSON)[^\n]*", "not a readable notebook (invalid JSON)"),
+        (r"DeadKernelError[^\n]*|Kernel died[^\n]*", "the kernel died while running the notebook"),
+        (r"CellTimeoutError[^\n]*|Timeout waiting for execute reply[^\n]*", "a cell ran past the time limit"),
+    ]
+    for pattern, reason in patterns:
+        if re.search(pattern, text):
+            return reason
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if "Error" in line or "ERROR" in line]
+    return (errors[-1] if errors else lines[-1] if lines else "nbgrader failed without a message")[:300]
+
+
+def read_score(course_root, assignment, student):
+    """(score, max_score) of a student's submission from the gradebook."""
+    with Gradebook(db_url(course_root)) as gradebook:
+        submission = gradebook.find_submission(assignment, student)
+        return float(submission.score), float(submission.max_score)
+
+
+def max_score(course_root, assignment):
+    with Gradebook(db_url(course_root)) as gradebook:
+        try:
+            return float(gradebook.find_assignment(assignment).max_score)
+        except MissingEntry:
+            return 0.0
+
+
+def grade_student(api, course_root, assignment, student):
+    """Autograde one student's submission; never raises for a bad submission."""
+    result = api.autograde(assignment, student, force=True, create=True)
+    if not result["success"]:
+        return GradeResult(student, FAILED, None, max_score(course_root, assignment), failure_reason(result))
+    score, best = read_score(course_root, assignment, student)
+    return GradeResult(student, GRADED, score, best)
+
+
+def summary_table(results):
+    """A plain-text table: student, score, max, status (with the reason)."""
+    rows = [("student", "score", "max", "status")]
+    for r in sorted(results, key=lambda r: r.student):
+        score = "" if r.score is None else f"{r.score:g}"
+        status = r.status + (f": {r.reason}" if r.reason else "")
+        rows.append((r.student, score, f"{r.max_score:g}", status))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths)) + "  " + row[3] for row in rows]
+    lines.insert(1, "-" * max(len(line) for line in lines))
+    return "\n".join(lines)
+
+
+def grade(course_root=ROOT, assignment="clustering", students=None, progress=True, log=print):
+    """Autograde the collected submissions and record every student's status.
+
+    Parameters
+    ----------
+    course_root : path-like
+        The course folder (gradebook.db, source/, submitted/).
+    assignment : str
+        The assignment to grade.
+    students : list of str, optional
+        Only these students (default: everyone with a submission or in the gradebook).
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    list of GradeResult
+        One per student, sorted by id.
+    """
+    from tqdm import tqdm
+
+    ensure_tools_on_path()
+    course_root = Path(course_root)
+    register_assignment(course_root, assignment, log=log)
+    submitted, missing = find_roster(course_root, assignment, students)
+    api = nbgrader_api(course_root)
+    results = []
+    with warnings.catch_warnings():
+        # nbgrader's own session handling trips SQLAlchemy's autoflush warning; it is harmless noise.
+        warnings.simplefilter("ignore", SAWarning)
+        for student in tqdm(submitted, desc=f"grading {assignment}", unit="submission", disable=not progress):
+            results.append(grade_student(api, course_root, assignment, student))
+    best = max_score(course_root, assignment)
+    results += [GradeResult(student, NOT_SUBMITTED, None, best, "no submission found") for student in missing]
+    results.sort(key=lambda r: r.student)
+    save_results(status_path(course_root, assignment), results)
+    log(summary_table(results))
+    return results

@@ -1,0 +1,656 @@
+"""The report step: ``grades.csv`` for the LMS and a class report for TAs.
+
+``write_report(course_root, assignment)`` reads nbgrader's gradebook (the one
+source of truth for points) and the grade step's results, and writes to
+``reports/<assignment>/``:
+
+``grades.csv``
+    One row per student, sorted by id, with the columns::
+
+        student_id, status, <grade_id (points)> ..., total, max_score, reason
+
+    The question columns follow the master notebook's order. Students who were
+    not graded ("not submitted", "failed to grade") have blank question cells
+    and a blank total (never 0: a blank must not look like a score), and the
+    ``reason`` column says why. A graded student whose written answers still
+    await a human grader keeps the provisional total, and ``reason`` names the
+    pending cells. UTF-8 without a byte-order mark, comma separated, CRLF line
+    ends (RFC 4180), numbers without needless decimals (``2``, ``1.5``).
+
+    Importing into an LMS: map ``student_id`` to the LMS's student identifier
+    and ``total`` to the grade item; ignore the other columns. In Moodle's
+    "Import grades from CSV" choose comma as separator and UTF-8, map
+    ``student_id`` to the user field holding the nbgrader ids (e.g. ID number)
+    and ``total`` to the assignment's grade item. Canvas's gradebook import
+    expects Canvas's own layout (its exported gradebook CSV) and treats unknown
+    columns as new assignments, so copy ``total`` into the assignment's column
+    of a Canvas export, matched on ``student_id``, rather than uploading this
+    file as it is.
+
+``class_report.html``
+    One self-contained page (inline CSS, plots as base64 PNG, no scripts, no
+    external resources): counts per status, the score histogram, the pass rate
+    per question, the mean per part, the hardest tests, and the students who
+    could not be graded, with reasons.
+
+Both files depend only on the gradebook and the results: the same data gives
+the same bytes (the date shown is when ``gradebook.db`` last changed, never the
+current time). The gradebook itself is never written: it is read from a private
+snapshot.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import math
+import os
+import re
+import sqlite3
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import matplotlib.style
+import nbformat
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator, PercentFormatter
+from nbgrader.api import Gradebook, MissingEntry
+
+from . import notebooks
+from .results import FAILED, GRADED, NOT_SUBMITTED, STATUSES, load_results, status_path
+
+GRADES_CSV = "grades.csv"
+CLASS_REPORT = "class_report.html"
+
+#: A level-1 heading that opens a part, e.g. "# Part 1. The $k$-means algorithm" -> "Part 1".
+PART_HEADING = re.compile(r"^#[ \t]+(Part[ \t]+[^\s.:]+)", re.MULTILINE)
+#: The part of the cells before the first part heading (name, ID, setup).
+FIRST_PART = "Part 0"
+
+#: Fixed resolution and no "Software" tag: the PNG bytes depend on the data only.
+PLOT_DPI = 100
+PNG_METADATA = {"Software": None}
+AUTOGRADED_COLOUR, WRITTEN_COLOUR = "#1f77b4", "#ff7f0e"
+
+DEFAULT_REASONS = {
+    NOT_SUBMITTED: "no submission was found",
+    FAILED: "grading failed (no reason was recorded)",
+}
+#: Spreadsheets run a cell starting with one of these as a formula (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+CSS = """
+body { font-family: sans-serif; max-width: 60em; margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.4; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; margin: 0.5em 0; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
+th { background: #f2f2f2; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+img { max-width: 100%; height: auto; display: block; }
+.note { color: #555; font-size: 0.95em; }
+""".strip()
+
+
+class ReportError(Exception):
+    """The report cannot be written from this gradebook, master or results; nothing was written."""
+
+
+@dataclass(frozen=True)
+class Question:
+    """A graded cell of the master notebook: one column of ``grades.csv``."""
+
+    grade_id: str
+    part: str
+    points: float
+    autograded: bool  # a test cell; otherwise a written or hand-graded answer
+
+
+@dataclass(frozen=True)
+class StudentRow:
+    """One student's line: per-question points and total from the gradebook, or why there are none."""
+
+    student: str
+    status: str
+    scores: dict | None  # grade_id -> points; None unless graded
+    total: float | None
+    reason: str
+    pending: tuple = ()  # grade_ids still awaiting a human grader
+
+
+@dataclass(frozen=True)
+class Gradesheet:
+    """Everything both outputs are made from, read once."""
+
+    assignment: str
+    questions: tuple
+    rows: tuple
+    max_score: float
+    data_date: str
+
+    @property
+    def graded(self):
+        return [row for row in self.rows if row.status == GRADED]
+
+
+# --- Reading the master notebook ---------------------------------------------------
+
+
+def is_scored(cell):
+    """A cell with points in the gradebook: a grade cell or a task."""
+    meta = notebooks.nbgrader_meta(cell)
+    return bool(meta.get("grade") or meta.get("task"))
+
+
+def questions_in_order(nb):
+    """The scored cells of ``nb`` in notebook order, each with its part.
+
+    A cell belongs to the latest level-1 heading starting with "# Part" before
+    it (or in it); cells before any such heading belong to "Part 0".
+
+    Parameters
+    ----------
+    nb : nbformat.NotebookNode
+        The master notebook.
+
+    Returns
+    -------
+    list of Question
+    """
+    part, questions = FIRST_PART, []
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            headings = PART_HEADING.findall(cell.source)
+            if headings:
+                part = re.sub(r"\s+", " ", headings[-1])
+        if is_scored(cell):
+            questions.append(Question(
+                grade_id=notebooks.grade_id(cell),
+                part=part,
+                points=float(notebooks.nbgrader_meta(cell).get("points", 0)),
+                autograded=notebooks.is_test_cell(cell),
+            ))
+    return questions
+
+
+def read_master(course_root, assignment):
+    """Read ``source/<assignment>/<assignment>.ipynb`` of ``course_root``.
+
+    Returns
+    -------
+    (pathlib.Path, nbformat.NotebookNode)
+    """
+    path = Path(course_root) / "source" / assignment / f"{assignment}.ipynb"
+    if not path.is_file():
+        raise ReportError(f"{path}: the master notebook is missing; the report takes the questions' order and parts from it")
+    return path, nbformat.read(path, as_version=4)
+
+
+# --- Reading the gradebook ------------------------------------------------------------
+
+
+def gradebook_date(db_path):
+    """When the gradebook last changed, in UTC to the minute: the date of the data."""
+    changed = datetime.fromtimestamp(Path(db_path).stat().st_mtime, tz=timezone.utc)
+    return changed.strftime("%Y-%m-%d %H:%M UTC")
+
+
+@contextmanager
+def gradebook_snapshot(db_path):
+    """Open a private copy of the gradebook.
+
+    nbgrader's ``Gradebook`` may write when it opens a database (it registers
+    its course id if that is new), and the grade step may be writing at the
+    same moment; SQLite's backup API gives a consistent copy, and the report
+    never touches the original.
+
+    Yields
+    ------
+    nbgrader.api.Gradebook
+    """
+    db_path = Path(db_path)
+    if not db_path.is_file():
+        raise ReportError(f"{db_path}: no gradebook; run the grade step first")
+    with tempfile.TemporaryDirectory(prefix="coursekit-report-") as scratch:
+        copy = Path(scratch) / "gradebook.db"
+        source = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
+        target = sqlite3.connect(copy)
+        try:
+            source.backup(target)
+        except sqlite3.DatabaseError as error:
+            raise ReportError(f"{db_path}: cannot read the gradebook: {error}") from error
+        finally:
+            source.close()
+            target.close()
+        with Gradebook(f"sqlite:///{copy}") as gradebook:
+            yield gradebook
+
+
+def gradebook_questions(gradebook, assignment, db_path):
+    """{grade_id: max points} of the assignment's notebook in the gradebook.
+
+    Raises
+    ------
+    ReportError
+        When the assignment is unknown or has notebooks other than ``<assignment>.ipynb``.
+    """
+    try:
+        stored = gradebook.find_assignment(assignment)
+    except MissingEntry:
+        raise ReportError(f"{db_path}: no assignment {assignment!r} in the gradebook; run the grade step first") from None
+    names = sorted(nb.name for nb in stored.notebooks)
+    if names != [assignment]:
+        raise ReportError(f"{db_path}: assignment {assignment!r} has notebooks {names}; the report handles one, {assignment}.ipynb")
+    notebook = gradebook.find_notebook(assignment, assignment)
+    return {cell.name: float(cell.max_score) for cell in [*notebook.grade_cells, *notebook.task_cells]}
+
+
+def check_master_matches_gradebook(questions, stored, master_path, db_path):
+    """Refuse a master whose graded cells or points differ from what was graded."""
+    in_master = {q.grade_id: q.points for q in questions}
+    if in_master == stored:
+        return
+    problems = [f"{gid} is only in the master" for gid in sorted(in_master.keys() - stored.keys())]
+    problems += [f"{gid} is only in the gradebook" for gid in sorted(stored.keys() - in_master.keys())]
+    problems += [
+        f"{gid} has {in_master[gid]:g} points in the master, {stored[gid]:g} in the gradebook"
+        for gid in sorted(in_master.keys() & stored.keys()) if in_master[gid] != stored[gid]
+    ]
+    raise ReportError(
+        f"{master_path} does not match {db_path} (was the master edited after grading? regrade first):\n  "
+        + "\n  ".join(problems)
+    )
+
+
+def pending_manual_grades(grades):
+    """Names of the cells a human still has to grade (nbgrader counts them as 0 meanwhile)."""
+    return sorted(g.name for g in grades if g.needs_manual_grade and g.manual_score is None)
+
+
+def graded_row(gradebook, assignment, result, db_path):
+    """The row of a graded student: every cell's ``Grade.score`` and the submission's score.
+
+    ``Grade.score`` is nbgrader's: the manual score if a grader set one, else
+    the autograder's, plus any extra credit.
+    """
+    try:
+        submission = gradebook.find_submission(assignment, result.student)
+        notebook = gradebook.find_submission_notebook(assignment, assignment, result.student)
+    except MissingEntry:
+        raise ReportError(
+            f"{db_path}: no graded submission of {assignment!r} by {result.student!r}, "
+            "though the grading results say 'graded'; rerun the grade step"
+        ) from None
+    pending = pending_manual_grades(notebook.grades)
+    reason = f"awaiting manual grading: {', '.join(pending)}" if pending else ""
+    scores = {grade.name: float(grade.score) for grade in notebook.grades}
+    return StudentRow(result.student, GRADED, scores, float(submission.score), reason, tuple(pending))
+
+
+def ungraded_row(result):
+    """The row of a student without scores: blanks, and the reason."""
+    return StudentRow(result.student, result.status, None, None, result.reason or DEFAULT_REASONS[result.status])
+
+
+def check_results(results):
+    """Refuse results that list a student twice (GradeResult itself checks the status)."""
+    seen = set()
+    for result in results:
+        if result.student in seen:
+            raise ReportError(f"grading results: student {result.student!r} appears more than once")
+        seen.add(result.student)
+
+
+def read_gradesheet(course_root, assignment, results):
+    """Read the master, the gradebook and the results into one :class:`Gradesheet`.
+
+    Parameters
+    ----------
+    course_root : path-like
+        The course folder holding ``gradebook.db`` and ``source/<assignment>/``.
+    assignment : str
+        The assignment (and notebook) name.
+    results : list of coursekit.results.GradeResult
+        One per student to report.
+
+    Returns
+    -------
+    Gradesheet
+    """
+    check_results(results)
+    master_path, master = read_master(course_root, assignment)
+    questions = questions_in_order(master)
+    db_path = Path(course_root) / "gradebook.db"
+    with gradebook_snapshot(db_path) as gradebook:
+        check_master_matches_gradebook(questions, gradebook_questions(gradebook, assignment, db_path), master_path, db_path)
+        max_score = float(gradebook.find_assignment(assignment).max_score)
+        rows = [
+            graded_row(gradebook, assignment, result, db_path) if result.status == GRADED else ungraded_row(result)
+            for result in sorted(results, key=lambda r: r.student)
+        ]
+    return Gradesheet(assignment, tuple(questions), tuple(rows), max_score, gradebook_date(db_path))
+
+
+# --- grades.csv -----------------------------------------------------------------------
+
+
+def format_number(value, ndigits=6):
+    """A number as a person writes it: 2 not 2.0, 1.5 as is, float noise rounded away; None -> ""."""
+    if value is None:
+        return ""
+    value = round(float(value), ndigits) + 0.0  # + 0.0 turns -0.0 into 0.0
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def spreadsheet_safe(text):
+    """Free text that a spreadsheet will not run as a formula when the CSV is opened."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def csv_header(questions):
+    return ["student_id", "status", *(f"{q.grade_id} ({format_number(q.points)})" for q in questions),
+            "total", "max_score", "reason"]
+
+
+def csv_row(row, questions, max_score):
+    scores = row.scores or {}
+    return [row.student, row.status, *(format_number(scores.get(q.grade_id)) for q in questions),
+            format_number(row.total), format_number(max_score), spreadsheet_safe(row.reason)]
+
+
+def grades_csv_text(sheet):
+    """The contents of ``grades.csv`` (see the module docstring)."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)  # excel dialect: commas, minimal quoting, CRLF
+    writer.writerow(csv_header(sheet.questions))
+    writer.writerows(csv_row(row, sheet.questions, sheet.max_score) for row in sheet.rows)
+    return buffer.getvalue()
+
+
+# --- Statistics -------------------------------------------------------------------------
+
+
+def full_marks(score, points):
+    return score >= points
+
+
+def question_rate(question, graded):
+    """Autograded test: share of graded students with full points. Otherwise: mean share of points."""
+    if question.autograded:
+        return sum(full_marks(row.scores[question.grade_id], question.points) for row in graded) / len(graded)
+    return float(np.mean([row.scores[question.grade_id] / question.points for row in graded]))
+
+
+def parts_in_order(questions):
+    """{part: points of the part}, parts in notebook order."""
+    parts = {}
+    for question in questions:
+        parts[question.part] = parts.get(question.part, 0.0) + question.points
+    return parts
+
+
+def part_means(sheet):
+    """{part: mean over graded students of the part's score as a share of its points}."""
+    means = {}
+    for part, points in parts_in_order(sheet.questions).items():
+        ids = [q.grade_id for q in sheet.questions if q.part == part]
+        means[part] = float(np.mean([sum(row.scores[i] for i in ids) / points for row in sheet.graded]))
+    return means
+
+
+def hardest_tests(sheet):
+    """The autograded tests, lowest pass rate first, ties in notebook order.
+
+    Returns
+    -------
+    list of (Question, pass rate, number of students who lost points)
+    """
+    graded = sheet.graded
+    table = []
+    for index, question in enumerate(sheet.questions):
+        if question.autograded:
+            passed = sum(full_marks(row.scores[question.grade_id], question.points) for row in graded)
+            # Sorting on the count (not the float rate) keeps ties exact.
+            table.append((passed, index, question, passed / len(graded), len(graded) - passed))
+    return [(question, rate, lost) for _, _, question, rate, lost in sorted(table, key=lambda t: t[:2])]
+
+
+# --- Plots ------------------------------------------------------------------------------
+
+
+def png_bytes(fig):
+    """Render ``fig`` with Agg to PNG bytes that depend only on its content."""
+    FigureCanvasAgg(fig)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=PLOT_DPI, metadata=PNG_METADATA)
+    return buffer.getvalue()
+
+
+def histogram_edges(max_score):
+    """Bins centred on the scores: half a point wide up to 30 points (so 6.5 is not drawn as 7), wider beyond."""
+    width = 0.5 if max_score <= 30 else math.ceil(max_score / 30)
+    return np.arange(-width / 2, max_score + width, width)
+
+
+def score_histogram_figure(sheet):
+    totals = [row.total for row in sheet.graded]
+    fig = Figure(figsize=(7, 3.2))
+    ax = fig.add_subplot()
+    ax.hist(totals, bins=histogram_edges(sheet.max_score), color=AUTOGRADED_COLOUR, edgecolor="white")
+    ax.set_xlim(-0.5, sheet.max_score + 0.5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(f"total score (of {format_number(sheet.max_score)}; autograded + manual)")
+    ax.set_ylabel("students")
+    ax.set_title(f"Score distribution of the {len(totals)} graded students")
+    fig.tight_layout()
+    return fig
+
+
+def pass_rate_figure(sheet):
+    questions = sheet.questions
+    rates = [question_rate(q, sheet.graded) for q in questions]
+    fig = Figure(figsize=(7, 1.2 + 0.28 * len(questions)))
+    ax = fig.add_subplot()
+    colours = [AUTOGRADED_COLOUR if q.autograded else WRITTEN_COLOUR for q in questions]
+    ax.barh(range(len(questions)), rates, color=colours)
+    ax.set_yticks(range(len(questions)), [f"{q.grade_id} ({q.part})" for q in questions])
+    ax.invert_yaxis()  # notebook order from the top
+    ax.set_xlim(0, 1)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.legend(
+        [Line2D([], [], color=c, linewidth=8) for c in (AUTOGRADED_COLOUR, WRITTEN_COLOUR)],
+        ["test: share of students with full points", "written/manual: mean share of points"],
+        loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False, fontsize="small",
+    )
+    fig.tight_layout()
+    return fig
+
+
+def part_means_figure(sheet):
+    means = part_means(sheet)
+    fig = Figure(figsize=(7, 3))
+    ax = fig.add_subplot()
+    bars = ax.bar(list(means), list(means.values()), color=AUTOGRADED_COLOUR)
+    ax.bar_label(bars, labels=[f"{100 * m:.0f}%" for m in means.values()])
+    ax.set_ylim(0, 1.1)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_ylabel("mean share of the part's points")
+    fig.tight_layout()
+    return fig
+
+
+def plot_images(sheet):
+    """[(title, PNG bytes)] of the three plots; empty when nobody was graded."""
+    if not sheet.graded:
+        return []
+    makers = [("Score histogram", score_histogram_figure), ("Pass rate per question", pass_rate_figure),
+              ("Mean per part", part_means_figure)]
+    # The default style, whatever the user's matplotlibrc says, so every machine draws the same.
+    with matplotlib.style.context("default"):
+        # Bare Figure objects (no pyplot): nothing is registered globally, so nothing stays open.
+        return [(title, png_bytes(make(sheet))) for title, make in makers]
+
+
+# --- class_report.html -------------------------------------------------------------------
+
+
+def esc(value):
+    return html.escape(str(value), quote=True)
+
+
+def html_table(header, rows, numeric=()):
+    """A table; ``numeric`` are the column indices to right-align. Every value is escaped."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="num">{esc(v)}</td>' if i in numeric else f"<td>{esc(v)}</td>"
+                         for i, v in enumerate(row)) + "</tr>\n"
+        for row in rows
+    )
+    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>"
+
+
+def html_image(title, png):
+    data = base64.b64encode(png).decode("ascii")
+    return f'<h2>{esc(title)}</h2>\n<img src="data:image/png;base64,{data}" alt="{esc(title)}">'
+
+
+def percent(share):
+    return f"{100 * share:.0f}%"
+
+
+def summary_section(sheet):
+    counts = [(status, sum(row.status == status for row in sheet.rows)) for status in STATUSES]
+    lines = [
+        f"<p>Gradebook last changed: {esc(sheet.data_date)}. "
+        f"{len(sheet.rows)} students, {format_number(sheet.max_score)} points available.</p>",
+        html_table(["status", "students"], counts, numeric=(1,)),
+    ]
+    graded = sheet.graded
+    if graded:
+        totals = [row.total for row in graded]
+        lines.append(
+            f"<p>Graded students' totals: mean {format_number(np.mean(totals), 2)}, "
+            f"median {format_number(np.median(totals), 2)}, lowest {format_number(min(totals))}, "
+            f"highest {format_number(max(totals))}.</p>"
+        )
+    pending = sum(bool(row.pending) for row in graded)
+    if pending:
+        lines.append(
+            f'<p class="note">Graded students with answers awaiting manual grading: {pending}. '
+            "Those answers count as 0 here and in grades.csv until a grader scores them.</p>"
+        )
+    return "\n".join(lines)
+
+
+def parts_section(sheet):
+    means = part_means(sheet)
+    rows = [(part, format_number(points), percent(means[part])) for part, points in parts_in_order(sheet.questions).items()]
+    return html_table(["part", "points", "mean share of points"], rows, numeric=(1, 2))
+
+
+def hardest_tests_section(sheet):
+    rows = [
+        (q.grade_id, q.part, format_number(q.points), percent(rate), f"{lost} of {len(sheet.graded)}")
+        for q, rate, lost in hardest_tests(sheet)
+    ]
+    return (
+        "<h2>Hardest tests</h2>\n"
+        '<p class="note">Autograded test cells, lowest pass rate (full points) first; ties in notebook order.</p>\n'
+        + html_table(["test", "part", "points", "pass rate", "students who lost points"], rows, numeric=(2, 3))
+    )
+
+
+def not_graded_section(sheet):
+    rows = [(row.student, row.status, row.reason) for row in sheet.rows if row.status != GRADED]
+    body = html_table(["student", "status", "reason"], rows) if rows else "<p>Every student was graded.</p>"
+    return "<h2>Students who could not be graded</h2>\n" + body
+
+
+def class_report_html(sheet, images):
+    """The whole page, from the gradesheet and the ``plot_images`` PNGs."""
+    title = f"Class report: {sheet.assignment}"
+    sections = [f"<h1>{esc(title)}</h1>", summary_section(sheet)]
+    if images:
+        (hist_title, hist), (rate_title, rates), (part_title, parts) = images
+        sections += [
+            html_image(hist_title, hist),
+            html_image(rate_title, rates),
+            '<p class="note">Tests: the share of graded students with full points. '
+            "Written or hand-graded answers: the mean share of the points.</p>",
+            html_image(part_title, parts),
+            parts_section(sheet),
+            hardest_tests_section(sheet),
+        ]
+    else:
+        sections.append("<p>No student was graded, so there are no plots or statistics.</p>")
+    sections.append(not_graded_section(sheet))
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{esc(title)}</title>\n<style>\n{CSS}\n</style>\n</head>\n<body>\n"
+        + "\n".join(sections)
+        + "\n</body>\n</html>\n"
+    )
+
+
+# --- The step ------------------------------------------------------------------------------
+
+
+def write_atomically(path, text):
+    """Write ``text`` as UTF-8 through a temporary file, so a reader never sees half a file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".part")
+    with open(tmp, "w", encoding="utf-8", newline="") as file:
+        file.write(text)
+    os.replace(tmp, path)
+
+
+def write_report(course_root, assignment="clustering", results=None, out_dir=None, log=print):
+    """Write ``grades.csv`` and ``class_report.html`` for one assignment.
+
+    Parameters
+    ----------
+    course_root : path-like
+        The course folder with ``gradebook.db`` and ``source/<assignment>/<assignment>.ipynb``.
+    assignment : str
+        The assignment (and master notebook) name.
+    results : list of coursekit.results.GradeResult, optional
+        The students to report; default: the grade step's
+        ``reports/<assignment>/grading_status.json``.
+    out_dir : path-like, optional
+        Where to write; default ``course_root/reports/<assignment>/``.
+    log : callable
+        Receives one line per file written.
+
+    Returns
+    -------
+    dict
+        ``{"grades_csv": Path, "class_report": Path}``.
+
+    Raises
+    ------
+    ReportError
+        When the gradebook, the master or the results are missing or disagree;
+        nothing is written then.
+    """
+    course_root = Path(course_root)
+    if results is None:
+        results = load_results(status_path(course_root, assignment))
+    out_dir = Path(out_dir) if out_dir is not None else course_root / "reports" / assignment
+    sheet = read_gradesheet(course_root, assignment, results)
+    csv_text = grades_csv_text(sheet)
+    page = class_report_html(sheet, plot_images(sheet))
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"grades_csv": out_dir / GRADES_CSV, "class_report": out_dir / CLASS_REPORT}
+    write_atomically(paths["grades_csv"], csv_text)
+    write_atomically(paths["class_report"], page)
+    log(f"wrote {paths['grades_csv']} ({len(sheet.rows)} students, {len(sheet.graded)} graded)")
+    log(f"wrote {paths['class_report']}")
+    return paths

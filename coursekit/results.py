@@ -1,0 +1,73 @@
+"""What grading found for each student, shared by the grade, feedback and report steps.
+
+The grade step writes ``reports/<assignment>/grading_status.json``; feedback and
+report read it, so a TA can rerun them without regrading. Scores themselves
+live in nbgrader's gradebook, the single source of truth for points.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+GRADED = "graded"
+FAILED = "failed to grade"
+NOT_SUBMITTED = "not submitted"
+STATUSES = (GRADED, FAILED, NOT_SUBMITTED)
+
+
+@dataclass(frozen=True)
+class GradeResult:
+    """The outcome of grading one student's submission.
+
+    Attributes
+    ----------
+    student : str
+        The nbgrader student id.
+    status : str
+        One of ``"graded"``, ``"failed to grade"`` or ``"not submitted"``.
+    score : float or None
+        Points from the gradebook (autograded and any manual grades); None
+        unless graded.
+    max_score : float
+        Points available.
+    reason : str
+        Why grading failed, in words for a person ("" otherwise).
+    notes : list of str
+        Things the grader did that the student should know (e.g. a restored
+        cell, a cell stopped by the time limit).
+    """
+
+    student: str
+    status: str
+    score: float | None = None
+    max_score: float = 0.0
+    reason: str = ""
+    notes: list = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}; got {self.status!r}")
+
+
+def status_path(course_root, assignment):
+    return Path(course_root) / "reports" / assignment / "grading_status.json"
+
+
+def save_results(path, results):
+    """Write results as JSON (atomically), sorted by student id."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps([asdict(r) for r in sorted(results, key=lambda r: r.student)], indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def load_results(path):
+    """Read results written by :func:`save_results`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no grading results yet; run the grade step first")
+    return [GradeResult(**entry) for entry in json.loads(path.read_text())]
