@@ -467,7 +467,7 @@ def pass_rate_figure(sheet):
     ax.legend(
         [Line2D([], [], color=c, linewidth=8) for c in (AUTOGRADED_COLOUR, WRITTEN_COLOUR)],
         ["test: share of students with full points", "written/manual: mean share of points"],
-        loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False, fontsize="small",
+        loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=1, frameon=False, fontsize="small",
     )
     fig.tight_layout()
     return fig

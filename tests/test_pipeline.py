@@ -1,0 +1,144 @@
+"""The whole job end to end on the real assignment: the demo class.
+
+One module-scoped run of collect -> grade -> feedback -> report on five
+made-up students (perfect, blank, partial and late, Colab-saved, broken),
+then checks of what each role gets, and of formgrader's API on the result.
+"""
+
+import csv
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbgrader.api import Gradebook
+
+from coursekit import cli, demo, feedback
+from coursekit.results import FAILED, GRADED, GradeResult
+
+pytestmark = pytest.mark.slow
+
+EXPECTED = {
+    "20260001": (GRADED, 23),  # perfect
+    "20260002": (GRADED, 1),  # blank: only NAME and STUDENT_ID
+    "20260003": (GRADED, 5),  # Part 0 + assign + update; J_clust summed breaks objective and kmeans
+    "20260004": (GRADED, 23),  # saved from Colab under "Copy of clustering.ipynb"
+    "20260005": (FAILED, None),  # cut-off JSON
+}
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo") / "course"
+    outcome = demo.run_demo(root, build_first=False, log=lambda message: None)
+    return root, outcome
+
+
+def test_every_student_gets_the_expected_status_and_score(demo_run):
+    _, outcome = demo_run
+    got = {r.student: (r.status, r.score) for r in outcome["results"]}
+    assert got == EXPECTED
+    broken = next(r for r in outcome["results"] if r.status == FAILED)
+    assert broken.reason == "not a readable notebook (invalid JSON)"
+
+
+def test_the_late_submission_is_marked_late_for_nbgrader(demo_run):
+    root, _ = demo_run
+    stamp = (root / "submitted" / "20260003" / "clustering" / "timestamp.txt").read_text()
+    assert stamp.startswith("2026-11-03 12:00:00")
+
+
+def test_feedback_for_each_graded_student_without_hidden_tests(demo_run):
+    root, outcome = demo_run
+    master = nbformat.read(root / "source" / "clustering" / "clustering.ipynb", as_version=4)
+    secrets = feedback.secret_lines(master)
+    assert len(secrets) > 50, "the leak scan must know the hidden-test lines"
+    assert sorted(outcome["feedback"]) == ["20260001", "20260002", "20260003", "20260004"]
+    for student, page in outcome["feedback"].items():
+        text = page.read_text(encoding="utf-8")
+        assert feedback.leaked_lines(text, secrets) == [], student
+        assert "BEGIN HIDDEN TESTS" not in text and "_hidden_test_" not in text.replace("in _hidden_test_", "")
+        assert "Hidden tests ran here" in text
+    partial = outcome["feedback"]["20260003"].read_text(encoding="utf-8")
+    # The result of a failed hidden test is kept: the assertion message and the points.
+    assert "final J_clust differs from the reference run" in partial
+    assert re.search(r"Score:\s*0(\.0)?\s*/\s*3(\.0)?", partial)
+    assert "NotImplementedError" in outcome["feedback"]["20260002"].read_text(encoding="utf-8")
+
+
+def test_grades_csv_matches_the_gradebook_and_leaves_failures_blank(demo_run):
+    root, outcome = demo_run
+    with open(outcome["reports"]["grades_csv"], newline="", encoding="utf-8") as handle:
+        rows = {row["student_id"]: row for row in csv.DictReader(handle)}
+    assert set(rows) == set(EXPECTED)
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
+        for student, (status, _) in EXPECTED.items():
+            assert rows[student]["status"] == status
+            if status == GRADED:
+                assert float(rows[student]["total"]) == gradebook.find_submission("clustering", student).score
+    assert rows["20260005"]["total"] == "" and "invalid JSON" in rows["20260005"]["reason"]
+
+
+def test_class_report_has_its_plots(demo_run):
+    _, outcome = demo_run
+    page = outcome["reports"]["class_report"].read_text(encoding="utf-8")
+    assert page.count('<img src="data:image/png;base64,') == 3
+    assert "20260005" in page and "not a readable notebook" in page
+
+
+def test_exit_code_says_when_something_could_not_be_graded(capsys):
+    ok = [GradeResult("a", GRADED, 1.0, 2.0)]
+    assert cli._exit_for(ok) == 0
+    assert cli._exit_for(ok + [GradeResult("b", FAILED, None, 2.0, "kernel died")]) == 2
+    assert "1 submission(s) could not be graded: b" in capsys.readouterr().err
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _get_json(url, token):
+    request = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_formgrader_lists_the_assignment_and_the_submissions(demo_run, tmp_path):
+    root, _ = demo_run
+    port, token = _free_port(), "coursekit-test-token"
+    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+               JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"), JUPYTER_CONFIG_DIR=str(tmp_path / "config"))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "server", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
+         f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}", f"--CourseDirectory.root={root}"],
+        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}/formgrader/api"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assignments = _get_json(f"{base}/assignments", token)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.5)
+        assert [a["name"] for a in assignments] == ["clustering"]
+        assert assignments[0]["max_score"] == 27 and assignments[0]["max_written_score"] == 4
+        submissions = _get_json(f"{base}/submissions/clustering", token)
+        graded = {s["student"] for s in submissions if s["autograded"]}
+        assert {"20260001", "20260002", "20260003", "20260004"} <= graded
+        assert all(s["needs_manual_grade"] for s in submissions if s["student"] == "20260001")
+    finally:
+        server.terminate()
+        server.wait(timeout=20)

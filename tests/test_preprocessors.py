@@ -1,0 +1,42 @@
+"""The course's feedback preprocessor on a hand-made graded cell."""
+
+from nbformat.v4 import new_code_cell, new_output
+
+from coursekit.preprocessors import HideHiddenTests, redact_traceback
+
+RED = "\x1b[0;31m"
+TRACEBACK = [
+    f"{RED}---------------------------------------------------------------------------\x1b[0m",
+    f"{RED}AssertionError\x1b[0m                            Traceback (most recent call last)",
+    "Cell \x1b[0;32mIn[12], line 9\x1b[0m\n      7 def _hidden_test():\n----> 9     assert secret_check(kmeans), 'wrong groups'\n",
+    "Cell \x1b[0;32mIn[11], line 4\x1b[0m, in \x1b[0;36mkmeans\x1b[0;34m(X, k)\x1b[0m\n----> 4     return my_own_code(X)\n",
+    "File /usr/lib/python3/site-packages/numpy/core.py:10, in argmin()\n",
+    f"{RED}AssertionError\x1b[0m: wrong groups",
+]
+
+
+def test_redaction_drops_only_the_test_cells_frames():
+    kept = redact_traceback(TRACEBACK, cell_count=12)
+    text = "\n".join(kept)
+    assert "secret_check" not in text
+    assert "my_own_code" in text and "numpy/core.py" in text
+    assert kept[-1].endswith("wrong groups") and "not shown" in text
+
+
+def test_hide_hidden_tests_keeps_visible_asserts_and_the_result():
+    source = "assert f(1) == 2, 'f(1)'\n### BEGIN HIDDEN TESTS\nassert secret_check(f)\n### END HIDDEN TESTS"
+    cell = new_code_cell(source, execution_count=12)
+    cell.metadata.nbgrader = dict(schema_version=3, grade=True, solution=False, locked=True, grade_id="t", points=2)
+    cell.outputs = [new_output("error", ename="AssertionError", evalue="wrong groups", traceback=TRACEBACK)]
+    cell, _ = HideHiddenTests().preprocess_cell(cell, {}, 0)
+    assert "secret_check" not in cell.source and "assert f(1) == 2" in cell.source
+    assert "Hidden tests ran here" in cell.source
+    assert cell.outputs[0].evalue == "wrong groups"
+    assert not any("secret_check" in frame for frame in cell.outputs[0].traceback)
+
+
+def test_cells_without_hidden_tests_are_untouched():
+    cell = new_code_cell("assert True", execution_count=3)
+    cell.metadata.nbgrader = dict(schema_version=3, grade=True, solution=False, locked=True, grade_id="t", points=1)
+    before = dict(cell)
+    assert HideHiddenTests().preprocess_cell(cell, {}, 0)[0] == before
