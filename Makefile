@@ -8,6 +8,7 @@ PYTEST_ARGS ?=
 
 venv:
 	@tools/ensure_venv.sh
+	@tools/ensure_system_packages.sh
 
 ## demo: the main job on a bundled demo class: build, collect an LMS zip, grade, feedback, report
 demo: venv

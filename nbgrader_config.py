@@ -9,13 +9,15 @@ import os
 import sys
 
 from nbgrader.converters import Autograde, GenerateAssignment, GenerateFeedback
-from nbgrader.preprocessors import ClearSolutions, GetGrades, OverwriteCells
+from nbgrader.preprocessors import ClearSolutions, Execute, GetGrades, OverwriteCells
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 from coursekit.collect import NBGRADER_ZIP_COLLECT_REGEXP  # noqa: E402
+from coursekit.execute import GuardedExecute, StderrIsNotFailure  # noqa: E402
+from coursekit.repair import RepairSubmission  # noqa: E402
 from coursekit.preprocessors import ClearStudentInfo, HideHiddenTests, RestoreLockedCells  # noqa: E402
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
@@ -46,15 +48,31 @@ c.GenerateAssignment.preprocessors = _generate
 # --- Autograding ----------------------------------------------------------------
 # Same as nbgrader's OverwriteCells, without the false checksum warning of
 # jupyter/nbgrader#1961 for test cells that hold hidden tests.
+# Before that, RepairSubmission re-identifies cells whose nbgrader metadata was
+# stripped (Colab) and puts back deleted test and answer cells.
 _sanitize = list(Autograde.class_traits()["sanitize_preprocessors"].default())
 _sanitize[_sanitize.index(OverwriteCells)] = RestoreLockedCells
+_sanitize.insert(0, RepairSubmission)
 c.Autograde.sanitize_preprocessors = _sanitize
 
-# --- Running notebooks ----------------------------------------------------------
-# Seconds one cell may run while autograding (nbgrader's default is 30; the
-# k sweep of Part 3 takes several seconds on the bundled data and up to a
-# minute on the full MNIST on 2 cores).
-c.Execute.timeout = 180
+# Student code runs in a sandboxed kernel with time limits, restarts after a
+# timeout or a dead kernel, seeded tests (coursekit.execute), and warnings on
+# stderr do not fail a test.
+_autograde = list(Autograde.class_traits()["autograde_preprocessors"].default())
+_autograde[_autograde.index(Execute)] = GuardedExecute
+_autograde.insert(_autograde.index(GuardedExecute) + 1, StderrIsNotFailure)
+c.Autograde.autograde_preprocessors = _autograde
+
+# --- Limits while grading ------------------------------------------------------------
+# Seconds one cell may run (nbgrader's default is 30; the k sweep of Part 3
+# takes several seconds on the bundled data and about 15 s on a full-size MNIST).
+c.Execute.timeout = 120
+# Seconds the whole notebook may run; cells after that are not run (and say so).
+c.GuardedExecute.notebook_timeout = 600
+# The sandbox of the kernel (coursekit.sandbox): memory, CPU time, processes.
+c.Sandbox.memory_limit_mb = 3072
+c.Sandbox.cpu_time_limit_s = 1200
+c.Sandbox.max_processes = 256
 
 # --- Feedback ---------------------------------------------------------------------
 # Students see each test's points and error message, never the hidden tests'

@@ -64,7 +64,8 @@ def _exit_for(results):
 def _grade(args):
     from .grade import grade
 
-    return _exit_for(grade(args.root, args.assignment, students=args.students or None))
+    return _exit_for(grade(args.root, args.assignment, students=args.students or None,
+                           allow_unsandboxed=args.allow_unsandboxed))
 
 
 def _feedback(args):
@@ -89,7 +90,7 @@ def _all(args):
     build.build(args.root)
     if args.source:
         collect(args.source, args.root, assignment=args.assignment)
-    results = grade(args.root, args.assignment)
+    results = grade(args.root, args.assignment, allow_unsandboxed=args.allow_unsandboxed)
     generate_feedback(args.root, args.assignment)
     for name, path in write_report(args.root, args.assignment, results=results).items():
         print(f"{name}: {path}")
@@ -104,9 +105,12 @@ def _demo(args):
     run_demo(args.root or DEMO_ROOT)
 
 
-def _course_options(parser, students=False):
+def _course_options(parser, students=False, grading=False):
     parser.add_argument("--root", type=Path, default=ROOT, help="the course folder (default: this repository)")
     parser.add_argument("--assignment", default="clustering")
+    if grading:
+        parser.add_argument("--allow-unsandboxed", action="store_true",
+                            help="grade even where no sandbox can be made (student code then runs as you)")
     if students:
         parser.add_argument("students", nargs="*", help="only these student ids (default: all)")
 
@@ -140,7 +144,7 @@ def build_parser():
     step.set_defaults(run=_collect)
 
     step = steps.add_parser("grade", help="autograde submitted/ (exit 2 when a submission could not be graded)")
-    _course_options(step, students=True)
+    _course_options(step, students=True, grading=True)
     step.set_defaults(run=_grade)
 
     step = steps.add_parser("feedback", help="HTML feedback per graded student, hidden tests removed")
@@ -153,7 +157,7 @@ def build_parser():
 
     step = steps.add_parser("all", help="the whole job: build, [collect SOURCE,] grade, feedback, report")
     step.add_argument("source", type=Path, nargs="?", help="a folder or LMS zip to collect first")
-    _course_options(step)
+    _course_options(step, grading=True)
     step.set_defaults(run=_all)
 
     step = steps.add_parser("demo", help="the whole job on a bundled demo class (in demo-course/)")
@@ -165,11 +169,13 @@ def build_parser():
 def main(argv=None):
     from .collect import CollectError
     from .feedback import FeedbackError
+    from .grade import GradeError
     from .report import ReportError
 
     args = build_parser().parse_args(argv)
     try:
         return args.run(args) or 0
-    except (data.DataError, build.BuildError, CollectError, FeedbackError, ReportError, FileNotFoundError) as exc:
+    except (data.DataError, build.BuildError, CollectError, GradeError, FeedbackError, ReportError,
+            FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

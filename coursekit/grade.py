@@ -32,7 +32,9 @@ from sqlalchemy.exc import SAWarning
 
 from . import build
 from .paths import ROOT
+from .execute import read_incidents
 from .results import FAILED, GRADED, NOT_SUBMITTED, GradeResult, save_results, status_path
+from .sandbox import SandboxUnavailable, check_sandbox
 
 
 def ensure_tools_on_path():
@@ -79,12 +81,14 @@ def find_roster(course_root, assignment, students=None):
     return submitted, missing
 
 
-def nbgrader_api(course_root, config=None):
+def nbgrader_api(course_root, config=None, allow_unsandboxed=False):
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
 
     config = config or build.load_course_config(ROOT)
     config.CourseDirectory.root = str(course_root)
+    if allow_unsandboxed:
+        config.Sandbox.allow_unsandboxed = True
     return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
 
 
@@ -95,10 +99,13 @@ def failure_reason(result):
         (r"(NotJSONError|JSONDecodeError|Notebook does not appear to be JSON)[^\n]*", "not a readable notebook (invalid JSON)"),
         (r"DeadKernelError[^\n]*|Kernel died[^\n]*", "the kernel died while running the notebook"),
         (r"CellTimeoutError[^\n]*|Timeout waiting for execute reply[^\n]*", "a cell ran past the time limit"),
+        (r"does not look like the assignment's notebook[^\n]*", None),
+        (r"SandboxUnavailable: [^\n]*", None),
     ]
     for pattern, reason in patterns:
-        if re.search(pattern, text):
-            return reason
+        match = re.search(pattern, text)
+        if match:
+            return reason or match.group(0)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     errors = [line for line in lines if "Error" in line or "ERROR" in line]
     return (errors[-1] if errors else lines[-1] if lines else "nbgrader failed without a message")[:300]
@@ -125,7 +132,9 @@ def grade_student(api, course_root, assignment, student):
     if not result["success"]:
         return GradeResult(student, FAILED, None, max_score(course_root, assignment), failure_reason(result))
     score, best = read_score(course_root, assignment, student)
-    return GradeResult(student, GRADED, score, best)
+    incidents = read_incidents(Path(course_root) / "autograded" / student / assignment)
+    notes = [f"cell {i['cell']}" + (f" ({i['grade_id']})" if i["grade_id"] else "") + f": {i['what']}" for i in incidents]
+    return GradeResult(student, GRADED, score, best, notes=notes)
 
 
 def summary_table(results):
@@ -133,7 +142,7 @@ def summary_table(results):
     rows = [("student", "score", "max", "status")]
     for r in sorted(results, key=lambda r: r.student):
         score = "" if r.score is None else f"{r.score:g}"
-        status = r.status + (f": {r.reason}" if r.reason else "")
+        status = r.status + (f": {r.reason}" if r.reason else "") + "".join(f"; {note}" for note in r.notes)
         rows.append((r.student, score, f"{r.max_score:g}", status))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths)) + "  " + row[3] for row in rows]
@@ -141,7 +150,26 @@ def summary_table(results):
     return "\n".join(lines)
 
 
-def grade(course_root=ROOT, assignment="clustering", students=None, progress=True, log=print):
+class GradeError(Exception):
+    """Grading cannot start (for example: no sandbox and the risk not accepted)."""
+
+
+def require_sandbox(allow_unsandboxed, log=print):
+    """Refuse to run student code without a sandbox, unless the risk is accepted."""
+    try:
+        check_sandbox()
+    except SandboxUnavailable as reason:
+        if not allow_unsandboxed:
+            raise GradeError(
+                f"cannot sandbox student code: {reason}. Grading refused; rerun with --allow-unsandboxed "
+                "(c.Sandbox.allow_unsandboxed = True) to grade anyway, with student code able to read and "
+                "change the course folder and the gradebook."
+            ) from None
+        log(f"WARNING: grading without a sandbox ({reason}); student code runs with the grader's rights")
+
+
+def grade(course_root=ROOT, assignment="clustering", students=None, progress=True, allow_unsandboxed=False,
+          config=None, log=print):
     """Autograde the collected submissions and record every student's status.
 
     Parameters
@@ -154,6 +182,10 @@ def grade(course_root=ROOT, assignment="clustering", students=None, progress=Tru
         Only these students (default: everyone with a submission or in the gradebook).
     progress : bool
         Show a progress bar.
+    allow_unsandboxed : bool
+        Grade even where no sandbox can be made (the risk is the caller's).
+    config : traitlets.config.Config, optional
+        nbgrader settings (default: ``nbgrader_config.py`` of the repository).
 
     Returns
     -------
@@ -163,10 +195,11 @@ def grade(course_root=ROOT, assignment="clustering", students=None, progress=Tru
     from tqdm import tqdm
 
     ensure_tools_on_path()
+    require_sandbox(allow_unsandboxed, log=log)
     course_root = Path(course_root)
     register_assignment(course_root, assignment, log=log)
     submitted, missing = find_roster(course_root, assignment, students)
-    api = nbgrader_api(course_root)
+    api = nbgrader_api(course_root, config=config, allow_unsandboxed=allow_unsandboxed)
     results = []
     with warnings.catch_warnings():
         # nbgrader's own session handling trips SQLAlchemy's autoflush warning; it is harmless noise.

@@ -1,0 +1,210 @@
+"""Running a student's notebook for grading: limits, restarts, seeds, warnings.
+
+Two nbgrader preprocessors, switched on in ``nbgrader_config.py``
+(``Autograde.autograde_preprocessors``):
+
+- :class:`GuardedExecute` replaces nbgrader's ``Execute``. It runs the kernel in
+  the sandbox (:mod:`coursekit.sandbox`), gives each cell the per-cell time
+  limit (``c.Execute.timeout``) and the whole notebook a wall-clock budget
+  (``c.GuardedExecute.notebook_timeout``). When a cell runs past its limit, the
+  kernel dies (``os._exit``, a memory or CPU limit) or ignores interrupts, it
+  kills the kernel, starts a fresh one, re-runs the cells that had completed,
+  and goes on after the failing cell: the student keeps the credit of every
+  test that does not depend on it. What happened is written to
+  ``grading_incidents.json`` beside the graded notebook and noted in the
+  outputs of the tests that ran afterwards and failed. Before each test cell it
+  seeds Python's and NumPy's global random generators (the kernel also has
+  ``PYTHONHASHSEED=0``), so the same submission always gets the same score,
+  without touching the seeds a student sets inside their own functions.
+- :class:`StderrIsNotFailure` runs after it: nbgrader fails any test cell that
+  wrote to stderr, so a correct solution that merely prints a warning would
+  score 0. It turns stderr text of test cells into ordinary output (marked as
+  such); real errors still fail.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import zlib
+from pathlib import Path
+from time import monotonic
+
+from jupyter_client.manager import AsyncKernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat.v4 import new_output
+from nbgrader import utils
+from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+from traitlets import Bool, Integer, Unicode
+
+from .sandbox import Sandbox, SandboxedKernelManager, SandboxUnavailable, check_sandbox
+
+INCIDENTS_FILE = "grading_incidents.json"
+GRADER_NOTE = "[grader]"
+
+
+class GuardedExecute(Execute):
+    """nbgrader's Execute with a sandbox, a notebook time budget and kernel restarts."""
+
+    notebook_timeout = Integer(900, help="Seconds the whole notebook may run while grading").tag(config=True)
+    max_restarts = Integer(5, help="Fresh kernels started for one notebook before the rest is skipped").tag(config=True)
+    seed_tests = Bool(True, help="Seed random and numpy.random before each test cell").tag(config=True)
+    interrupt_on_timeout = Bool(False, help="Kill rather than interrupt: a loop may ignore SIGINT").tag(config=True)
+    workers = Integer(1, help="Grading workers running at the same time (sets BLAS threads)").tag(config=True)
+    incidents_file = Unicode(INCIDENTS_FILE).tag(config=True)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        sandbox = Sandbox(parent=self)
+        if sandbox.enabled:
+            try:
+                check_sandbox()
+            except SandboxUnavailable as reason:
+                if not sandbox.allow_unsandboxed:
+                    raise SandboxUnavailable(
+                        f"{reason}. Refusing to run student code unsandboxed; set "
+                        "c.Sandbox.allow_unsandboxed = True (or pass --allow-unsandboxed) to accept the risk."
+                    ) from None
+                self.log.warning("grading WITHOUT a sandbox: %s", reason)
+                sandbox.enabled = False
+        self.kernel_manager_class = SandboxedKernelManager if sandbox.enabled else AsyncKernelManager
+
+    # -- the loop --------------------------------------------------------------
+    def preprocess(self, nb, resources=None, km=None):
+        NotebookClient.__init__(self, nb, km)
+        self.reset_execution_trackers()
+        self._check_assign_resources(resources)
+        self._cell_timeout = self.timeout
+        self._deadline = monotonic() + self.notebook_timeout
+        self.incidents = []
+        workdir = Path((resources or {}).get("metadata", {}).get("path") or ".")
+        (workdir / self.incidents_file).unlink(missing_ok=True)
+        completed, start, restarts = [], 0, 0
+        while start < len(self.nb.cells):
+            if restarts > self.max_restarts:
+                self._skip_rest(start, f"not run: the kernel had to be restarted {self.max_restarts} times")
+                break
+            start = self._run_kernel_from(start, completed, resources)
+            restarts += 1
+        self.timeout = self._cell_timeout
+        self.set_widgets_metadata()
+        (workdir / self.incidents_file).write_text(json.dumps(self.incidents, indent=2) + "\n")
+        return self.nb, self.resources
+
+    def _run_kernel_from(self, start, completed, resources):
+        """Run cells from ``start`` in a fresh kernel; return where to go on."""
+        with self.setup_kernel():
+            info = self.wait_for_reply(self.kc.kernel_info())
+            self.nb.metadata["language_info"] = info["content"]["language_info"]
+            if start > 0 and not self._replay(completed):
+                return start
+            for index in range(start, len(self.nb.cells)):
+                cell = self.nb.cells[index]
+                if self._remaining() <= 0:
+                    self._skip_rest(index, f"not run: the notebook's time limit of {self.notebook_timeout} s was used up")
+                    return len(self.nb.cells)
+                try:
+                    self._run_cell(cell, index, resources)
+                except (CellTimeoutError, DeadKernelError, RuntimeError) as error:
+                    self._stopped(cell, index, error)
+                    return index + 1
+                if cell.cell_type == "code":
+                    completed.append(index)
+        return len(self.nb.cells)
+
+    def _run_cell(self, cell, index, resources):
+        self.timeout = max(1, int(min(self._cell_timeout or self.notebook_timeout, self._remaining())))
+        if cell.cell_type == "code" and utils.is_grade(cell):
+            if self.seed_tests:
+                self._seed(utils.to_bytes(cell.metadata.nbgrader.get("grade_id", str(index))))
+            if self.incidents:
+                self._note_after_restart(cell)
+        self.preprocess_cell(cell, resources, index)
+
+    def _replay(self, completed):
+        """Re-run the completed cells in the fresh kernel; their outputs stay as first recorded."""
+        for index in completed:
+            if self._remaining() <= 0:
+                return False
+            self.timeout = max(1, int(min(self._cell_timeout or self.notebook_timeout, self._remaining())))
+            try:
+                self.execute_cell(copy.deepcopy(self.nb.cells[index]), index, store_history=False)
+            except (CellTimeoutError, DeadKernelError, RuntimeError) as error:
+                completed.remove(index)
+                self._incident(index, "could not be re-run after a restart", error)
+                return False
+        return True
+
+    # -- bookkeeping -----------------------------------------------------------
+    def _remaining(self):
+        return self._deadline - monotonic()
+
+    def _seed(self, key):
+        seed = zlib.crc32(key) % (2**32 - 1)
+        code = f"import random as _r, numpy as _n; _r.seed({seed}); _n.random.seed({seed}); del _r, _n"
+        self.wait_for_reply(self.kc.execute(code, silent=True, store_history=False))
+
+    def _incident(self, index, what, error=None):
+        cell = self.nb.cells[index]
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        detail = f"{type(error).__name__}: {error}".strip() if error is not None else ""
+        self.incidents.append({"cell": index, "grade_id": grade_id, "what": what, "detail": detail[:300]})
+
+    def _stopped(self, cell, index, error):
+        cell.metadata.pop("coursekit_after_restart", None)
+        if isinstance(error, CellTimeoutError):
+            what = f"stopped: ran past the time limit of {self.timeout} s"
+        elif isinstance(error, DeadKernelError) or "died" in str(error).lower():
+            what = "stopped: the kernel died (os._exit, a crash, or the memory/CPU limit)"
+        else:
+            what = f"stopped: {error}"
+        self._incident(index, what, error)
+        cell.outputs = [o for o in cell.get("outputs", []) if o.get("output_type") != "error"]
+        cell.outputs.append(new_output(
+            "error", ename="GradingStopped", evalue=f"{what}; a fresh kernel ran the rest of the notebook",
+            traceback=[f"GradingStopped: {what}; a fresh kernel ran the rest of the notebook"],
+        ))
+
+    def _skip_rest(self, start, reason):
+        for index in range(start, len(self.nb.cells)):
+            cell = self.nb.cells[index]
+            if cell.cell_type == "code" and cell.source.strip():
+                cell.outputs = [new_output("error", ename="GradingStopped", evalue=reason, traceback=[f"GradingStopped: {reason}"])]
+        self._incident(start, reason)
+
+    def _note_after_restart(self, cell):
+        last = self.incidents[-1]
+        where = f"cell {last['cell']}" + (f" ({last['grade_id']})" if last["grade_id"] else "")
+        cell.metadata["coursekit_after_restart"] = f"{GRADER_NOTE} this test ran after {where} was {last['what']}"
+
+    def on_cell_executed(self, **kwargs):
+        super().on_cell_executed(**kwargs)
+        cell = kwargs["cell"]
+        note = cell.metadata.pop("coursekit_after_restart", None)
+        if note and any(o.get("output_type") == "error" for o in cell.outputs):
+            cell.outputs.insert(0, new_output("stream", name="stdout", text=f"{note}; it may have failed because of that.\n"))
+
+
+class StderrIsNotFailure(NbGraderPreprocessor):
+    """Keep stderr text of test cells as ordinary output, so warnings do not cost points."""
+
+    prefix = Unicode("(written to stderr) ", help="Prefix of each converted stderr block").tag(config=True)
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "code" and utils.is_grade(cell):
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                    output["name"] = "stdout"
+                    output["text"] = self.prefix + output.get("text", "")
+        return cell, resources
+
+
+def read_incidents(autograded_dir):
+    """The incidents GuardedExecute recorded for a graded notebook ([] if none)."""
+    path = Path(autograded_dir) / INCIDENTS_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+

@@ -1,0 +1,236 @@
+"""A sandboxed Jupyter kernel for grading student notebooks.
+
+While a submission is graded its kernel runs under bubblewrap (``bwrap``,
+Debian package ``bubblewrap``) and sees only:
+
+- the student's working copy (``autograded/<student>/<assignment>/``), read-write;
+- the system (``/usr``, ``/etc``) and the Python installation, read-only;
+- a private, empty ``/tmp``, and a private folder for the kernel's sockets.
+
+It has no network (its own network namespace), no view of other processes
+(its own PID namespace), and it runs as an unprivileged user (``nobody``)
+under resource limits: address space (memory), CPU time, number of
+processes, file size. The course folder, ``source/``, the gradebook and other
+students' work are simply not there.
+
+:class:`SandboxedKernelManager` is a jupyter_client kernel manager that wraps
+the kernel command in that sandbox; the kernel talks to the grader over the
+``ipc`` transport (Unix sockets in the private folder), which works without
+network. Settings live in ``nbgrader_config.py`` as ``c.Sandbox.*``.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import Bool, Integer, Unicode
+from traitlets.config import Configurable
+
+
+class SandboxUnavailable(RuntimeError):
+    """No sandbox can be made on this machine."""
+
+
+class Sandbox(Configurable):
+    """Limits and switches of the grading sandbox (``c.Sandbox.*``)."""
+
+    enabled = Bool(True, help="Run graded kernels in the bubblewrap sandbox").tag(config=True)
+    allow_unsandboxed = Bool(
+        False,
+        help="Grade without a sandbox when none can be made. Student code then runs as "
+        "the grader, with access to the course folder and the gradebook: only for trusted code.",
+    ).tag(config=True)
+    user = Unicode("nobody", help="Unprivileged user the kernel runs as").tag(config=True)
+    memory_limit_mb = Integer(3072, help="Address-space limit of the kernel (RLIMIT_AS), in MB").tag(config=True)
+    cpu_time_limit_s = Integer(1200, help="CPU-time limit of the kernel (RLIMIT_CPU), in seconds").tag(config=True)
+    max_processes = Integer(
+        256, help="Processes and threads the sandbox user may have (RLIMIT_NPROC); stops fork bombs"
+    ).tag(config=True)
+    max_file_size_mb = Integer(200, help="Largest file the kernel may write (RLIMIT_FSIZE), in MB").tag(config=True)
+    threads = Integer(
+        0, help="BLAS/OpenMP threads per kernel (0: the number of cores divided by the grading workers)"
+    ).tag(config=True)
+
+
+def bwrap_path():
+    return shutil.which("bwrap")
+
+
+def check_sandbox():
+    """Raise :class:`SandboxUnavailable` saying why, unless a sandbox can be made here."""
+    if sys.platform != "linux":
+        raise SandboxUnavailable(f"the grading sandbox needs Linux (bubblewrap); this is {sys.platform}")
+    bwrap = bwrap_path()
+    if bwrap is None:
+        raise SandboxUnavailable("bubblewrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)")
+    probe = subprocess.run(
+        [bwrap, "--ro-bind", "/", "/", "--unshare-net", "--unshare-pid", "--proc", "/proc", "true"],
+        capture_output=True, text=True,
+    )
+    if probe.returncode != 0:
+        raise SandboxUnavailable(f"bubblewrap cannot create namespaces here: {probe.stderr.strip()}")
+    if os.geteuid() != 0:
+        raise SandboxUnavailable("the grading sandbox switches the kernel to an unprivileged user, which needs root")
+
+
+# Runs inside the sandbox, before the kernel: the limits are set while still
+# root, then the process drops to the sandbox user for good and becomes the
+# kernel. It is passed with -c because the course package is not visible there.
+_LIMITS_THEN_KERNEL = """
+import os, resource, sys
+uid, gid, memory, cpu, nproc, fsize = (int(v) for v in sys.argv[1:7])
+for limit, value in ((resource.RLIMIT_AS, memory), (resource.RLIMIT_CPU, cpu), (resource.RLIMIT_NPROC, nproc),
+                     (resource.RLIMIT_FSIZE, fsize), (resource.RLIMIT_CORE, 0)):
+    resource.setrlimit(limit, (value, value))
+os.setgroups([])
+os.setgid(gid)
+os.setuid(uid)
+os.execv(sys.argv[7], sys.argv[7:])
+"""
+
+# Read-only views of the system; symlinked top-level folders (merged /usr) stay symlinks.
+_SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+# Environment variables passed to the kernel; everything else (tokens, paths of
+# the course) is cleared. OPENBLAS_* matter on some CPUs (see the machine notes).
+_PASSED_ENV = ("LANG", "LC_ALL", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def _system_binds():
+    args = []
+    for folder in _SYSTEM_DIRS:
+        path = Path(folder)
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), folder]
+        elif path.is_dir():
+            args += ["--ro-bind", folder, folder]
+    return args
+
+
+def _parents(path, made):
+    """Create the missing parent folders of ``path`` world-readable.
+
+    bwrap would create them with mode 0700, and the unprivileged kernel user
+    could then not reach what is bound below them.
+    """
+    args = []
+    for parent in reversed(Path(path).parents):
+        if str(parent) != "/" and str(parent) not in made:
+            made.add(str(parent))
+            args += ["--perms", "0755", "--dir", str(parent)]
+    return args
+
+
+def _bind(kind, path, made):
+    made.add(str(path))
+    return _parents(path, made) + [kind, str(path), str(path)]
+
+
+def _python_binds(made):
+    """The Python installation and the virtual environment, read-only."""
+    roots = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), Path(sys.executable).resolve().parent.parent}
+    args = []
+    for root in sorted(roots):
+        if not str(root).startswith("/usr/"):
+            args += _bind("--ro-bind", root, made)
+    return args
+
+
+def thread_count(settings, workers=1):
+    if settings.threads > 0:
+        return settings.threads
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+def sandbox_command(kernel_cmd, workdir, socket_dir, settings, threads=1):
+    """The bwrap command line that runs ``kernel_cmd`` inside the sandbox.
+
+    Parameters
+    ----------
+    kernel_cmd : list of str
+        The kernel's own command (``python -m ipykernel_launcher -f ...``).
+    workdir : path-like
+        The student's working copy: the only course folder the kernel sees.
+    socket_dir : path-like
+        Private folder for the connection file and the kernel's sockets.
+    settings : Sandbox
+        Limits and the sandbox user.
+    threads : int
+        BLAS/OpenMP threads for the kernel.
+    """
+    user = pwd.getpwnam(settings.user)
+    workdir, socket_dir = str(Path(workdir).resolve()), str(Path(socket_dir).resolve())
+    env = {name: os.environ[name] for name in _PASSED_ENV if name in os.environ}
+    env.update({
+        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib", "IPYTHONDIR": "/tmp/ipython", "XDG_CACHE_HOME": "/tmp/cache",
+        "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
+        "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+    })
+    command = [bwrap_path(), "--die-with-parent", "--new-session", "--clearenv"]
+    for name, value in sorted(env.items()):
+        command += ["--setenv", name, value]
+    command += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+    made = set(_SYSTEM_DIRS)
+    command += _system_binds() + _python_binds(made)
+    command += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm"]  # joblib needs /dev/shm
+    command += ["--perms", "1777", "--tmpfs", "/tmp"]  # /tmp before any bind under it
+    made.add("/tmp")
+    command += _bind("--bind", socket_dir, made) + _bind("--bind", workdir, made) + ["--chdir", workdir]
+    limits = [user.pw_uid, user.pw_gid, settings.memory_limit_mb << 20, settings.cpu_time_limit_s,
+              settings.max_processes, settings.max_file_size_mb << 20]
+    command += ["--", sys.executable, "-c", _LIMITS_THEN_KERNEL, *map(str, limits)]
+    return command + [sys.executable if kernel_cmd[0] in ("python", "python3") else kernel_cmd[0], *kernel_cmd[1:]]
+
+
+def _give_to(path, uid, gid):
+    """Hand a folder tree to the sandbox user, so the kernel can write there."""
+    for folder, dirs, files in os.walk(path):
+        os.chown(folder, uid, gid)
+        for name in files:
+            os.chown(os.path.join(folder, name), uid, gid, follow_symlinks=False)
+
+
+class SandboxedKernelManager(AsyncKernelManager):
+    """A kernel manager whose kernels run in the grading sandbox."""
+
+    workers = Integer(1, help="Grading workers sharing the machine (sets the BLAS threads)").tag(config=True)
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.sandbox = Sandbox(parent=self)
+        self._socket_dir = None
+
+    async def _async_pre_start_kernel(self, **kw):
+        if self._socket_dir is None:
+            # Short path: Unix socket names are limited to about 100 characters.
+            self._socket_dir = tempfile.mkdtemp(prefix="ck-")
+            os.chmod(self._socket_dir, 0o700)
+        self.transport = "ipc"
+        self.ip = os.path.join(self._socket_dir, "k")
+        self.connection_file = os.path.join(self._socket_dir, "kernel.json")
+        return await super()._async_pre_start_kernel(**kw)
+
+    async def _async_launch_kernel(self, kernel_cmd, **kw):
+        user = pwd.getpwnam(self.sandbox.user)
+        workdir = kw.get("cwd") or os.getcwd()
+        _give_to(self._socket_dir, user.pw_uid, user.pw_gid)
+        _give_to(workdir, user.pw_uid, user.pw_gid)
+        threads = thread_count(self.sandbox, self.workers)
+        wrapped = sandbox_command(kernel_cmd, workdir, self._socket_dir, self.sandbox, threads)
+        kw["env"] = {}  # bwrap --clearenv/--setenv decide the kernel's environment
+        # The kernel's console chatter is not the student's output (that goes over the sockets).
+        kw["stdout"] = kw["stderr"] = subprocess.DEVNULL
+        return await super()._async_launch_kernel(wrapped, **kw)
+
+    async def _async_cleanup_resources(self, restart=False):
+        await super()._async_cleanup_resources(restart=restart)
+        if not restart and self._socket_dir:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+            self._socket_dir = None

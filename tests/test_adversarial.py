@@ -1,0 +1,263 @@
+"""Grading that cannot be fooled or crashed: one submission per attack or accident.
+
+Every submission is the solved master with one change (DESIGN.md section 6
+and the facts of the trust issue). The whole class is graded once, in a
+scratch course, with the real sandbox; each test then asserts the exact
+outcome for its student, and the last ones check that nothing outside the
+students' own folders changed.
+"""
+
+import copy
+import hashlib
+import http.server
+import json
+import re
+import threading
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbgrader.api import Gradebook
+
+from coursekit import build, demo, notebooks
+from coursekit.feedback import generate_feedback
+from coursekit.grade import grade, register_assignment
+from coursekit.paths import ROOT
+from coursekit.results import FAILED, GRADED, NOT_SUBMITTED
+
+pytestmark = pytest.mark.slow
+ASSIGNMENT = "clustering"
+FULL = 23
+CELL_TIMEOUT = 20
+
+
+def _after_solution(nb, grade_id, code):
+    """Append top-level code to a solution cell (after the function it defines)."""
+    cell = next(c for c in nb.cells if notebooks.grade_id(c) == grade_id)
+    cell.source += "\n\n" + code
+
+
+def _plain_cell(nb, code):
+    nb.cells.append(nbformat.v4.new_code_cell(code))
+
+
+class _Hits(http.server.BaseHTTPRequestHandler):
+    count = 0
+
+    def do_GET(self):  # noqa: N802
+        type(self).count += 1
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"reached")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def listener():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hits)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+def _submissions(master, release, course, port):
+    solved = demo.with_student(master, "Ada", "20260001")
+    subs = {}
+
+    def variant(student, change=None):
+        nb = copy.deepcopy(solved)
+        if change:
+            change(nb)
+        subs[student] = nb
+
+    variant("perfect")
+    variant("loop", lambda nb: _after_solution(nb, "assign_clusters", "while True:\n    pass"))
+    variant("sigint", lambda nb: _after_solution(
+        nb, "update_representatives", "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"))
+    variant("exit", lambda nb: _after_solution(nb, "clustering_objective", "import os\nos._exit(1)"))
+    variant("memory", lambda nb: _plain_cell(nb, "hog = []\nwhile True:\n    hog.append(bytearray(2**27))"))
+    variant("forks", lambda nb: _plain_cell(nb, (
+        "import os, time\nchildren = []\nfor _ in range(2000):\n    pid = os.fork()\n    if pid == 0:\n"
+        "        time.sleep(5)\n        os._exit(0)\n    children.append(pid)")))
+    variant("warnings", lambda nb: _after_solution(nb, "assign_clusters", (
+        "import sys, warnings\n_assign = assign_clusters\n"
+        "def assign_clusters(X, Z):\n    print('note: computing distances', file=sys.stderr)\n"
+        "    warnings.warn('this is only a warning')\n    return _assign(X, Z)")))
+    variant("snoop", lambda nb: _plain_cell(nb, (
+        f"import glob, os, sqlite3\n"
+        f"for path in ['../../../source/{ASSIGNMENT}/{ASSIGNMENT}.ipynb', '{course}/source/{ASSIGNMENT}/{ASSIGNMENT}.ipynb']:\n"
+        "    try:\n        print('READ', open(path).read()[:20000])\n    except OSError as e:\n        print('no', type(e).__name__)\n"
+        "roots = ['/tmp', '/work', '/root', '/home']\n"
+        "print('FOUND', [p for r in roots for p in glob.glob(r + '/**/gradebook.db', recursive=True)],"
+        " [p for r in roots for p in glob.glob(r + '/**/source/**/*.ipynb', recursive=True)])\n"
+        f"for db in ['../../../gradebook.db', '{course}/gradebook.db']:\n"
+        "    try:\n        con = sqlite3.connect(db)\n        con.execute('UPDATE grade SET manual_score = 0')\n        con.commit()\n"
+        "        print('TAMPERED', db)\n    except Exception as e:\n        print('no', type(e).__name__)\n"
+        "print('LIST', os.listdir('..'), os.listdir('../..') if os.path.exists('../..') else None)\n"
+        f"for target in ['{course}/pwned.txt', '../../../pwned.txt', '../../other/pwned.txt']:\n"
+        "    try:\n        open(target, 'w').write('x')\n        print('WROTE', target)\n    except OSError as e:\n        print('no', type(e).__name__)\n"
+        "import urllib.request\n"
+        f"try:\n    print('NET', urllib.request.urlopen('http://127.0.0.1:{port}/', timeout=3).read())\n"
+        "except Exception as e:\n    print('no network', type(e).__name__)")))
+
+    def delete_test(nb):
+        nb.cells = [c for c in nb.cells if notebooks.grade_id(c) != "kmeans_test"]
+
+    variant("deleted_test", delete_test)
+
+    def edit_test(nb):
+        cell = next(c for c in nb.cells if notebooks.grade_id(c) == "image_compression_test")
+        cell.source = "assert True"
+
+    variant("edited_test", edit_test)
+    variant("colab_kept", lambda nb: nb.update(demo.colab_saved(nb)))
+
+    def colab_stripped(nb):
+        nb.update(demo.colab_saved(nb))
+        for cell in nb.cells:
+            cell.metadata.pop("nbgrader", None)
+            if notebooks.HIDDEN_BEGIN in cell.source:  # what the student actually had: the release's test cell
+                cell.source = build_without_hidden(cell.source)
+
+    variant("colab_stripped", colab_stripped)
+    subs["other_notebook"] = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('my own work')")])
+    return subs
+
+
+def build_without_hidden(source):
+    from coursekit.preprocessors import without_hidden_tests
+
+    return without_hidden_tests(source)
+
+
+def _tree_digest(folder):
+    digest = hashlib.sha256()
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(folder)).encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, listener):
+    course = tmp_path_factory.mktemp("trust") / "course"
+    demo.prepare_demo_course(course)
+    master = nbformat.read(course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    release = nbformat.read(ROOT / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    for student, nb in _submissions(master, release, course, listener).items():
+        folder = course / "submitted" / student / ASSIGNMENT
+        folder.mkdir(parents=True)
+        nbformat.write(nb, folder / f"{ASSIGNMENT}.ipynb")
+    for student, payload in {"corrupt": b'{"cells": [', "not_a_notebook": b"\x89PNG\r\n\x1a\n"}.items():
+        folder = course / "submitted" / student / ASSIGNMENT
+        folder.mkdir(parents=True)
+        (folder / f"{ASSIGNMENT}.ipynb").write_bytes(payload)
+
+    # A known student who hands in nothing, and a grade of another student set by hand
+    # before grading (it must survive the batch).
+    register_assignment(course, ASSIGNMENT, log=lambda m: None)
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        gradebook.add_student("absent")
+    config = build.load_course_config(ROOT)
+    config.Execute.timeout = CELL_TIMEOUT
+    config.GuardedExecute.notebook_timeout = 400
+    source_before = _tree_digest(course / "source")
+    results = {r.student: r for r in grade(course, ASSIGNMENT, progress=False, config=config, log=lambda m: None)}
+    return course, results, source_before, config
+
+
+def _autograded(course, student):
+    return nbformat.read(course / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+
+
+def _text(nb):
+    return "\n".join(
+        o.get("text", "") + o.get("ename", "") + ": " + o.get("evalue", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+    )
+
+
+@pytest.mark.parametrize(
+    "student, score, note",
+    [
+        ("perfect", FULL, None),
+        # The cell with the loop is stopped; what it defined is lost, so its test and kmeans's fail.
+        ("loop", FULL - 2 - 3, "assign_clusters"),
+        ("sigint", FULL - 2 - 3, "update_representatives"),
+        ("exit", FULL - 1 - 3, "the kernel died"),
+        ("memory", FULL, None),
+        ("forks", FULL, None),
+        ("warnings", FULL, None),
+        ("snoop", FULL, None),
+        ("deleted_test", FULL, None),
+        ("edited_test", FULL, None),
+        ("colab_kept", FULL, None),
+        ("colab_stripped", FULL, None),
+    ],
+)
+def test_each_submission_keeps_the_credit_it_earned(graded, student, score, note):
+    _, results, _, _ = graded
+    result = results[student]
+    assert result.status == GRADED, result
+    assert result.score == score, result
+    if note:
+        assert any(note in n for n in result.notes), result.notes
+
+
+def test_unreadable_and_foreign_notebooks_are_not_graded_never_zero(graded):
+    _, results, _, _ = graded
+    assert results["corrupt"].status == FAILED and "invalid JSON" in results["corrupt"].reason
+    assert results["not_a_notebook"].status == FAILED and results["not_a_notebook"].score is None
+    assert results["other_notebook"].status == FAILED
+    assert "does not look like the assignment's notebook" in results["other_notebook"].reason
+    assert results["absent"].status == NOT_SUBMITTED and results["absent"].score is None
+
+
+def test_a_stopped_cell_says_why_and_later_failures_are_explained(graded):
+    course, _, _, _ = graded
+    nb = _autograded(course, "loop")
+    cell = next(c for c in nb.cells if notebooks.grade_id(c) == "assign_clusters")
+    assert any(o.get("ename") == "GradingStopped" and "time limit" in o.get("evalue", "") for o in cell.outputs)
+    test = next(c for c in nb.cells if notebooks.grade_id(c) == "assign_clusters_test")
+    assert any("[grader] this test ran after cell" in o.get("text", "") for o in test.outputs)
+
+
+def test_limits_hold_inside_the_sandbox(graded):
+    course, _, _, _ = graded
+    assert "MemoryError" in _text(_autograded(course, "memory"))
+    forks = _text(_autograded(course, "forks"))
+    assert "BlockingIOError" in forks or "Resource temporarily unavailable" in forks
+
+
+def test_student_code_sees_nothing_of_the_course(graded, listener):
+    course, _, _, _ = graded
+    output = _text(_autograded(course, "snoop"))
+    assert "READ" not in output and "TAMPERED" not in output and "NET" not in output
+    assert "FOUND [] []" in output
+    assert "no network" in output and _Hits.count == 0
+    listing = re.search(r"LIST (.*)", output).group(1)
+    assert "perfect" not in listing and "loop" not in listing
+    assert "BEGIN HIDDEN TESTS" not in output
+
+
+def test_nothing_outside_the_students_folders_changed(graded):
+    course, results, source_before, _ = graded
+    assert _tree_digest(course / "source") == source_before
+    assert not (course / "pwned.txt").exists() and not (course.parent / "pwned.txt").exists()
+    assert not Path("/tmp/pwned").exists()
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        perfect = gradebook.find_submission(ASSIGNMENT, "perfect")
+        assert perfect.score == FULL
+
+
+def test_the_same_submission_graded_twice_gets_the_same_score_and_feedback(graded):
+    course, results, _, config = graded
+    before = {s: results[s].score for s in ("perfect", "loop")}
+    again = {r.student: r for r in grade(course, ASSIGNMENT, students=["perfect", "loop"], progress=False,
+                                        config=config, log=lambda m: None)}
+    assert {s: again[s].score for s in before} == before
+    pages = generate_feedback(course, ASSIGNMENT, students=["perfect"], log=lambda m: None)
+    first = pages["perfect"].read_text()
+    second = generate_feedback(course, ASSIGNMENT, students=["perfect"], log=lambda m: None)["perfect"].read_text()
+    assert first == second
