@@ -251,9 +251,23 @@ def test_nothing_outside_the_students_folders_changed(graded):
         assert perfect.score == FULL
 
 
+def test_a_manual_grade_of_another_student_survives_a_snooping_submission(graded):
+    course, _, _, config = graded
+    db = f"sqlite:///{course / 'gradebook.db'}"
+    with Gradebook(db) as gradebook:
+        answer = gradebook.find_grade("question1", ASSIGNMENT, ASSIGNMENT, "perfect")
+        answer.manual_score = 2
+        gradebook.db.commit()
+    grade(course, ASSIGNMENT, students=["snoop"], progress=False, config=config, log=lambda m: None)
+    with Gradebook(db) as gradebook:
+        assert gradebook.find_grade("question1", ASSIGNMENT, ASSIGNMENT, "perfect").manual_score == 2
+        assert gradebook.find_submission(ASSIGNMENT, "perfect").score == FULL + 2
+
+
 def test_the_same_submission_graded_twice_gets_the_same_score_and_feedback(graded):
     course, results, _, config = graded
-    before = {s: results[s].score for s in ("perfect", "loop")}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        before = {s: gradebook.find_submission(ASSIGNMENT, s).score for s in ("perfect", "loop")}
     again = {r.student: r for r in grade(course, ASSIGNMENT, students=["perfect", "loop"], progress=False,
                                         config=config, log=lambda m: None)}
     assert {s: again[s].score for s in before} == before

@@ -1,0 +1,39 @@
+"""The sandbox itself: refusal without it, and what the kernel can see."""
+
+import subprocess
+
+import pytest
+
+from coursekit import grade, sandbox
+
+
+def test_grading_refuses_without_a_sandbox_unless_the_risk_is_accepted(monkeypatch, capsys):
+    monkeypatch.setattr(sandbox, "bwrap_path", lambda: None)
+    monkeypatch.setattr(grade, "check_sandbox", sandbox.check_sandbox)
+    with pytest.raises(grade.GradeError, match="bubblewrap is not installed.*--allow-unsandboxed"):
+        grade.require_sandbox(allow_unsandboxed=False)
+    messages = []
+    grade.require_sandbox(allow_unsandboxed=True, log=messages.append)
+    assert messages and "WARNING: grading without a sandbox" in messages[0]
+
+
+def test_the_sandboxed_process_sees_only_its_folder(tmp_path):
+    sandbox.check_sandbox()
+    work, sockets = tmp_path / "student", tmp_path / "sockets"
+    work.mkdir()
+    sockets.mkdir()
+    (tmp_path / "secret.txt").write_text("hidden tests")
+    settings = sandbox.Sandbox()
+    for folder in (work, sockets):
+        sandbox._give_to(folder, 65534, 65534)
+    probe = (
+        "import os, resource; print(os.getuid(), sorted(os.listdir('..')), os.path.exists('../secret.txt'),"
+        " resource.getrlimit(resource.RLIMIT_AS)[0] >> 20, os.environ.get('PYTHONHASHSEED'), sorted(os.environ)[:3])"
+    )
+    command = sandbox.sandbox_command(["python", "-c", probe], work, sockets, settings)
+    result = subprocess.run(command, capture_output=True, text=True, env={}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    uid, rest = result.stdout.split(" ", 1)
+    assert uid == "65534"
+    # The parent folder holds only what is bound into the sandbox: no secret.txt.
+    assert rest.startswith("['sockets', 'student'] False 3072 0")
