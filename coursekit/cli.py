@@ -7,7 +7,8 @@ printed here without a traceback.
     data      build, verify or download the data files       (coursekit.data)
     build     master notebook -> release/ and notebooks/     (coursekit.build)
     collect   a folder or LMS zip -> submitted/              (coursekit.collect)
-    grade     autograde submitted/ -> gradebook + statuses   (coursekit.grade)
+    grade     autograde submitted/ -> gradebook + statuses   (coursekit.grade, coursekit.parallel)
+    merge     shard gradebooks -> gradebook.db               (coursekit.parallel)
     feedback  HTML feedback per graded student               (coursekit.feedback)
     report    grades.csv and the class report                (coursekit.report)
     all       build, collect, grade, feedback, report        (the whole job)
@@ -17,6 +18,7 @@ printed here without a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -63,9 +65,21 @@ def _exit_for(results):
 
 def _grade(args):
     from .grade import grade
+    from .parallel import parse_shard
 
-    return _exit_for(grade(args.root, args.assignment, students=args.students or None,
-                           allow_unsandboxed=args.allow_unsandboxed))
+    results = grade(
+        args.root, args.assignment, students=args.students or None, workers=args.workers, force=args.force,
+        shard=parse_shard(args.shard) if args.shard else None, gradebook=args.gradebook,
+        allow_unsandboxed=args.allow_unsandboxed,
+    )
+    return _exit_for(results)
+
+
+def _merge(args):
+    from .parallel import merge_shards
+
+    merged = merge_shards(args.root, args.assignment, args.gradebooks)
+    print(f"merged {len(merged)} graded submission(s) into {args.root / 'gradebook.db'}")
 
 
 def _feedback(args):
@@ -90,7 +104,8 @@ def _all(args):
     build.build(args.root)
     if args.source:
         collect(args.source, args.root, assignment=args.assignment)
-    results = grade(args.root, args.assignment, allow_unsandboxed=args.allow_unsandboxed)
+    results = grade(args.root, args.assignment, workers=args.workers, force=args.force,
+                    allow_unsandboxed=args.allow_unsandboxed)
     generate_feedback(args.root, args.assignment)
     for name, path in write_report(args.root, args.assignment, results=results).items():
         print(f"{name}: {path}")
@@ -111,6 +126,9 @@ def _course_options(parser, students=False, grading=False):
     if grading:
         parser.add_argument("--allow-unsandboxed", action="store_true",
                             help="grade even where no sandbox can be made (student code then runs as you)")
+        parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                            help="submissions graded at the same time (default: the number of cores)")
+        parser.add_argument("--force", action="store_true", help="regrade unchanged submissions too")
     if students:
         parser.add_argument("students", nargs="*", help="only these student ids (default: all)")
 
@@ -145,7 +163,14 @@ def build_parser():
 
     step = steps.add_parser("grade", help="autograde submitted/ (exit 2 when a submission could not be graded)")
     _course_options(step, students=True, grading=True)
+    step.add_argument("--shard", help="grade only shard i of N of the class, e.g. 2/3 (one per machine)")
+    step.add_argument("--gradebook", type=Path, help="gradebook file to grade into (for a shard; default gradebook.db)")
     step.set_defaults(run=_grade)
+
+    step = steps.add_parser("merge", help="merge shard gradebooks (and their grading status) into gradebook.db")
+    step.add_argument("gradebooks", type=Path, nargs="+", help="the shards' gradebook files")
+    _course_options(step)
+    step.set_defaults(run=_merge)
 
     step = steps.add_parser("feedback", help="HTML feedback per graded student, hidden tests removed")
     _course_options(step, students=True)

@@ -20,11 +20,13 @@ status, with the reason.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sys
 import tempfile
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
@@ -33,7 +35,7 @@ from sqlalchemy.exc import SAWarning
 from . import build
 from .paths import ROOT
 from .execute import read_incidents
-from .results import FAILED, GRADED, NOT_SUBMITTED, GradeResult, save_results, status_path
+from .results import FAILED, GRADED, NOT_SUBMITTED, GradeResult, load_results, save_results, status_path
 from .sandbox import SandboxUnavailable, check_sandbox
 
 
@@ -45,33 +47,35 @@ def ensure_tools_on_path():
 
 
 def db_url(course_root):
-    return f"sqlite:///{Path(course_root) / 'gradebook.db'}"
+    return f"sqlite:///{Path(course_root).resolve() / 'gradebook.db'}"
 
 
-def register_assignment(course_root, assignment, log=print):
+def register_assignment(course_root, assignment, db=None, log=print):
     """Make sure the gradebook knows the master's cells (needed by autograde).
 
-    Runs ``nbgrader generate_assignment`` against the course gradebook with
-    the release directory pointed at a scratch folder.
+    Runs ``nbgrader generate_assignment`` against the gradebook (``db``, a
+    URL; default the course's) with the release directory pointed at a
+    scratch folder.
     """
+    db = db or db_url(course_root)
     source_dir = Path(course_root) / "source" / assignment
     build.sync_course_files(source_dir, build.course_files(ROOT))
     with tempfile.TemporaryDirectory(prefix="coursekit-release-") as scratch:
         build.run_nbgrader(
-            "generate_assignment", assignment, "--force",
-            f"--CourseDirectory.root={course_root}", f"--CourseDirectory.release_directory={scratch}",
+            "generate_assignment", assignment, "--force", f"--CourseDirectory.root={course_root}",
+            f"--CourseDirectory.release_directory={scratch}", f"--CourseDirectory.db_url={db}",
             cwd=ROOT,
         )
-    log(f"registered {assignment} in {Path(course_root) / 'gradebook.db'}")
+    log(f"registered {assignment} in {db}")
 
 
-def find_roster(course_root, assignment, students=None):
+def find_roster(course_root, assignment, students=None, db=None):
     """(submitted, missing): student ids with a submission folder, and known students without one."""
     submitted_dir = Path(course_root) / "submitted"
     submitted = sorted(
         p.name for p in submitted_dir.glob("*") if (p / assignment).is_dir() and not p.name.startswith(".")
     ) if submitted_dir.is_dir() else []
-    with Gradebook(db_url(course_root)) as gradebook:
+    with Gradebook(db or db_url(course_root)) as gradebook:
         known = {student.id for student in gradebook.students}
     missing = sorted(known - set(submitted))
     if students:
@@ -111,30 +115,61 @@ def failure_reason(result):
     return (errors[-1] if errors else lines[-1] if lines else "nbgrader failed without a message")[:300]
 
 
-def read_score(course_root, assignment, student):
-    """(score, max_score) of a student's submission from the gradebook."""
-    with Gradebook(db_url(course_root)) as gradebook:
+def read_score(db, assignment, student):
+    """(score, max_score) of a student's submission from the gradebook at URL ``db``."""
+    with Gradebook(db) as gradebook:
         submission = gradebook.find_submission(assignment, student)
         return float(submission.score), float(submission.max_score)
 
 
-def max_score(course_root, assignment):
-    with Gradebook(db_url(course_root)) as gradebook:
+def max_score(db, assignment):
+    with Gradebook(db) as gradebook:
         try:
             return float(gradebook.find_assignment(assignment).max_score)
         except MissingEntry:
             return 0.0
 
 
-def grade_student(api, course_root, assignment, student):
+def fingerprint(course_root, assignment, student):
+    """Hash of what a grade depends on: the submission, its timestamp, the master and the helper."""
+    digest = hashlib.sha256()
+    folder = Path(course_root) / "submitted" / student / assignment
+    source = Path(course_root) / "source" / assignment
+    for path in [folder / f"{assignment}.ipynb", folder / "timestamp.txt", source / f"{assignment}.ipynb",
+                 source / build.HELPER]:
+        digest.update(path.name.encode() + (path.read_bytes() if path.is_file() else b"-"))
+    return digest.hexdigest()
+
+
+def grade_student(api, course_root, assignment, student, db=None):
     """Autograde one student's submission; never raises for a bad submission."""
+    db = db or db_url(course_root)
+    stamp = fingerprint(course_root, assignment, student)
     result = api.autograde(assignment, student, force=True, create=True)
     if not result["success"]:
-        return GradeResult(student, FAILED, None, max_score(course_root, assignment), failure_reason(result))
-    score, best = read_score(course_root, assignment, student)
+        return GradeResult(student, FAILED, None, max_score(db, assignment), failure_reason(result), fingerprint=stamp)
+    score, best = read_score(db, assignment, student)
     incidents = read_incidents(Path(course_root) / "autograded" / student / assignment)
     notes = [f"cell {i['cell']}" + (f" ({i['grade_id']})" if i["grade_id"] else "") + f": {i['what']}" for i in incidents]
-    return GradeResult(student, GRADED, score, best, notes=notes)
+    return GradeResult(student, GRADED, score, best, notes=notes, fingerprint=stamp)
+
+
+def unchanged_results(course_root, assignment, students, db):
+    """Earlier results still valid: graded before, and neither the submission nor the master changed."""
+    try:
+        earlier = {r.student: r for r in load_results(status_path(course_root, assignment))}
+    except FileNotFoundError:
+        return {}
+    kept = {}
+    for student in students:
+        previous = earlier.get(student)
+        if previous and previous.status == GRADED and previous.fingerprint == fingerprint(course_root, assignment, student):
+            try:
+                score, best = read_score(db, assignment, student)
+            except MissingEntry:
+                continue
+            kept[student] = replace(previous, score=score, max_score=best)
+    return kept
 
 
 def summary_table(results):
@@ -168,8 +203,8 @@ def require_sandbox(allow_unsandboxed, log=print):
         log(f"WARNING: grading without a sandbox ({reason}); student code runs with the grader's rights")
 
 
-def grade(course_root=ROOT, assignment="clustering", students=None, progress=True, allow_unsandboxed=False,
-          config=None, log=print):
+def grade(course_root=ROOT, assignment="clustering", students=None, workers=1, force=False, shard=None,
+          gradebook=None, progress=True, allow_unsandboxed=False, config=None, log=print):
     """Autograde the collected submissions and record every student's status.
 
     Parameters
@@ -180,6 +215,17 @@ def grade(course_root=ROOT, assignment="clustering", students=None, progress=Tru
         The assignment to grade.
     students : list of str, optional
         Only these students (default: everyone with a submission or in the gradebook).
+    workers : int
+        Processes grading at the same time; scores and feedback are the same
+        for any number (each kernel gets the same BLAS threads).
+    force : bool
+        Regrade everyone; by default a student graded before whose submission
+        and master are unchanged keeps the earlier result.
+    shard : (int, int), optional
+        Grade only shard i of N of the roster (for separate machines).
+    gradebook : path-like, optional
+        Gradebook file to grade into (default ``course_root/gradebook.db``);
+        shards use one each, merged afterwards with :func:`coursekit.parallel.merge_gradebooks`.
     progress : bool
         Show a progress bar.
     allow_unsandboxed : bool
@@ -194,21 +240,60 @@ def grade(course_root=ROOT, assignment="clustering", students=None, progress=Tru
     """
     from tqdm import tqdm
 
+    from .parallel import grade_in_parallel, shard_of
+
     ensure_tools_on_path()
     require_sandbox(allow_unsandboxed, log=log)
-    course_root = Path(course_root)
-    register_assignment(course_root, assignment, log=log)
-    submitted, missing = find_roster(course_root, assignment, students)
-    api = nbgrader_api(course_root, config=config, allow_unsandboxed=allow_unsandboxed)
-    results = []
-    with warnings.catch_warnings():
+    course_root = Path(course_root).resolve()
+    db = f"sqlite:///{Path(gradebook).resolve()}" if gradebook else db_url(course_root)
+    register_assignment(course_root, assignment, db=db, log=log)
+    submitted, missing = find_roster(course_root, assignment, students, db=db)
+    if shard:
+        roster = set(shard_of(submitted + missing, *shard))
+        submitted, missing = [s for s in submitted if s in roster], [s for s in missing if s in roster]
+    kept = {} if force else unchanged_results(course_root, assignment, submitted, db)
+    todo = [s for s in submitted if s not in kept]
+    if kept:
+        log(f"{len(kept)} submission(s) unchanged since they were graded: kept (use --force to regrade)")
+
+    config = config or build.load_course_config(ROOT)
+    config.CourseDirectory.db_url = db
+    config.SandboxedKernelManager.workers = workers
+    results = list(kept.values())
+    with warnings.catch_warnings(), tqdm(total=len(todo), desc=f"grading {assignment}", unit="submission",
+                                         disable=not progress) as bar:
         # nbgrader's own session handling trips SQLAlchemy's autoflush warning; it is harmless noise.
         warnings.simplefilter("ignore", SAWarning)
-        for student in tqdm(submitted, desc=f"grading {assignment}", unit="submission", disable=not progress):
-            results.append(grade_student(api, course_root, assignment, student))
-    best = max_score(course_root, assignment)
+        if workers > 1 and len(todo) > 1:
+            results += grade_in_parallel(course_root, assignment, todo, workers, config, db, allow_unsandboxed,
+                                         on_done=lambda r: bar.update())
+        else:
+            api = nbgrader_api(course_root, config=config, allow_unsandboxed=allow_unsandboxed)
+            for student in todo:
+                results.append(grade_student(api, course_root, assignment, student, db=db))
+                bar.update()
+    best = max_score(db, assignment)
     results += [GradeResult(student, NOT_SUBMITTED, None, best, "no submission found") for student in missing]
     results.sort(key=lambda r: r.student)
-    save_results(status_path(course_root, assignment), results)
+    save_results(*_where_to_save(course_root, assignment, results, students, shard))
     log(summary_table(results))
     return results
+
+
+def _where_to_save(course_root, assignment, results, students, shard):
+    """A shard keeps its own status file; grading some students updates theirs only."""
+    path = status_path(course_root, assignment)
+    if shard:
+        return path.with_name(f"grading_status-shard-{shard[0]}-of-{shard[1]}.json"), results
+    if not students:
+        return path, results
+    merged = {r.student: r for r in _earlier_results(course_root, assignment)}
+    merged.update({r.student: r for r in results})
+    return path, list(merged.values())
+
+
+def _earlier_results(course_root, assignment):
+    try:
+        return load_results(status_path(course_root, assignment))
+    except FileNotFoundError:
+        return []

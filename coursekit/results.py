@@ -38,6 +38,9 @@ class GradeResult:
     notes : list of str
         Things the grader did that the student should know (e.g. a restored
         cell, a cell stopped by the time limit).
+    fingerprint : str
+        Hash of the submission and the master it was graded against; a rerun
+        skips a student whose fingerprint has not changed.
     """
 
     student: str
@@ -46,6 +49,7 @@ class GradeResult:
     max_score: float = 0.0
     reason: str = ""
     notes: list = field(default_factory=list)
+    fingerprint: str = ""
 
     def __post_init__(self):
         if self.status not in STATUSES:

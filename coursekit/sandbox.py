@@ -8,8 +8,8 @@ Debian package ``bubblewrap``) and sees only:
 - a private, empty ``/tmp``, and a private folder for the kernel's sockets.
 
 It has no network (its own network namespace), no view of other processes
-(its own PID namespace), and it runs as an unprivileged user (``nobody``)
-under resource limits: address space (memory), CPU time, number of
+(its own PID namespace), and it runs as an unprivileged user id of its own
+(no other process on the machine has it) under resource limits: address space (memory), CPU time, number of
 processes, file size. The course folder, ``source/``, the gradebook and other
 students' work are simply not there.
 
@@ -47,7 +47,12 @@ class Sandbox(Configurable):
         help="Grade without a sandbox when none can be made. Student code then runs as "
         "the grader, with access to the course folder and the gradebook: only for trusted code.",
     ).tag(config=True)
-    user = Unicode("nobody", help="Unprivileged user the kernel runs as").tag(config=True)
+    uid_base = Integer(
+        200000,
+        help="The kernel runs as user id uid_base + (grading process id mod 100000): an unprivileged id of its "
+        "own, so that one kernel's process limit or signals never touch another's. 0: run as `user` instead.",
+    ).tag(config=True)
+    user = Unicode("nobody", help="Unprivileged user the kernel runs as when uid_base is 0").tag(config=True)
     memory_limit_mb = Integer(3072, help="Address-space limit of the kernel (RLIMIT_AS), in MB").tag(config=True)
     cpu_time_limit_s = Integer(1200, help="CPU-time limit of the kernel (RLIMIT_CPU), in seconds").tag(config=True)
     max_processes = Integer(
@@ -55,7 +60,8 @@ class Sandbox(Configurable):
     ).tag(config=True)
     max_file_size_mb = Integer(200, help="Largest file the kernel may write (RLIMIT_FSIZE), in MB").tag(config=True)
     threads = Integer(
-        0, help="BLAS/OpenMP threads per kernel (0: the number of cores divided by the grading workers)"
+        1, help="BLAS/OpenMP threads per kernel. Fixed (not derived from the number of workers) so that "
+        "a submission gets the same outputs whatever the parallelism; 0 means cores / workers."
     ).tag(config=True)
 
 
@@ -142,6 +148,15 @@ def _python_binds(made):
     return args
 
 
+def sandbox_ids(settings):
+    """(uid, gid) the kernel runs as."""
+    if settings.uid_base:
+        ident = settings.uid_base + os.getpid() % 100000
+        return ident, ident
+    user = pwd.getpwnam(settings.user)
+    return user.pw_uid, user.pw_gid
+
+
 def thread_count(settings, workers=1):
     if settings.threads > 0:
         return settings.threads
@@ -164,7 +179,7 @@ def sandbox_command(kernel_cmd, workdir, socket_dir, settings, threads=1):
     threads : int
         BLAS/OpenMP threads for the kernel.
     """
-    user = pwd.getpwnam(settings.user)
+    uid, gid = sandbox_ids(settings)
     workdir, socket_dir = str(Path(workdir).resolve()), str(Path(socket_dir).resolve())
     env = {name: os.environ[name] for name in _PASSED_ENV if name in os.environ}
     env.update({
@@ -177,13 +192,14 @@ def sandbox_command(kernel_cmd, workdir, socket_dir, settings, threads=1):
     for name, value in sorted(env.items()):
         command += ["--setenv", name, value]
     command += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
-    made = set(_SYSTEM_DIRS)
-    command += _system_binds() + _python_binds(made)
+    made = set(_SYSTEM_DIRS) | {"/tmp"}
+    command += _system_binds()
     command += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm"]  # joblib needs /dev/shm
-    command += ["--perms", "1777", "--tmpfs", "/tmp"]  # /tmp before any bind under it
-    made.add("/tmp")
+    # The private /tmp comes before every bind: the course (and its .venv) may itself live under /tmp.
+    command += ["--perms", "1777", "--tmpfs", "/tmp"]
+    command += _python_binds(made)
     command += _bind("--bind", socket_dir, made) + _bind("--bind", workdir, made) + ["--chdir", workdir]
-    limits = [user.pw_uid, user.pw_gid, settings.memory_limit_mb << 20, settings.cpu_time_limit_s,
+    limits = [uid, gid, settings.memory_limit_mb << 20, settings.cpu_time_limit_s,
               settings.max_processes, settings.max_file_size_mb << 20]
     command += ["--", sys.executable, "-c", _LIMITS_THEN_KERNEL, *map(str, limits)]
     return command + [sys.executable if kernel_cmd[0] in ("python", "python3") else kernel_cmd[0], *kernel_cmd[1:]]
@@ -218,10 +234,10 @@ class SandboxedKernelManager(AsyncKernelManager):
         return await super()._async_pre_start_kernel(**kw)
 
     async def _async_launch_kernel(self, kernel_cmd, **kw):
-        user = pwd.getpwnam(self.sandbox.user)
+        uid, gid = sandbox_ids(self.sandbox)
         workdir = kw.get("cwd") or os.getcwd()
-        _give_to(self._socket_dir, user.pw_uid, user.pw_gid)
-        _give_to(workdir, user.pw_uid, user.pw_gid)
+        _give_to(self._socket_dir, uid, gid)
+        _give_to(workdir, uid, gid)
         threads = thread_count(self.sandbox, self.workers)
         wrapped = sandbox_command(kernel_cmd, workdir, self._socket_dir, self.sandbox, threads)
         kw["env"] = {}  # bwrap --clearenv/--setenv decide the kernel's environment
