@@ -4,7 +4,7 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: venv demo build grade-all collect grade feedback report formgrader test data data-verify mnist-full bench bench-notebook lock clean
+.PHONY: venv demo build grade-all collect grade feedback report formgrader test data data-verify mnist-full bench bench-notebook bench-grading lock clean
 
 venv:
 	@tools/ensure_venv.sh
@@ -56,13 +56,18 @@ data-verify: venv
 mnist-full: venv
 	$(PY) -m coursekit data download-mnist
 
-## bench: every benchmark (tables also written to bench/results/)
+## bench: every benchmark, one after the other (about 30 minutes); tables in bench/results/
 bench: venv
 	$(PY) bench/bench_helper.py --out bench/results/helper.md
 	$(PY) bench/bench_notebook.py --out bench/results/notebook.md
+	$(PY) bench/bench_grading.py --out bench/results/grading.md
+	@cat bench/results/helper.md bench/results/notebook.md bench/results/grading.md
 
 bench-notebook: venv
 	$(PY) bench/bench_notebook.py --out bench/results/notebook.md
+
+bench-grading: venv
+	$(PY) bench/bench_grading.py --out bench/results/grading.md
 
 ## lock: re-pin requirements.txt from requirements.in (needs the package registry)
 lock:

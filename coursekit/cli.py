@@ -76,10 +76,12 @@ def _grade(args):
 
 
 def _merge(args):
+    from .grade import gradebook_url
     from .parallel import merge_shards
 
-    merged = merge_shards(args.root, args.assignment, args.gradebooks)
-    print(f"merged {len(merged)} graded submission(s) into {args.root / 'gradebook.db'}")
+    target = gradebook_url(args.root, build.load_course_config(ROOT))
+    merged = merge_shards(args.root, args.assignment, args.gradebooks, target_db=target)
+    print(f"merged {len(merged)} graded submission(s) into {target}")
 
 
 def _feedback(args):

@@ -50,23 +50,63 @@ def db_url(course_root):
     return f"sqlite:///{Path(course_root).resolve() / 'gradebook.db'}"
 
 
+def gradebook_url(course_root, config, gradebook=None):
+    """The gradebook to grade into: a given file, else ``c.CourseDirectory.db_url``, else gradebook.db."""
+    if gradebook:
+        return f"sqlite:///{Path(gradebook).resolve()}"
+    if "db_url" in config.get("CourseDirectory", {}) and config.CourseDirectory.db_url:
+        return config.CourseDirectory.db_url
+    return db_url(course_root)
+
+
+def _master_hash(course_root, assignment):
+    source = Path(course_root) / "source" / assignment
+    digest = hashlib.sha256()
+    for path in sorted(source.iterdir()):
+        if path.is_file():
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _registration_marker(course_root, db):
+    """Where we note which master a gradebook holds (beside a SQLite file; in the course otherwise)."""
+    if db.startswith("sqlite:///"):
+        return Path(db.removeprefix("sqlite:///") + ".registered")
+    return Path(course_root) / (".gradebook-" + hashlib.sha256(db.encode()).hexdigest()[:12] + ".registered")
+
+
 def register_assignment(course_root, assignment, db=None, log=print):
     """Make sure the gradebook knows the master's cells (needed by autograde).
 
     Runs ``nbgrader generate_assignment`` against the gradebook (``db``, a
     URL; default the course's) with the release directory pointed at a
-    scratch folder.
+    scratch folder. Skipped (it costs about 3 s) when the gradebook already
+    holds this very master, helper and data.
     """
     db = db or db_url(course_root)
     source_dir = Path(course_root) / "source" / assignment
     build.sync_course_files(source_dir, build.course_files(ROOT))
+    marker, wanted = _registration_marker(course_root, db), f"{assignment} {_master_hash(course_root, assignment)}"
+    if marker.is_file() and wanted in marker.read_text().splitlines() and _knows(db, assignment):
+        return
     with tempfile.TemporaryDirectory(prefix="coursekit-release-") as scratch:
         build.run_nbgrader(
             "generate_assignment", assignment, "--force", f"--CourseDirectory.root={course_root}",
             f"--CourseDirectory.release_directory={scratch}", f"--CourseDirectory.db_url={db}",
             cwd=ROOT,
         )
+    others = [line for line in (marker.read_text().splitlines() if marker.is_file() else [])
+              if not line.startswith(f"{assignment} ")]
+    marker.write_text("\n".join(others + [wanted]) + "\n")
     log(f"registered {assignment} in {db}")
+
+
+def _knows(db, assignment):
+    with Gradebook(db) as gradebook:
+        try:
+            return bool(gradebook.find_assignment(assignment).notebooks)
+        except MissingEntry:
+            return False
 
 
 def find_roster(course_root, assignment, students=None, db=None):
@@ -245,7 +285,8 @@ def grade(course_root=ROOT, assignment="clustering", students=None, workers=1, f
     ensure_tools_on_path()
     require_sandbox(allow_unsandboxed, log=log)
     course_root = Path(course_root).resolve()
-    db = f"sqlite:///{Path(gradebook).resolve()}" if gradebook else db_url(course_root)
+    config = config or build.load_course_config(ROOT)
+    db = gradebook_url(course_root, config, gradebook)
     register_assignment(course_root, assignment, db=db, log=log)
     submitted, missing = find_roster(course_root, assignment, students, db=db)
     if shard:
@@ -256,7 +297,6 @@ def grade(course_root=ROOT, assignment="clustering", students=None, workers=1, f
     if kept:
         log(f"{len(kept)} submission(s) unchanged since they were graded: kept (use --force to regrade)")
 
-    config = config or build.load_course_config(ROOT)
     config.CourseDirectory.db_url = db
     config.SandboxedKernelManager.workers = workers
     results = list(kept.values())

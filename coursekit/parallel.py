@@ -105,21 +105,28 @@ def _sqlite_path(url):
 
 
 def _start_worker(course_root, main_db, config, allow_unsandboxed):
-    """Pool initializer: a private gradebook copy and an nbgrader API for this process."""
+    """Pool initializer: a private gradebook copy and an nbgrader API for this process.
+
+    A database server (PostgreSQL) takes concurrent writers itself: then the
+    workers share it and nothing is copied or merged.
+    """
     from .grade import nbgrader_api
 
-    folder = Path(course_root) / WORKER_DIR
-    folder.mkdir(exist_ok=True)
-    db = folder / f"worker-{os.getpid()}.db"
-    shutil.copyfile(_sqlite_path(main_db), db)
-    config.CourseDirectory.db_url = f"sqlite:///{db}"
+    db = main_db
+    if main_db.startswith("sqlite:///"):
+        folder = Path(course_root) / WORKER_DIR
+        folder.mkdir(exist_ok=True)
+        copy = folder / f"worker-{os.getpid()}.db"
+        shutil.copyfile(_sqlite_path(main_db), copy)
+        db = f"sqlite:///{copy}"
+    config.CourseDirectory.db_url = db
     _worker.update(course_root=Path(course_root), db=db, api=nbgrader_api(course_root, config, allow_unsandboxed))
 
 
 def _grade_in_worker(assignment, student):
     from .grade import grade_student
 
-    return grade_student(_worker["api"], _worker["course_root"], assignment, student, db=f"sqlite:///{_worker['db']}")
+    return grade_student(_worker["api"], _worker["course_root"], assignment, student, db=_worker["db"])
 
 
 def grade_in_parallel(course_root, assignment, students, workers, config, main_db, allow_unsandboxed=False,
@@ -176,8 +183,10 @@ def _merge_worker_dbs(course_root, assignment, students, main_db):
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def merge_shards(course_root, assignment, gradebooks):
+def merge_shards(course_root, assignment, gradebooks, target_db=None):
     """Merge shard gradebooks into the course gradebook, and their status files into one.
+
+    ``target_db`` is a database URL (default: the course's gradebook.db).
 
     Returns
     -------
@@ -191,8 +200,9 @@ def merge_shards(course_root, assignment, gradebooks):
     for path in gradebooks:
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such shard gradebook")
-    register_assignment(course_root, assignment, log=lambda message: None)
-    merged = merge_gradebooks(db_url(course_root), [f"sqlite:///{Path(p).resolve()}" for p in gradebooks], assignment)
+    target_db = target_db or db_url(course_root)
+    register_assignment(course_root, assignment, db=target_db, log=lambda message: None)
+    merged = merge_gradebooks(target_db, [f"sqlite:///{Path(p).resolve()}" for p in gradebooks], assignment)
     status = status_path(course_root, assignment)
     results = {}
     for shard_file in sorted(status.parent.glob("grading_status-shard-*.json")):

@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# System packages the course needs besides Python: bubblewrap (bwrap), which
-# sandboxes student code while grading. Installed with apt-get when missing and
-# this runs as root on Debian/Ubuntu; otherwise it says what to install.
+# System packages the course needs besides Python, installed with apt-get when
+# missing and this runs as root on Debian/Ubuntu; otherwise it says what to install.
+#   bubblewrap  the sandbox for student code while grading (always needed)
+#   postgresql  a server for the shared-gradebook test (only under CI=true)
 set -euo pipefail
-if command -v bwrap >/dev/null 2>&1; then
-  exit 0
+
+missing=()
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+if [ "${CI:-}" = "true" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  missing+=(postgresql)
 fi
+[ ${#missing[@]} -eq 0 ] && exit 0
+
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  echo "Installing bubblewrap (the grading sandbox) with apt-get ..."
+  echo "Installing ${missing[*]} with apt-get ..."
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 else
-  echo "warning: bubblewrap (bwrap) is not installed; grading will refuse to run student code" >&2
-  echo "         unsandboxed. Install it (Debian/Ubuntu: sudo apt-get install bubblewrap)." >&2
+  echo "warning: missing system packages: ${missing[*]} (Debian/Ubuntu: sudo apt-get install ${missing[*]})." >&2
+  echo "         Without bubblewrap, grading refuses to run student code unsandboxed." >&2
 fi

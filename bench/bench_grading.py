@@ -1,0 +1,248 @@
+"""Benchmark: grading throughput and overhead against plain nbgrader, same inputs, same run.
+
+Makes N synthetic submissions of the real assignment (perfect, partial, blank
+and adversarial: warnings, a deleted test, a Colab-stripped copy, an infinite
+loop, os._exit), then grades the same set three ways, each in a fresh copy of
+a scratch course, and reports submissions per minute and the ratios:
+
+- ``nbgrader``: plain serial ``nbgrader autograde`` (nbgrader's defaults, no
+  course configuration, the same per-cell time limit);
+- ``coursekit x1``: ``coursekit grade --workers 1`` (sandboxed, guarded);
+- ``coursekit x2``: ``coursekit grade --workers 2``.
+
+It also checks that the 1- and 2-worker runs give identical per-cell scores,
+counts on how many submissions plain nbgrader agrees, and measures the
+overhead per submission beyond executing the notebook: grading K perfect
+submissions with one worker, minus executing the same K notebooks with plain
+nbclient (one BLAS thread, like the graded kernels), divided by K.
+
+Usage::
+
+    .venv/bin/python bench/bench_grading.py [--submissions 40] [--quick] [--out bench/results/grading.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from coursekit import build, demo, notebooks  # noqa: E402
+from coursekit.grade import grade  # noqa: E402
+
+ASSIGNMENT = "clustering"
+CELL_TIMEOUT = 30  # nbgrader's default, for all three runs
+
+
+def make_submissions(count):
+    master = nbformat.read(ROOT / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    release = nbformat.read(ROOT / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+
+    def solved(i):
+        return demo.with_student(master, f"Student {i}", f"2026{i:04d}")
+
+    def appended(nb, grade_id, code):
+        nb = copy.deepcopy(nb)
+        cell = next(c for c in nb.cells if notebooks.grade_id(c) == grade_id)
+        cell.source += "\n\n" + code
+        return nb
+
+    def stripped(nb):
+        nb = demo.colab_saved(nb)
+        for cell in nb.cells:
+            cell.metadata.pop("nbgrader", None)
+        return nb
+
+    def no_kmeans_test(nb):
+        nb = copy.deepcopy(nb)
+        nb.cells = [c for c in nb.cells if notebooks.grade_id(c) != "kmeans_test"]
+        return nb
+
+    warn = "import warnings\nwarnings.warn('only a warning')"
+    adversarial = [
+        lambda i: appended(solved(i), "assign_clusters", warn),
+        lambda i: appended(solved(i), "preprocess_img", warn),
+        lambda i: no_kmeans_test(solved(i)),
+        lambda i: no_kmeans_test(solved(i)),
+        lambda i: stripped(solved(i)),
+        lambda i: stripped(solved(i)),
+        lambda i: appended(solved(i), "assign_clusters", "while True:\n    pass"),
+        lambda i: appended(solved(i), "clustering_objective", "import os\nos._exit(1)"),
+    ]
+    kinds = []
+    n_adv = max(1, count // 5)
+    n_perfect, n_partial = int(count * 0.35), count // 4
+    n_blank = count - n_adv - n_perfect - n_partial
+    kinds += [("perfect", solved)] * n_perfect
+    kinds += [("partial", lambda i: demo.partial_submission(master, release))] * n_partial
+    kinds += [("blank", lambda i: demo.with_student(release, f"Student {i}", f"2026{i:04d}"))] * n_blank
+    kinds += [("adversarial", adversarial[k % len(adversarial)]) for k in range(n_adv)]
+    return {f"s{i:03d}": (kind, make(i)) for i, (kind, make) in enumerate(kinds)}
+
+
+def make_course(folder, submissions):
+    demo.prepare_demo_course(folder)
+    build.sync_course_files(folder / "source" / ASSIGNMENT, build.course_files(ROOT))
+    for student, (_, nb) in submissions.items():
+        target = folder / "submitted" / student / ASSIGNMENT
+        target.mkdir(parents=True)
+        nbformat.write(nb, target / f"{ASSIGNMENT}.ipynb")
+    return folder
+
+
+def plain_nbgrader(course):
+    """Serial `nbgrader autograde` with nbgrader's own settings; returns seconds."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    nbgrader = [sys.executable, "-m", "nbgrader"]
+    root = [f"--CourseDirectory.root={course}"]
+    # Run from the scratch course, which has no nbgrader_config.py: nothing of the course's.
+    subprocess.run(nbgrader + ["generate_assignment", ASSIGNMENT, "--force"] + root, cwd=course, env=env,
+                   capture_output=True, check=True)
+    start = time.perf_counter()
+    subprocess.run(nbgrader + ["autograde", ASSIGNMENT, "--create", f"--Execute.timeout={CELL_TIMEOUT}"] + root,
+                   cwd=course, env=env, capture_output=True)
+    return time.perf_counter() - start
+
+
+def ours(course, workers):
+    config = build.load_course_config(ROOT)
+    config.Execute.timeout = CELL_TIMEOUT
+    from coursekit.grade import register_assignment
+
+    register_assignment(course, ASSIGNMENT, log=lambda m: None)  # both runs start with the assignment known
+    start = time.perf_counter()
+    grade(course, ASSIGNMENT, workers=workers, force=True, progress=False, config=config, log=lambda m: None)
+    return time.perf_counter() - start
+
+
+def cell_scores(course):
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        scores = {}
+        for submission in gradebook.assignment_submissions(ASSIGNMENT):
+            for nb in submission.notebooks:
+                for g in nb.grades:
+                    scores[(submission.student.id, g.cell.name)] = g.auto_score
+        return scores
+
+
+def totals(scores):
+    out = {}
+    for (student, _), value in scores.items():
+        out[student] = out.get(student, 0) + (value or 0)
+    return out
+
+
+def execute_only(notebook_paths, folder):
+    """Seconds to execute the notebooks with plain nbclient, one BLAS thread, no grading.
+
+    Each runs in a copy of the student's working folder (notebook, helper, data).
+    """
+    from nbclient import NotebookClient
+
+    runs = []
+    for index, path in enumerate(notebook_paths):
+        work = Path(folder) / f"run{index}"
+        work.mkdir(parents=True)
+        for name, origin in build.course_files(ROOT).items():
+            shutil.copyfile(origin, work / name)
+        shutil.copyfile(path, work / path.name)
+        runs.append(work / path.name)
+
+    env_threads = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    os.environ.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    try:
+        start = time.perf_counter()
+        for path in runs:
+            nb = nbformat.read(path, as_version=4)
+            NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3", allow_errors=True,
+                           resources={"metadata": {"path": str(path.parent)}}).execute()
+        return time.perf_counter() - start
+    finally:
+        for key, value in env_threads.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--submissions", type=int, default=40)
+    parser.add_argument("--overhead-sample", type=int, default=6, help="perfect submissions used for the overhead")
+    parser.add_argument("--quick", action="store_true", help="8 submissions, overhead on 3")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.submissions, args.overhead_sample = 8, 3
+
+    subs = make_submissions(args.submissions)
+    with tempfile.TemporaryDirectory(prefix="bench-grading-") as scratch:
+        scratch = Path(scratch)
+        timings, scores = {}, {}
+        for name, run in [("nbgrader", plain_nbgrader), ("coursekit x1", lambda c: ours(c, 1)),
+                          ("coursekit x2", lambda c: ours(c, 2))]:
+            course = make_course(scratch / name.replace(" ", "_"), subs)
+            timings[name] = run(course)
+            scores[name] = cell_scores(course)
+            print(f"{name}: {timings[name]:.1f} s for {len(subs)} submissions", flush=True)
+
+        sample = [s for s, (kind, _) in subs.items() if kind == "perfect"][: args.overhead_sample]
+        sample_subs = {s: subs[s] for s in sample}
+        course = make_course(scratch / "overhead", sample_subs)
+        graded_s = ours(course, 1)
+        exec_s = execute_only([course / "submitted" / s / ASSIGNMENT / f"{ASSIGNMENT}.ipynb" for s in sample],
+                              scratch / "execute-only")
+        overhead = (graded_s - exec_s) / len(sample)
+
+    identical = scores["coursekit x1"] == scores["coursekit x2"]
+    plain, mine = totals(scores["nbgrader"]), totals(scores["coursekit x1"])
+    agree = {kind: 0 for kind in ("perfect", "partial", "blank", "adversarial")}
+    counts = dict.fromkeys(agree, 0)
+    for student, (kind, _) in subs.items():
+        counts[kind] += 1
+        agree[kind] += plain.get(student) == mine.get(student)
+    base = len(subs) / timings["nbgrader"] * 60
+    lines = [
+        f"Grading {len(subs)} submissions of the real assignment ({', '.join(f'{counts[k]} {k}' for k in counts)}), "
+        f"per-cell limit {CELL_TIMEOUT} s, on {os.cpu_count()} cores:",
+        "",
+        "| run | seconds | submissions / min | x plain nbgrader |",
+        "|---|---|---|---|",
+    ]
+    for name, seconds in timings.items():
+        rate = len(subs) / seconds * 60
+        lines.append(f"| {name} | {seconds:.1f} | {rate:.2f} | {rate / base:.2f} |")
+    lines += [
+        "",
+        f"- per-cell scores identical with 1 and 2 workers: {'yes' if identical else 'NO'}",
+        "- totals equal to plain nbgrader's: " + ", ".join(f"{agree[k]}/{counts[k]} {k}" for k in counts),
+        f"- overhead per submission beyond executing it ({len(sample)} perfect submissions, 1 worker): "
+        f"{overhead:.2f} s (graded in {graded_s:.1f} s, executed alone in {exec_s:.1f} s)",
+    ]
+    print("\n".join(lines))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text("\n".join(lines) + "\n")
+        args.out.with_suffix(".json").write_text(json.dumps({
+            "timings_s": timings, "identical_1_vs_2_workers": identical, "overhead_s": overhead,
+            "agreement_with_nbgrader": agree, "counts": counts}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
