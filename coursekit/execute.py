@@ -51,6 +51,9 @@ class GuardedExecute(Execute):
     max_restarts = Integer(5, help="Fresh kernels started for one notebook before the rest is skipped").tag(config=True)
     seed_tests = Bool(True, help="Seed random and numpy.random before each test cell").tag(config=True)
     interrupt_on_timeout = Bool(False, help="Kill rather than interrupt: a loop may ignore SIGINT").tag(config=True)
+    # How a print is split into stream messages depends on timing; merged, the
+    # graded notebook and its feedback are the same from run to run.
+    coalesce_streams = Bool(True, help="Merge consecutive stream outputs of a cell").tag(config=True)
     workers = Integer(1, help="Grading workers running at the same time (sets BLAS threads)").tag(config=True)
     incidents_file = Unicode(INCIDENTS_FILE).tag(config=True)
 
