@@ -27,6 +27,7 @@ import argparse
 import copy
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -90,7 +91,10 @@ def make_submissions(count):
     kinds += [("partial", lambda i: demo.partial_submission(master, release))] * n_partial
     kinds += [("blank", lambda i: demo.with_student(release, f"Student {i}", f"2026{i:04d}"))] * n_blank
     kinds += [("adversarial", adversarial[k % len(adversarial)]) for k in range(n_adv)]
-    return {f"s{i:03d}": (kind, make(i)) for i, (kind, make) in enumerate(kinds)}
+    # A real class is in no particular order of difficulty: shuffle (seeded) so that, say, all
+    # the slow adversarial submissions do not come last and leave a worker idle at the end.
+    order = random.Random(0).sample(range(len(kinds)), len(kinds))
+    return {f"s{i:03d}": (kinds[k][0], kinds[k][1](i)) for i, k in enumerate(order)}
 
 
 def make_course(folder, submissions):
