@@ -29,15 +29,11 @@ class FeedbackError(Exception):
 
 
 def secret_lines(master):
-    """The hidden-test lines of the master (long enough to be specific): never shown to students.
+    """The hidden-test lines of the master: never shown to students.
 
     Solution lines are not included: a student may well write the same code.
     """
-    lines = set()
-    for cell in master.cells:
-        lines.update(notebooks.region_lines(cell.source, notebooks.HIDDEN_BEGIN, notebooks.HIDDEN_END))
-    public = {line for cell in master.cells for line in cell.source.splitlines()} - lines
-    return {line.strip() for line in lines - public if len(line.strip()) >= 25}
+    return notebooks.secret_lines(master, include_solutions=False)
 
 
 def leaked_lines(page_text, secrets):

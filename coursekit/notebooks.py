@@ -116,6 +116,23 @@ def check_master(nb, name="master notebook"):
     return problems
 
 
+def secret_lines(master, include_solutions=True, min_length=25):
+    """Lines of the master's hidden tests (and solutions) that appear nowhere else in it.
+
+    Only lines of at least ``min_length`` characters count: short ones
+    ("return Z") are not specific enough to prove a leak.
+    """
+    regions = [(HIDDEN_BEGIN, HIDDEN_END)] + ([(SOLUTION_BEGIN, SOLUTION_END)] if include_solutions else [])
+    secret, public = set(), set()
+    for cell in master.cells:
+        inside = set()
+        for begin, end in regions:
+            inside.update(region_lines(cell.source, begin, end))
+        secret |= inside
+        public.update(line for line in cell.source.splitlines() if line not in inside)
+    return {line.strip() for line in secret - public if len(line.strip()) >= min_length}
+
+
 def find_leaks(master, release, name="release notebook"):
     """Return a list of solution or hidden-test content found in ``release``.
 
@@ -124,23 +141,8 @@ def find_leaks(master, release, name="release notebook"):
     specific), for outputs, and for model answers of written questions.
     """
     leaks = []
-    secret_lines = set()
-    model_answers = []
-    for cell in master.cells:
-        secret_lines.update(region_lines(cell.source, SOLUTION_BEGIN, SOLUTION_END))
-        secret_lines.update(region_lines(cell.source, HIDDEN_BEGIN, HIDDEN_END))
-        if is_solution_cell(cell) and cell.cell_type == "markdown":
-            model_answers.append(cell.source.strip())
-    public_lines = set()
-    for cell in master.cells:
-        # Lines that also stand outside the regions (e.g. "return Z") are not secrets.
-        public_lines.update(
-            line
-            for line in cell.source.splitlines()
-            if line not in region_lines(cell.source, SOLUTION_BEGIN, SOLUTION_END)
-            and line not in region_lines(cell.source, HIDDEN_BEGIN, HIDDEN_END)
-        )
-    secrets = {line.strip() for line in secret_lines - public_lines if len(line.strip()) >= 25}
+    secrets = secret_lines(master, include_solutions=True)
+    model_answers = [c.source.strip() for c in master.cells if is_solution_cell(c) and c.cell_type == "markdown"]
     for index, cell in enumerate(release.cells):
         where = f"{name}, cell {index} ({grade_id(cell) or cell.cell_type})"
         for marker in MARKERS:
