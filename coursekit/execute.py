@@ -85,6 +85,9 @@ class GuardedExecute(Execute):
         (workdir / self.incidents_file).unlink(missing_ok=True)
         completed, start, restarts = [], 0, 0
         while start < len(self.nb.cells):
+            if self._remaining() <= 0:
+                self._skip_rest(start, self._budget_reason())
+                break
             if restarts > self.max_restarts:
                 self._skip_rest(start, f"not run: the kernel had to be restarted {self.max_restarts} times")
                 break
@@ -105,11 +108,15 @@ class GuardedExecute(Execute):
             for index in range(start, len(self.nb.cells)):
                 cell = self.nb.cells[index]
                 if self._remaining() <= 0:
-                    self._skip_rest(index, f"not run: the notebook's time limit of {self.notebook_timeout} s was used up")
+                    self._skip_rest(index, self._budget_reason())
                     return len(self.nb.cells)
                 try:
                     self._run_cell(cell, index, resources)
                 except (CellTimeoutError, DeadKernelError, RuntimeError) as error:
+                    if isinstance(error, CellTimeoutError) and self._remaining() <= 1:
+                        # Not this cell's own limit: the notebook's budget ran out while it ran.
+                        self._skip_rest(index, self._budget_reason())
+                        return len(self.nb.cells)
                     self._stopped(cell, index, error)
                     return index + 1
                 if cell.cell_type == "code":
@@ -142,6 +149,9 @@ class GuardedExecute(Execute):
     # -- bookkeeping -----------------------------------------------------------
     def _remaining(self):
         return self._deadline - monotonic()
+
+    def _budget_reason(self):
+        return f"not run: the notebook's time limit of {self.notebook_timeout} s was used up"
 
     def _seed(self, key):
         seed = zlib.crc32(key) % (2**32 - 1)

@@ -38,3 +38,26 @@ def test_the_sandboxed_process_sees_only_its_folder(tmp_path):
     assert int(uid) == sandbox.sandbox_ids(settings)[0] >= 200000
     # The parent folder holds only what is bound into the sandbox: no secret.txt.
     assert rest.startswith("['sockets', 'student'] False 3072 0")
+
+
+def test_the_notebook_time_budget_stops_the_rest_and_says_so(tmp_path):
+    """c.GuardedExecute.notebook_timeout caps the whole notebook, not just one cell."""
+    import json
+
+    import nbformat
+    from traitlets.config import Config
+
+    from coursekit.execute import INCIDENTS_FILE, GuardedExecute
+
+    cells = [nbformat.v4.new_code_cell(f"import time; time.sleep(2); x{i} = {i}") for i in range(4)]
+    nb = nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}})
+    config = Config()
+    config.GuardedExecute.notebook_timeout = 5
+    config.Execute.timeout = 30
+    executed, _ = GuardedExecute(config=config).preprocess(nb, {"metadata": {"path": str(tmp_path)}})
+    stopped = [c for c in executed.cells if any(o.get("ename") == "GradingStopped" for o in c.outputs)]
+    assert 1 <= len(stopped) <= 3, [c.outputs for c in executed.cells]
+    assert "time limit of 5 s" in stopped[-1].outputs[-1]["evalue"]
+    assert not any(o.get("output_type") == "error" for o in executed.cells[0].outputs), "the first cell ran"
+    incidents = json.loads((tmp_path / INCIDENTS_FILE).read_text())
+    assert incidents and ("time limit" in incidents[-1]["what"])
