@@ -24,6 +24,7 @@ Two nbgrader preprocessors, switched on in ``nbgrader_config.py``
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import zlib
@@ -36,7 +37,7 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_output
 from nbgrader import utils
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
-from traitlets import Bool, Integer, Unicode
+from traitlets import Bool, Float, Integer, Unicode
 
 from .sandbox import Sandbox, SandboxedKernelManager, SandboxUnavailable, check_sandbox
 
@@ -56,6 +57,7 @@ class GuardedExecute(Execute):
     coalesce_streams = Bool(True, help="Merge consecutive stream outputs of a cell").tag(config=True)
     workers = Integer(1, help="Grading workers running at the same time (sets BLAS threads)").tag(config=True)
     incidents_file = Unicode(INCIDENTS_FILE).tag(config=True)
+    kernel_alive_interval = Float(0.1, help="Seconds between checks that the kernel is still alive").tag(config=True)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -122,6 +124,17 @@ class GuardedExecute(Execute):
                 if cell.cell_type == "code":
                     completed.append(index)
         return len(self.nb.cells)
+
+    async def _async_poll_kernel_alive(self):
+        # nbclient looks every second; a kernel killed by os._exit or a limit would
+        # leave the grader waiting for up to that long, with the core idle.
+        while True:
+            await asyncio.sleep(self.kernel_alive_interval)
+            try:
+                await self._async_check_alive()
+            except DeadKernelError:
+                self.task_poll_for_reply.cancel()
+                return
 
     def _run_cell(self, cell, index, resources):
         self.timeout = max(1, int(min(self._cell_timeout or self.notebook_timeout, self._remaining())))

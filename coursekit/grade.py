@@ -36,7 +36,7 @@ from . import build
 from .paths import ROOT
 from .execute import read_incidents
 from .results import FAILED, GRADED, NOT_SUBMITTED, GradeResult, load_results, save_results, status_path
-from .sandbox import SandboxUnavailable, check_sandbox
+from .sandbox import SandboxUnavailable, check_sandbox, matplotlib_font_list
 
 
 def ensure_tools_on_path():
@@ -305,6 +305,7 @@ def grade(course_root=ROOT, assignment="clustering", students=None, workers=1, f
         # nbgrader's own session handling trips SQLAlchemy's autoflush warning; it is harmless noise.
         warnings.simplefilter("ignore", SAWarning)
         if workers > 1 and len(todo) > 1:
+            matplotlib_font_list()  # built once here, inherited by the forked workers
             results += grade_in_parallel(course_root, assignment, todo, workers, config, db, allow_unsandboxed,
                                          on_done=lambda r: bar.update())
         else:

@@ -61,3 +61,40 @@ def test_the_notebook_time_budget_stops_the_rest_and_says_so(tmp_path):
     assert not any(o.get("output_type") == "error" for o in executed.cells[0].outputs), "the first cell ran"
     incidents = json.loads((tmp_path / INCIDENTS_FILE).read_text())
     assert incidents and ("time limit" in incidents[-1]["what"])
+
+
+def _run_in_grading_kernel(tmp_path, *sources):
+    import nbformat
+
+    from coursekit.execute import GuardedExecute
+
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(source) for source in sources],
+        metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}},
+    )
+    executed, _ = GuardedExecute().preprocess(nb, {"metadata": {"path": str(tmp_path)}})
+    return executed.cells
+
+
+def test_graded_kernels_reuse_one_matplotlib_font_list(tmp_path):
+    """Every kernel gets the font list built once, instead of scanning the fonts per submission."""
+    sandbox.check_sandbox()
+    cells = _run_in_grading_kernel(
+        tmp_path,
+        "import logging, sys; logging.basicConfig(level=logging.INFO, stream=sys.stdout, format='%(message)s')",
+        "import os, matplotlib, matplotlib.font_manager\n"
+        "print(matplotlib.get_cachedir() == os.environ['MPLCONFIGDIR'], sorted(os.listdir(matplotlib.get_cachedir())))",
+    )
+    printed = "".join(o.get("text", "") for o in cells[1].outputs)
+    assert "generated new fontManager" not in printed
+    assert printed.strip() == f"True ['{sandbox.matplotlib_font_list().name}']"
+
+
+def test_a_fresh_kernel_gives_each_cell_exactly_its_own_output(tmp_path):
+    """The client does not wait out IOPub's start-up chatter; no stray message lands in a cell."""
+    sandbox.check_sandbox()
+    cells = _run_in_grading_kernel(tmp_path, "print('first')", "1 + 1")
+    assert [o["output_type"] for o in cells[0].outputs] == ["stream"]
+    assert cells[0].outputs[0]["text"] == "first\n"
+    assert cells[1].outputs[0]["data"]["text/plain"] == "2"
+    assert (cells[0].execution_count, cells[1].execution_count) == (1, 2)
