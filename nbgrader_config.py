@@ -9,7 +9,7 @@ import os
 import sys
 
 from nbgrader.converters import Autograde, GenerateAssignment, GenerateFeedback
-from nbgrader.preprocessors import ClearSolutions, Execute, GetGrades, OverwriteCells
+from nbgrader.preprocessors import CheckCellMetadata, ClearSolutions, Execute, GetGrades, OverwriteCells
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
@@ -18,7 +18,9 @@ if HERE not in sys.path:
 from coursekit.collect import NBGRADER_ZIP_COLLECT_REGEXP  # noqa: E402
 from coursekit.execute import GuardedExecute, StderrIsNotFailure  # noqa: E402
 from coursekit.repair import RepairSubmission  # noqa: E402
-from coursekit.preprocessors import ClearStudentInfo, HideHiddenTests, RestoreLockedCells  # noqa: E402
+from coursekit.preprocessors import (  # noqa: E402
+    CheckCellMetadataOnce, ClearStudentInfo, HideHiddenTests, RestoreLockedCells,
+)
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 
@@ -53,6 +55,9 @@ c.GenerateAssignment.preprocessors = _generate
 _sanitize = list(Autograde.class_traits()["sanitize_preprocessors"].default())
 _sanitize[_sanitize.index(OverwriteCells)] = RestoreLockedCells
 _sanitize.insert(0, RepairSubmission)
+# nbgrader's metadata check re-reads its JSON schema for every cell (0.2 s per
+# submission); this one compiles it once and makes the same checks.
+_sanitize[_sanitize.index(CheckCellMetadata)] = CheckCellMetadataOnce
 c.Autograde.sanitize_preprocessors = _sanitize
 
 # Student code runs in a sandboxed kernel with time limits, restarts after a
@@ -61,6 +66,7 @@ c.Autograde.sanitize_preprocessors = _sanitize
 _autograde = list(Autograde.class_traits()["autograde_preprocessors"].default())
 _autograde[_autograde.index(Execute)] = GuardedExecute
 _autograde.insert(_autograde.index(GuardedExecute) + 1, StderrIsNotFailure)
+_autograde[_autograde.index(CheckCellMetadata)] = CheckCellMetadataOnce
 c.Autograde.autograde_preprocessors = _autograde
 
 # --- Limits while grading ------------------------------------------------------------

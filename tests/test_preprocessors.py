@@ -1,5 +1,6 @@
 """The course's feedback preprocessor on a hand-made graded cell."""
 
+import pytest
 from nbformat.v4 import new_code_cell, new_output
 
 from coursekit.preprocessors import HideHiddenTests, redact_traceback
@@ -40,3 +41,66 @@ def test_cells_without_hidden_tests_are_untouched():
     cell.metadata.nbgrader = dict(schema_version=3, grade=True, solution=False, locked=True, grade_id="t", points=1)
     before = dict(cell)
     assert HideHiddenTests().preprocess_cell(cell, {}, 0)[0] == before
+
+
+def _outcome(validator, cell):
+    try:
+        validator.validate_cell(cell)
+    except Exception as error:  # noqa: BLE001 - the type and message are what is compared
+        return type(error).__name__, str(error)
+    return None
+
+
+def _grade_cell(**changes):
+    import copy
+
+    import nbformat
+
+    from coursekit.paths import ROOT
+
+    master = nbformat.read(ROOT / "source" / "clustering" / "clustering.ipynb", as_version=4)
+    cell = copy.deepcopy(next(c for c in master.cells if c.metadata.get("nbgrader", {}).get("grade")))
+    for key, value in changes.items():
+        if value is None:
+            cell.metadata.nbgrader.pop(key, None)
+        else:
+            cell.metadata.nbgrader[key] = value
+    return cell
+
+
+@pytest.mark.parametrize("changes, valid", [
+    ({}, True),
+    ({"locked": False}, True),
+    ({"points": "two"}, False),
+    ({"points": None}, False),
+    ({"grade_id": None}, False),
+    ({"grade_id": 7}, False),
+    ({"solution": "yes"}, False),
+    ({"schema_version": 2}, False),
+    ({"schema_version": 4}, False),
+    ({"extra": 1}, False),
+])
+def test_the_compiled_metadata_check_says_what_nbgraders_says(changes, valid):
+    from nbgrader.nbgraderformat import MetadataValidator
+
+    from coursekit.preprocessors import _QuickMetadataValidator
+
+    cell = _grade_cell(**changes)
+    ours, nbgraders = _outcome(_QuickMetadataValidator(), cell), _outcome(MetadataValidator(), cell)
+    assert ours == nbgraders
+    assert (ours is None) == valid, ours
+
+
+def test_the_compiled_metadata_check_fails_a_corrupt_notebook_as_nbgrader_does():
+    import nbformat
+    from nbgrader.nbgraderformat import ValidationError
+    from nbgrader.preprocessors import CheckCellMetadata
+
+    from coursekit.preprocessors import CheckCellMetadataOnce
+
+    nb = nbformat.v4.new_notebook(cells=[_grade_cell(points="two")])
+    for check in (CheckCellMetadata(), CheckCellMetadataOnce()):
+        with pytest.raises(ValidationError, match="the nbgrader metadata may be corrupted"):
+            check.preprocess(nb, {})
+    nb.cells = [_grade_cell()]
+    assert CheckCellMetadataOnce().preprocess(nb, {})[0] is nb

@@ -98,3 +98,29 @@ def test_a_fresh_kernel_gives_each_cell_exactly_its_own_output(tmp_path):
     assert cells[0].outputs[0]["text"] == "first\n"
     assert cells[1].outputs[0]["data"]["text/plain"] == "2"
     assert (cells[0].execution_count, cells[1].execution_count) == (1, 2)
+
+
+def test_each_test_cell_starts_from_its_own_seed(tmp_path):
+    """Whatever the student's cells drew before, a test cell sees the same random numbers."""
+    import random
+    import zlib
+
+    import nbformat
+    import numpy as np
+
+    from coursekit.execute import GuardedExecute
+
+    sandbox.check_sandbox()
+    test_cell = nbformat.v4.new_code_cell("print(np.random.random(), random.random())")
+    test_cell.metadata["nbgrader"] = {"grade": True, "grade_id": "t1", "points": 1, "solution": False,
+                                      "locked": True, "schema_version": 3}
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell("import numpy as np, random, time\n"
+                                         "np.random.random(time.time_ns() % 7 + 1); random.random()"), test_cell],
+        metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}},
+    )
+    executed, _ = GuardedExecute().preprocess(nb, {"metadata": {"path": str(tmp_path)}})
+    seed = zlib.crc32(b"t1") % (2**32 - 1)
+    np.random.seed(seed)
+    random.seed(seed)
+    assert executed.cells[1].outputs[0]["text"] == f"{np.random.random()} {random.random()}\n"
