@@ -56,7 +56,7 @@ data-verify: venv
 mnist-full: venv
 	$(PY) -m coursekit data download-mnist
 
-## bench: every benchmark, one after the other (about 30 minutes); tables in bench/results/
+## bench: every benchmark, one after the other (about 45 minutes); tables in bench/results/
 bench: venv
 	$(PY) bench/bench_helper.py --out bench/results/helper.md
 	$(PY) bench/bench_notebook.py --out bench/results/notebook.md

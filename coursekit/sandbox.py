@@ -22,6 +22,7 @@ network. Settings live in ``nbgrader_config.py`` as ``c.Sandbox.*``.
 from __future__ import annotations
 
 import atexit
+import itertools
 import os
 import pwd
 import shutil
@@ -53,7 +54,8 @@ class Sandbox(Configurable):
     ).tag(config=True)
     uid_base = Integer(
         200000,
-        help="The kernel runs as user id uid_base + (grading process id mod 100000): an unprivileged id of its "
+        help="Kernels run as user ids from uid_base + 16 x (grading process id mod 100000), the next of those 16 "
+        "for each kernel started: unprivileged ids of their own"
         "own, so that one kernel's process limit or signals never touch another's. 0: run as `user` instead.",
     ).tag(config=True)
     user = Unicode("nobody", help="Unprivileged user the kernel runs as when uid_base is 0").tag(config=True)
@@ -152,10 +154,16 @@ def _python_binds(made):
     return args
 
 
-def sandbox_ids(settings):
-    """(uid, gid) the kernel runs as."""
+def sandbox_ids(settings, launch=0):
+    """(uid, gid) the ``launch``-th kernel of this process runs as.
+
+    Each grading process has 16 ids, used in turn by the kernels it starts:
+    the processes of a kernel just killed take a moment to vanish, and the
+    next kernel's process limit (RLIMIT_NPROC, which counts every process of
+    the user) must not count them.
+    """
     if settings.uid_base:
-        ident = settings.uid_base + os.getpid() % 100000
+        ident = settings.uid_base + (os.getpid() % 100000) * 16 + launch % 16
         return ident, ident
     user = pwd.getpwnam(settings.user)
     return user.pw_uid, user.pw_gid
@@ -167,7 +175,7 @@ def thread_count(settings, workers=1):
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
-def sandbox_command(kernel_cmd, workdir, socket_dir, settings, threads=1):
+def sandbox_command(kernel_cmd, workdir, socket_dir, settings, threads=1, ids=None):
     """The bwrap command line that runs ``kernel_cmd`` inside the sandbox.
 
     Parameters
@@ -182,8 +190,10 @@ def sandbox_command(kernel_cmd, workdir, socket_dir, settings, threads=1):
         Limits and the sandbox user.
     threads : int
         BLAS/OpenMP threads for the kernel.
+    ids : (int, int), optional
+        User and group id of the kernel (default: ``sandbox_ids(settings)``).
     """
-    uid, gid = sandbox_ids(settings)
+    uid, gid = ids or sandbox_ids(settings)
     workdir, socket_dir = str(Path(workdir).resolve()), str(Path(socket_dir).resolve())
     env = {name: os.environ[name] for name in _PASSED_ENV if name in os.environ}
     env.update({
@@ -210,6 +220,7 @@ def sandbox_command(kernel_cmd, workdir, socket_dir, settings, threads=1):
 
 
 MATPLOTLIB_DIR = "matplotlib"
+_launches = itertools.count()
 _font_list = {}
 
 
@@ -304,13 +315,13 @@ class SandboxedKernelManager(AsyncKernelManager):
         return await super()._async_pre_start_kernel(**kw)
 
     async def _async_launch_kernel(self, kernel_cmd, **kw):
-        uid, gid = sandbox_ids(self.sandbox)
+        uid, gid = sandbox_ids(self.sandbox, next(_launches))
         workdir = kw.get("cwd") or os.getcwd()
         _prepare_matplotlib_dir(Path(self._socket_dir) / MATPLOTLIB_DIR)
         _give_to(self._socket_dir, uid, gid)
         _give_to(workdir, uid, gid)
         threads = thread_count(self.sandbox, self.workers)
-        wrapped = sandbox_command(kernel_cmd, workdir, self._socket_dir, self.sandbox, threads)
+        wrapped = sandbox_command(kernel_cmd, workdir, self._socket_dir, self.sandbox, threads, ids=(uid, gid))
         kw["env"] = {}  # bwrap --clearenv/--setenv decide the kernel's environment
         # The kernel's console chatter is not the student's output (that goes over the sockets).
         kw["stdout"] = kw["stderr"] = subprocess.DEVNULL

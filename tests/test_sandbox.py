@@ -124,3 +124,13 @@ def test_each_test_cell_starts_from_its_own_seed(tmp_path):
     np.random.seed(seed)
     random.seed(seed)
     assert executed.cells[1].outputs[0]["text"] == f"{np.random.random()} {random.random()}\n"
+
+
+def test_each_kernel_runs_as_a_user_of_its_own(tmp_path):
+    """A kernel started right after another never shares its user, hence its process limit."""
+    sandbox.check_sandbox()
+    first = _run_in_grading_kernel(tmp_path, "import os; print(os.getuid(), os.getgid())")
+    second = _run_in_grading_kernel(tmp_path, "import os; print(os.getuid(), os.getgid())")
+    ids = [tuple(map(int, cells[0].outputs[0]["text"].split())) for cells in (first, second)]
+    assert ids[0] != ids[1]
+    assert all(uid == gid >= 200000 for uid, gid in ids)
