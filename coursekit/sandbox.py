@@ -235,7 +235,8 @@ def matplotlib_font_list():
     if "path" not in _font_list:
         folder = tempfile.mkdtemp(prefix="ck-fonts-")
         atexit.register(shutil.rmtree, folder, True)
-        env = dict(os.environ, MPLCONFIGDIR=folder)
+        # The kernel's environment, not the grader's: no fonts from the grader's home.
+        env = {"PATH": os.environ.get("PATH", ""), "HOME": folder, "MPLCONFIGDIR": folder}
         subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env=env, capture_output=True)
         built = sorted(Path(folder).glob("fontlist-*.json"))
         _font_list["path"] = built[0] if built else None
