@@ -55,8 +55,8 @@ class Sandbox(Configurable):
     uid_base = Integer(
         200000,
         help="Kernels run as user ids from uid_base + 16 x (grading process id mod 100000), the next of those 16 "
-        "for each kernel started: unprivileged ids of their own"
-        "own, so that one kernel's process limit or signals never touch another's. 0: run as `user` instead.",
+        "for each kernel started: unprivileged ids of their own, so that one kernel's process limit or signals "
+        "never touch another's. 0: run as `user` instead.",
     ).tag(config=True)
     user = Unicode("nobody", help="Unprivileged user the kernel runs as when uid_base is 0").tag(config=True)
     memory_limit_mb = Integer(3072, help="Address-space limit of the kernel (RLIMIT_AS), in MB").tag(config=True)
@@ -198,7 +198,8 @@ def sandbox_command(kernel_cmd, workdir, socket_dir, settings, threads=1, ids=No
     env = {name: os.environ[name] for name in _PASSED_ENV if name in os.environ}
     env.update({
         "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": "/tmp", "MPLCONFIGDIR": str(Path(socket_dir) / MATPLOTLIB_DIR), "IPYTHONDIR": "/tmp/ipython", "XDG_CACHE_HOME": "/tmp/cache",
+        "HOME": "/tmp", "IPYTHONDIR": "/tmp/ipython", "XDG_CACHE_HOME": "/tmp/cache",
+        "MPLCONFIGDIR": str(Path(socket_dir) / MATPLOTLIB_DIR),  # holds the shared font list
         "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
         "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
     })
