@@ -32,6 +32,9 @@ c.CourseDirectory.release_directory = "release"
 c.CourseDirectory.submitted_directory = "submitted"
 c.CourseDirectory.autograded_directory = "autograded"
 c.CourseDirectory.feedback_directory = "feedback"
+# The solution's cell times (written by `make build`, read while grading) stay
+# out of the release and out of the students' folders.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "cell_times.json", "*.part"]
 
 # --- The build (coursekit.build) ----------------------------------------------
 # Where Colab fetches the helper and the data: the release folder of the course
@@ -70,15 +73,36 @@ _autograde[_autograde.index(CheckCellMetadata)] = CheckCellMetadataOnce
 c.Autograde.autograde_preprocessors = _autograde
 
 # --- Limits while grading ------------------------------------------------------------
-# Seconds one cell may run (nbgrader's default is 30; the k sweep of Part 3
-# takes several seconds on the bundled data and about 15 s on a full-size MNIST).
+# Time: each cell may run max(floor, factor x the time the solution's cell took),
+# from source/<assignment>/cell_times.json (written by `make build`); a cell the
+# master does not have gets the limit of its slowest cell. The notebook may run
+# max(notebook_floor, notebook_factor x the solution's total). A loop in one
+# function then costs seconds, and the parts after it still run.
+c.TimeLimits.factor = 20
+c.TimeLimits.floor = 10
+c.TimeLimits.notebook_factor = 6
+c.TimeLimits.notebook_floor = 180
+# Hard caps above the calibrated limits (and the limits when there is no
+# cell_times.json): seconds per cell (nbgrader's default is 30) and per notebook.
 c.Execute.timeout = 120
-# Seconds the whole notebook may run; cells after that are not run (and say so).
 c.GuardedExecute.notebook_timeout = 600
-# The sandbox of the kernel (coursekit.sandbox): memory, CPU time, processes.
+# Output recorded while grading, as it arrives; the rest is replaced by a note
+# (the solution's largest cell output, the animation, is about 0.85 MB).
+c.GuardedExecute.max_output_bytes = 2_000_000
+c.GuardedExecute.max_output_lines = 5_000
+c.GuardedExecute.max_notebook_output_bytes = 8_000_000
+# Files the notebook writes that are kept beside the graded notebook (copied out
+# of the sandbox as regular files of at most keep_file_max_mb); anything else it
+# leaves behind stays in the sandbox, and links, pipes and folders are reported.
+c.GuardedExecute.keep_files = ["cat_compressed_*.png"]
+c.GuardedExecute.keep_file_max_mb = 5
+# The sandbox of the kernel (coursekit.sandbox): memory, CPU time, processes, and
+# the size of everything it can write (working folder, /tmp, home: one tmpfs).
 c.Sandbox.memory_limit_mb = 3072
 c.Sandbox.cpu_time_limit_s = 1200
 c.Sandbox.max_processes = 256
+c.Sandbox.disk_limit_mb = 512
+c.Sandbox.shm_limit_mb = 64
 
 # --- Feedback ---------------------------------------------------------------------
 # Students see each test's points and error message, never the hidden tests'

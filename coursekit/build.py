@@ -9,7 +9,10 @@
 3. :func:`coursekit.notebooks.check_master` validates the master's nbgrader
    structure;
 4. :func:`execute_master` runs the master top to bottom in a scratch folder and
-   requires every test cell to pass with nothing on stderr;
+   requires every test cell to pass with nothing on stderr; the time each cell
+   took goes to ``source/<assignment>/cell_times.json``, from which grading
+   calibrates its time limits (:mod:`coursekit.timing`; written again only
+   when the master changed, or with ``--recalibrate``);
 5. :func:`generate_release` runs ``nbgrader generate_assignment`` in a scratch
    course and installs the result as ``release/<assignment>/``;
 6. :func:`coursekit.notebooks.find_leaks` proves that no solution, hidden test
@@ -38,9 +41,10 @@ from traitlets import Unicode
 from traitlets.config import Configurable
 from traitlets.config.loader import PyFileConfigLoader
 
-from . import notebooks
+from . import notebooks, timing
 from .data import DATA_FILES
 from .paths import ROOT
+from .repair import released_source
 
 HELPER = "KmeansAnimate2D.py"
 
@@ -141,7 +145,8 @@ def execute_master(assignment_dir, notebook_name, timeout=600):
     Returns
     -------
     nbformat.NotebookNode
-        The executed notebook (outputs kept, no timing metadata).
+        The executed notebook (outputs kept, nbclient's timing metadata in
+        each cell's ``metadata.execution``; :func:`normalize_executed` drops it).
 
     Raises
     ------
@@ -156,7 +161,7 @@ def execute_master(assignment_dir, notebook_name, timeout=600):
                 shutil.copyfile(item, Path(scratch) / item.name)
         nb = nbformat.read(Path(scratch) / notebook_name, as_version=4)
         client = NotebookClient(
-            nb, timeout=timeout, kernel_name="python3", allow_errors=True, record_timing=False, coalesce_streams=True,
+            nb, timeout=timeout, kernel_name="python3", allow_errors=True, record_timing=True, coalesce_streams=True,
             resources={"metadata": {"path": scratch}},
         )
         client.execute()
@@ -229,7 +234,7 @@ def normalize_executed(nb):
     return nb
 
 
-def build(root=ROOT, release_root=None, notebooks_dir=None, log=print):
+def build(root=ROOT, release_root=None, notebooks_dir=None, recalibrate=False, log=print):
     """Build the release and the companion notebook; see the module docstring.
 
     Parameters
@@ -240,6 +245,9 @@ def build(root=ROOT, release_root=None, notebooks_dir=None, log=print):
         Where to write ``<assignment>/`` and the companion notebook; default
         ``root/release`` and ``root/notebooks``. Tests point them elsewhere to
         check that the committed copies are up to date.
+    recalibrate : bool
+        Write ``cell_times.json`` from this run even when it already holds
+        the times of this master (for example after moving to a new machine).
 
     Returns
     -------
@@ -269,8 +277,15 @@ def build(root=ROOT, release_root=None, notebooks_dir=None, log=print):
     log(f"checked {master_path.name}: {len(notebooks.graded_cells(master))} graded cells, "
         f"{sum(notebooks.graded_cells(master).values()):g} points")
 
-    executed = normalize_executed(execute_master(source_dir, master_path.name, timeout=int(settings.cell_timeout)))
+    executed = execute_master(source_dir, master_path.name, timeout=int(settings.cell_timeout))
     log("ran the solution: every test passes")
+    times_path = source_dir / timing.CELL_TIMES
+    if recalibrate or not timing.cell_times_current(times_path, master_path):
+        seconds = timing.cell_seconds(executed, released_source)
+        timing.write_cell_times(times_path, master_path, seconds)
+        log(f"wrote {times_path.relative_to(root)}: the solution's cell times ({sum(seconds.values()):.1f} s in all), "
+            "from which grading sets its time limits")
+    executed = normalize_executed(executed)
 
     release_root.mkdir(parents=True, exist_ok=True)
     staging = generate_release(root, assignment, source_dir, release_root / assignment)

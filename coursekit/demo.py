@@ -30,6 +30,7 @@ import nbformat
 
 from . import notebooks
 from .paths import ROOT
+from .timing import CELL_TIMES
 
 DEMO_ROOT = ROOT / "demo-course"
 ASSIGNMENT = "clustering"
@@ -109,6 +110,9 @@ def prepare_demo_course(root=DEMO_ROOT):
     source = root / "source" / ASSIGNMENT
     source.mkdir(parents=True)
     shutil.copyfile(ROOT / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", source / f"{ASSIGNMENT}.ipynb")
+    times = ROOT / "source" / ASSIGNMENT / CELL_TIMES
+    if times.is_file():  # the time limits calibrated on the master
+        shutil.copyfile(times, source / CELL_TIMES)
     return root
 
 

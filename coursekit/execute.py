@@ -4,9 +4,17 @@ Two nbgrader preprocessors, switched on in ``nbgrader_config.py``
 (``Autograde.autograde_preprocessors``):
 
 - :class:`GuardedExecute` replaces nbgrader's ``Execute``. It runs the kernel in
-  the sandbox (:mod:`coursekit.sandbox`), gives each cell the per-cell time
-  limit (``c.Execute.timeout``) and the whole notebook a wall-clock budget
-  (``c.GuardedExecute.notebook_timeout``). When a cell runs past its limit, the
+  the sandbox (:mod:`coursekit.sandbox`), gives each cell a time limit
+  calibrated from the solution's own run time (:class:`TimeLimits`, from the
+  ``cell_times.json`` that ``make build`` writes; at most ``c.Execute.timeout``)
+  and the whole notebook a wall-clock budget. It records at most
+  ``max_output_bytes`` / ``max_output_lines`` of output per cell (and
+  ``max_notebook_output_bytes`` in all) as the messages arrive, replacing the
+  rest by a note, so a flood of output costs neither memory nor time; the
+  streams of a cell are merged in linear time. Before the last kernel stops,
+  the files the assignment declares (``keep_files``) are copied back from the
+  sandbox; links, pipes and folders the student left are reported, never
+  followed. When a cell runs past its limit, the
   kernel dies (``os._exit``, a memory or CPU limit) or ignores interrupts, it
   kills the kernel, starts a fresh one, re-runs the cells that had completed,
   and goes on after the failing cell: the student keeps the credit of every
@@ -29,17 +37,23 @@ import copy
 import json
 import zlib
 from pathlib import Path
+from queue import Empty
 from time import monotonic
 
+import zmq
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import ensure_async, run_sync
 from nbclient import NotebookClient
-from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbclient.exceptions import CellExecutionComplete, CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_output
 from nbgrader import utils
+from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
-from traitlets import Bool, Float, Integer, Unicode
+from traitlets import Bool, Float, Integer, List, Unicode
 
+from .outputs import OutputBudget, bounded_error, merge_streams
 from .sandbox import Sandbox, SandboxedKernelManager, SandboxUnavailable, check_sandbox
+from .timing import TimeLimits
 
 INCIDENTS_FILE = "grading_incidents.json"
 GRADER_NOTE = "[grader]"
@@ -53,10 +67,23 @@ class GuardedExecute(Execute):
     seed_tests = Bool(True, help="Seed random and numpy.random before each test cell").tag(config=True)
     interrupt_on_timeout = Bool(False, help="Kill rather than interrupt: a loop may ignore SIGINT").tag(config=True)
     # How a print is split into stream messages depends on timing; merged, the
-    # graded notebook and its feedback are the same from run to run.
-    coalesce_streams = Bool(True, help="Merge consecutive stream outputs of a cell").tag(config=True)
+    # graded notebook and its feedback are the same from run to run. nbclient's
+    # own merge is quadratic on long lines, so it is off and merge_streams does it.
+    coalesce_streams = Bool(False, help="nbclient's stream merging (off: merge_streams replaces it)").tag(config=True)
+    merge_streams = Bool(True, help="Merge the stream outputs of a cell, in linear time").tag(config=True)
+    max_output_bytes = Integer(2_000_000, help="Output recorded per cell, in characters; the rest is dropped").tag(config=True)
+    max_output_lines = Integer(5_000, help="Lines of text output recorded per cell").tag(config=True)
+    max_notebook_output_bytes = Integer(8_000_000, help="Output recorded for the whole notebook").tag(config=True)
+    keep_files = List(Unicode(), help="fnmatch patterns of files the notebook writes that are kept "
+                      "(copied back from the sandbox as regular files)").tag(config=True)
+    keep_file_max_mb = Float(5.0, help="Largest file kept, in MB").tag(config=True)
+    # An output message over the client's size limit is dropped, and with it maybe
+    # the cell's final status: noted on the cell rather than taken for a hang.
+    raise_on_iopub_timeout = Bool(False, help="Treat output that stops arriving as a timeout").tag(config=True)
     workers = Integer(1, help="Grading workers running at the same time (sets BLAS threads)").tag(config=True)
     incidents_file = Unicode(INCIDENTS_FILE).tag(config=True)
+    limits_file = Unicode("cell_times.json", help="The solution's cell times, in the assignment's source folder "
+                          "(written by `make build`)").tag(config=True)
     kernel_alive_interval = Float(0.1, help="Seconds between checks that the kernel is still alive").tag(config=True)
 
     def __init__(self, *args, **kwargs):
@@ -81,9 +108,13 @@ class GuardedExecute(Execute):
         self.reset_execution_trackers()
         self._check_assign_resources(resources)
         self._cell_timeout = self.timeout
-        self._deadline = monotonic() + self.notebook_timeout
+        self.limits = TimeLimits.for_assignment(self._cell_times_path(resources), parent=self)
+        self.budget = self.limits.notebook_budget(self.notebook_timeout)
+        self._deadline = monotonic() + self.budget
+        self._outputs = OutputBudget(self.max_output_bytes, self.max_output_lines, self.max_notebook_output_bytes)
         self.incidents = []
-        workdir = Path((resources or {}).get("metadata", {}).get("path") or ".")
+        self._output_tasks = set()
+        self.workdir = workdir = Path((resources or {}).get("metadata", {}).get("path") or ".")
         (workdir / self.incidents_file).unlink(missing_ok=True)
         completed, start, restarts = [], 0, 0
         while start < len(self.nb.cells):
@@ -100,9 +131,19 @@ class GuardedExecute(Execute):
         (workdir / self.incidents_file).write_text(json.dumps(self.incidents, indent=2) + "\n")
         return self.nb, self.resources
 
+    def _cell_times_path(self, resources):
+        """The assignment's cell_times.json (None outside an nbgrader run)."""
+        info = (resources or {}).get("nbgrader", {})
+        if "assignment" not in info:
+            return None
+        coursedir = CourseDirectory(config=self.config)
+        return Path(coursedir.format_path(coursedir.source_directory, ".", info["assignment"])) / self.limits_file
+
     def _run_kernel_from(self, start, completed, resources):
         """Run cells from ``start`` in a fresh kernel; return where to go on."""
         with self.setup_kernel():
+            if hasattr(self.km, "seal"):
+                self.km.seal()  # ready: from now on the kernel can write nowhere on the host
             info = self.wait_for_reply(self.kc.kernel_info())
             self.nb.metadata["language_info"] = info["content"]["language_info"]
             if start > 0 and not self._replay(completed):
@@ -111,6 +152,7 @@ class GuardedExecute(Execute):
                 cell = self.nb.cells[index]
                 if self._remaining() <= 0:
                     self._skip_rest(index, self._budget_reason())
+                    self._collect_files(index)
                     return len(self.nb.cells)
                 try:
                     self._run_cell(cell, index, resources)
@@ -118,12 +160,68 @@ class GuardedExecute(Execute):
                     if isinstance(error, CellTimeoutError) and self._remaining() <= 1:
                         # Not this cell's own limit: the notebook's budget ran out while it ran.
                         self._skip_rest(index, self._budget_reason())
+                        self._collect_files(index)
                         return len(self.nb.cells)
                     self._stopped(cell, index, error)
                     return index + 1
                 if cell.cell_type == "code":
                     completed.append(index)
+            self._collect_files(len(self.nb.cells) - 1)
         return len(self.nb.cells)
+
+    def _collect_files(self, index):
+        """Bring back the declared files from the sandbox; report what else the student left there."""
+        if not hasattr(self.km, "collect_files"):
+            return
+        kept, left = self.km.collect_files(self.keep_files, self.workdir, int(self.keep_file_max_mb * 1e6))
+        if left:
+            self._incident(index, "left in its working folder and not kept by the grader: " + ", ".join(left[:20])
+                           + (f" and {len(left) - 20} more" if len(left) > 20 else ""))
+
+    async def _async_poll_output_msg(self, parent_msg_id, cell, cell_index):
+        # nbclient's loop, with two changes. It yields after every message, so a
+        # kernel flooding its output cannot starve the time limit and the liveness
+        # check. And it reads the channel of the kernel it started with: nbclient
+        # leaves this task running when a cell times out, and it must not then
+        # take the messages of the next kernel's cells.
+        channel = self.kc.iopub_channel
+        task = asyncio.current_task()
+        self._output_tasks.add(task)
+        try:
+            while True:
+                msg = await ensure_async(channel.get_msg(timeout=None))
+                if msg["parent_header"].get("msg_id") == parent_msg_id:
+                    try:
+                        self.process_message(msg, cell, cell_index)
+                    except CellExecutionComplete:
+                        return
+                await asyncio.sleep(0)
+        except (AssertionError, zmq.ZMQError):
+            return  # the channel was closed: this kernel is gone
+        finally:
+            self._output_tasks.discard(task)
+
+    def process_message(self, msg, cell, cell_index):
+        if msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle":
+            self._outputs.complete = True
+        return super().process_message(msg, cell, cell_index)
+
+    def output(self, outs, msg, display_id, cell_index):
+        """Record an output message within the cell's and the notebook's output budget."""
+        if self.clear_before_next_output:  # a clear_output(wait=True) takes effect now
+            outs[:] = []
+            self.clear_display_id_mapping(cell_index)
+            self.clear_before_next_output = False
+            self._outputs.cleared()
+        msg = self._outputs.admit(msg)
+        if msg is None:
+            return None
+        return super().output(outs, msg, display_id, cell_index)
+
+    def clear_output(self, outs, msg, cell_index):
+        super().clear_output(outs, msg, cell_index)
+        if not msg["content"].get("wait"):
+            self._outputs.cleared()
 
     async def _async_poll_kernel_alive(self):
         # nbclient looks every second; a kernel killed by os._exit or a limit would
@@ -137,26 +235,81 @@ class GuardedExecute(Execute):
                 return
 
     def _run_cell(self, cell, index, resources):
-        self.timeout = max(1, int(min(self._cell_timeout or self.notebook_timeout, self._remaining())))
+        self.timeout = max(1, int(min(self.limits.for_cell(cell, self._cell_timeout), self._remaining())))
         if cell.cell_type == "code" and utils.is_grade(cell):
             if self.seed_tests:
                 self._seed(utils.to_bytes(cell.metadata.nbgrader.get("grade_id", str(index))))
             if self.incidents:
                 self._note_after_restart(cell)
-        self.preprocess_cell(cell, resources, index)
+        self._outputs.start_cell()
+        try:
+            self.preprocess_cell(cell, resources, index)
+        except BaseException:
+            self._finish_outputs(cell, index, finished=False)
+            raise
+        self._finish_outputs(cell, index, finished=True)
+
+    def _finish_outputs(self, cell, index, finished):
+        """Merge the cell's streams and note what the output budget dropped.
+
+        ``finished``: the cell ran to its end (not stopped by a limit); if its
+        output then did not all arrive, IOPub is connected anew.
+        """
+        if cell.cell_type != "code":
+            return
+        if self.merge_streams:
+            cell.outputs = merge_streams(cell.get("outputs", []))
+        if not finished:
+            self._outputs.complete = True  # what is missing is explained by the stop itself
+        elif not self._outputs.complete:
+            self._reconnect_iopub()
+        note = self._outputs.end_cell()
+        if note:
+            cell.outputs.append(new_output("stream", name="stdout", text=f"{GRADER_NOTE} {note}\n"))
+            self._incident(index, note)
+
+    def _reconnect_iopub(self):
+        """Connect IOPub anew after ZeroMQ dropped the connection over an oversized message.
+
+        Without it, no later output of the notebook would arrive. Waits until a
+        status message shows that the new connection receives.
+        """
+        old = self.kc._iopub_channel  # jupyter_client makes the channel on first use
+        if old is not None:
+            old.close()
+        self.kc._iopub_channel = None
+        channel = self.kc.iopub_channel
+        for _ in range(20):
+            self.kc.kernel_info()
+            try:
+                run_sync(channel.get_msg)(timeout=0.25)
+                break
+            except Empty:
+                continue
+        while True:  # what the probes left queued is not this notebook's output
+            try:
+                run_sync(channel.get_msg)(timeout=0)
+            except Empty:
+                break
 
     def _replay(self, completed):
         """Re-run the completed cells in the fresh kernel; their outputs stay as first recorded."""
         for index in completed:
             if self._remaining() <= 0:
                 return False
-            self.timeout = max(1, int(min(self._cell_timeout or self.notebook_timeout, self._remaining())))
+            self.timeout = max(1, int(min(self.limits.for_cell(self.nb.cells[index], self._cell_timeout), self._remaining())))
+            self._outputs.start_cell()
+            original = self.nb.cells[index]
             try:
-                self.execute_cell(copy.deepcopy(self.nb.cells[index]), index, store_history=False)
+                # nbclient stores the cell it ran back into the notebook: run a copy, keep the original.
+                self.execute_cell(copy.deepcopy(original), index, store_history=False)
             except (CellTimeoutError, DeadKernelError, RuntimeError) as error:
                 completed.remove(index)
                 self._incident(index, "could not be re-run after a restart", error)
                 return False
+            finally:
+                self.nb.cells[index] = original
+                self._outputs.end_cell(count=False)
         return True
 
     # -- bookkeeping -----------------------------------------------------------
@@ -164,7 +317,7 @@ class GuardedExecute(Execute):
         return self._deadline - monotonic()
 
     def _budget_reason(self):
-        return f"not run: the notebook's time limit of {self.notebook_timeout} s was used up"
+        return f"not run: the notebook's time limit of {self.budget:.0f} s was used up"
 
     def _seed(self, key):
         seed = zlib.crc32(key) % (2**32 - 1)
@@ -180,6 +333,8 @@ class GuardedExecute(Execute):
         self.incidents.append({"cell": index, "grade_id": grade_id, "what": what, "detail": detail[:300]})
 
     def _stopped(self, cell, index, error):
+        for task in list(self._output_tasks):  # nbclient leaves the stopped cell's reader running
+            task.cancel()
         cell.metadata.pop("coursekit_after_restart", None)
         if isinstance(error, CellTimeoutError):
             what = f"stopped: ran past the time limit of {self.timeout} s"
@@ -209,6 +364,11 @@ class GuardedExecute(Execute):
     def on_cell_executed(self, **kwargs):
         super().on_cell_executed(**kwargs)
         cell = kwargs["cell"]
+        # nbgrader's hook (above) adds the reply's error when the cell's error output
+        # is missing (cleared by a thread, or dropped): its size is the student's choice.
+        for output in cell.outputs:
+            if output.get("output_type") == "error":
+                output.update(bounded_error(output))
         note = cell.metadata.pop("coursekit_after_restart", None)
         if note and any(o.get("output_type") == "error" for o in cell.outputs):
             cell.outputs.insert(0, new_output("stream", name="stdout", text=f"{note}; it may have failed because of that.\n"))

@@ -6,6 +6,13 @@
 ``nbgrader_config.py``) removes hidden-test code and the traceback lines that
 quote it, while each test's points and error message stay.
 
+Only the page leaves. nbgrader's ``generate_feedback`` copies every file of
+the student's autograded folder into the feedback folder, following links;
+here it runs in a scratch course that holds nothing but a copy of the graded
+notebook, read as a regular file of bounded size and written anew by nbformat
+(:func:`copy_graded_notebook`). ``feedback/<student>/<assignment>/`` then holds
+the one HTML file: no data, no helper, nothing the student's code left behind.
+
 As a last line of defence every page is scanned for the master's hidden-test
 and solution lines before it is kept: a page that would leak is deleted and
 reported, never handed out.
@@ -14,14 +21,21 @@ reported, never handed out.
 from __future__ import annotations
 
 import html
+import os
+import shutil
+import stat
+import tempfile
 from pathlib import Path
 
 import nbformat
 
-from . import notebooks
+from . import build, notebooks
 from .grade import nbgrader_api, ensure_tools_on_path
 from .paths import ROOT
 from .results import GRADED, load_results, status_path
+
+#: Largest graded notebook read back for feedback (the grader caps outputs far below this).
+MAX_NOTEBOOK_BYTES = 64 << 20
 
 
 class FeedbackError(Exception):
@@ -44,6 +58,53 @@ def leaked_lines(page_text, secrets):
 
 def feedback_path(course_root, assignment, student):
     return Path(course_root) / "feedback" / student / assignment / f"{assignment}.html"
+
+
+class UnsafeFile(ValueError):
+    """A file to be read for a student is not a plain regular file of sensible size."""
+
+
+def read_regular_file(path, max_bytes):
+    """The bytes of ``path``, which must be a regular file (not a link) of at most ``max_bytes``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as error:
+        raise UnsafeFile(f"{path}: cannot be opened as a regular file ({error.strerror})") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise UnsafeFile(f"{path}: not a regular file")
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise UnsafeFile(f"{path}: larger than {max_bytes >> 20} MB")
+    return data
+
+
+def copy_graded_notebook(course_root, assignment, student, scratch):
+    """Put a clean copy of the student's graded notebook into the scratch course ``scratch``.
+
+    The notebook is read without following links, parsed, and written anew:
+    whatever else lies in ``autograded/<student>/<assignment>/`` stays there.
+    """
+    name = f"{assignment}.ipynb"
+    data = read_regular_file(Path(course_root) / "autograded" / student / assignment / name, MAX_NOTEBOOK_BYTES)
+    nb = nbformat.reads(data.decode("utf-8"), as_version=4)
+    folder = Path(scratch) / "autograded" / student / assignment
+    folder.mkdir(parents=True)
+    nbformat.write(nb, folder / name)
+
+
+def _install_page(page, destination):
+    """Make ``destination``'s folder hold exactly the page (old copies of data files go)."""
+    folder = destination.parent
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        folder.unlink()
+    elif folder.is_dir():
+        shutil.rmtree(folder)  # never follows links inside
+    folder.mkdir(parents=True)
+    part = destination.with_name(destination.name + ".part")
+    shutil.copyfile(page, part)
+    os.replace(part, destination)
 
 
 def generate_feedback(course_root=ROOT, assignment="clustering", students=None, log=print):
@@ -75,20 +136,32 @@ def generate_feedback(course_root=ROOT, assignment="clustering", students=None, 
     graded = [r.student for r in results if r.status == GRADED and (not students or r.student in students)]
     master = nbformat.read(course_root / "source" / assignment / f"{assignment}.ipynb", as_version=4)
     secrets = secret_lines(master)
-    api = nbgrader_api(course_root)
     written, problems = {}, []
-    for student in graded:
-        outcome = api.generate_feedback(assignment, student, force=True)
-        page = feedback_path(course_root, assignment, student)
-        if not outcome["success"] or not page.is_file():
-            problems.append(f"{student}: nbgrader could not make feedback ({(outcome.get('error') or '').strip().splitlines()[-1:]})")
-            continue
-        leaks = leaked_lines(page.read_text(encoding="utf-8"), secrets)
-        if leaks:
-            page.unlink()
-            problems.append(f"{student}: feedback withheld, it would show hidden tests ({leaks[0]!r} ...)")
-            continue
-        written[student] = page
+    with tempfile.TemporaryDirectory(prefix="coursekit-feedback-") as scratch:
+        scratch = Path(scratch)
+        config = build.load_course_config(ROOT)
+        # nbgrader reads the graded notebook from, and writes the page to, the scratch course.
+        config.CourseDirectory.autograded_directory = str(scratch / "autograded")
+        config.CourseDirectory.feedback_directory = str(scratch / "feedback")
+        api = nbgrader_api(course_root, config=config)
+        for student in graded:
+            try:
+                copy_graded_notebook(course_root, assignment, student, scratch)
+            except (UnsafeFile, ValueError, UnicodeDecodeError) as error:
+                problems.append(f"{student}: the graded notebook cannot be read safely: {error}")
+                continue
+            outcome = api.generate_feedback(assignment, student, force=True)
+            page = scratch / "feedback" / student / assignment / f"{assignment}.html"
+            if not outcome["success"] or not page.is_file():
+                problems.append(f"{student}: nbgrader could not make feedback ({(outcome.get('error') or '').strip().splitlines()[-1:]})")
+                continue
+            leaks = leaked_lines(page.read_text(encoding="utf-8"), secrets)
+            if leaks:
+                problems.append(f"{student}: feedback withheld, it would show hidden tests ({leaks[0]!r} ...)")
+                continue
+            written[student] = feedback_path(course_root, assignment, student)
+            _install_page(page, written[student])
+            shutil.rmtree(scratch / "autograded" / student)
     for student, page in sorted(written.items()):
         log(f"feedback for {student}: {page}")
     if problems:

@@ -19,7 +19,6 @@ They are switched on in ``nbgrader_config.py``:
 from __future__ import annotations
 
 import re
-import traceback
 
 from jsonschema.exceptions import best_match
 from jsonschema.validators import validator_for
@@ -178,18 +177,75 @@ class _QuickMetadataValidator(MetadataValidator, _SchemaCompiledOnce):
 
 
 class CheckCellMetadataOnce(CheckCellMetadata):
-    """nbgrader's CheckCellMetadata, with the metadata schema compiled once.
+    """nbgrader's CheckCellMetadata, with the metadata schema compiled once, and errors that say where.
 
-    Same checks, same errors; nbgrader's version re-checks the JSON schema for
-    every cell, about 0.2 s of CPU for each submission graded.
+    Same checks (each cell against the schema, then no ``grade_id`` twice);
+    nbgrader's version re-checks the JSON schema for every cell, about 0.2 s
+    of CPU for each submission graded. Every failure is raised as a
+    ``ValidationError`` with a one-line message naming the cell, an outdated
+    or empty schema version included: nbgrader raises ``SchemaTooOldError``
+    for those, which its converter reports as "an old version of the nbgrader
+    metadata format" (the metadata that ``DeduplicateIds`` empties on a
+    duplicated cell, jupyter/nbgrader#1083). The message::
+
+        Notebook failed to validate; the nbgrader metadata may be corrupted: cell <index> ('<grade_id>'): <what is wrong>
     """
 
+    prefix = "Notebook failed to validate; the nbgrader metadata may be corrupted"
+
     def preprocess(self, nb, resources):
+        found = self.first_problem(nb)
+        if found is None:
+            return nb, resources
+        index, problem = found
+        meta = nb.cells[index].metadata.get("nbgrader")
+        gid = meta.get("grade_id") if isinstance(meta, dict) else None
+        where = f"cell {index}" + (f" ({gid!r})" if isinstance(gid, str) else "")
+        message = f"{self.prefix}: {where}: {' '.join(problem.split())}"
+        self.log.error(message)
+        raise ValidationError(message)
+
+    def first_problem(self, nb):
+        """(cell index, what is wrong) of the first invalid cell, in nbgrader's order of checks, or None."""
+        validator, first = _QuickMetadataValidator(), {}
+        for index, cell in enumerate(nb.cells):
+            problem = self.cell_problem(validator, cell)
+            if problem:
+                return index, problem
+        for index, cell in enumerate(nb.cells):
+            problem = self.duplicate_problem(cell, index, first)
+            if problem:
+                return index, problem
+        return None
+
+    @staticmethod
+    def cell_problem(validator, cell):
+        """What nbgrader's schema check finds wrong with ``cell``, or None."""
+        meta = cell.metadata.get("nbgrader")
+        if meta is None:
+            return None
+        if not isinstance(meta, dict):
+            return "its nbgrader metadata is not a JSON object"
+        if not meta:
+            return ("its nbgrader metadata is empty (nbgrader's DeduplicateIds empties it on every copy "
+                    "of a duplicated grade_id but the last)")
         try:
-            _QuickMetadataValidator().validate_nb(nb)
-        except ValidationError:
-            self.log.error(traceback.format_exc())
-            message = "Notebook failed to validate; the nbgrader metadata may be corrupted."
-            self.log.error(message)
-            raise ValidationError(message)
-        return nb, resources
+            validator.validate_cell(cell)
+        except ValidationError as error:
+            path = "/".join(str(part) for part in getattr(error, "path", []))
+            return (f"{path}: " if path else "") + (getattr(error, "message", None) or str(error))
+        except (SchemaTooOldError, SchemaTooNewError) as error:
+            return str(error)
+        return None
+
+    @staticmethod
+    def duplicate_problem(cell, index, first):
+        """What is wrong when a graded, answer or read-only cell repeats a ``grade_id`` seen before, or None."""
+        meta = cell.metadata.get("nbgrader")
+        if not meta or not (meta.get("grade") or meta.get("solution") or meta.get("locked")):
+            return None
+        gid = meta.get("grade_id")
+        if gid in first:
+            return f"grade_id {gid!r} is also used by cell {first[gid]}"
+        first[gid] = index
+        return None

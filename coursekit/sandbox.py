@@ -3,9 +3,21 @@
 While a submission is graded its kernel runs under bubblewrap (``bwrap``,
 Debian package ``bubblewrap``) and sees only:
 
-- the student's working copy (``autograded/<student>/<assignment>/``), read-write;
+- its working folder ``/tmp/<assignment>``, holding the assignment's files
+  (helper, data) as read-only binds of the regular files of
+  ``autograded/<student>/<assignment>/``;
 - the system (``/usr``, ``/etc``) and the Python installation, read-only;
-- a private, empty ``/tmp``, and a private folder for the kernel's sockets.
+- a private folder for the kernel's sockets, which the kernel can write only
+  until it is ready (:meth:`SandboxedKernelManager.seal`).
+
+Everything it can write is one private, size-limited tmpfs (``/tmp``, which is
+also its home and holds the working folder; ``c.Sandbox.disk_limit_mb``) plus
+a small ``/dev/shm`` (``c.Sandbox.shm_limit_mb``): a student who fills it gets
+an ``OSError`` (no space left) in that cell, and the grader's disk is never
+touched. Nothing the kernel leaves behind reaches the host by itself: when the
+notebook has run, :meth:`SandboxedKernelManager.collect_files` copies the files
+the assignment declares, as regular files of bounded size, never through a
+link, and reports the links, pipes and folders it left instead.
 
 It has no network (its own network namespace), no view of other processes
 (its own PID namespace), and it runs as an unprivileged user id of its own
@@ -21,10 +33,14 @@ network. Settings live in ``nbgrader_config.py`` as ``c.Sandbox.*``.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import fnmatch
 import itertools
+import logging
 import os
 import pwd
+import stat
 import shutil
 import subprocess
 import sys
@@ -33,10 +49,14 @@ import time
 from pathlib import Path
 from queue import Empty
 
+import zmq
 from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.connect import channel_socket_types
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Bool, DottedObjectName, Integer, Type, Unicode
 from traitlets.config import Configurable
+
+log = logging.getLogger(__name__)
 
 
 class SandboxUnavailable(RuntimeError):
@@ -65,6 +85,10 @@ class Sandbox(Configurable):
         256, help="Processes and threads the sandbox user may have (RLIMIT_NPROC); stops fork bombs"
     ).tag(config=True)
     max_file_size_mb = Integer(200, help="Largest file the kernel may write (RLIMIT_FSIZE), in MB").tag(config=True)
+    disk_limit_mb = Integer(
+        512, help="Size of everything the kernel can write (its working folder, /tmp and home: one tmpfs), in MB"
+    ).tag(config=True)
+    shm_limit_mb = Integer(64, help="Size of the kernel's /dev/shm (shared memory; joblib uses it), in MB").tag(config=True)
     threads = Integer(
         1, help="BLAS/OpenMP threads per kernel. Fixed (not derived from the number of workers) so that "
         "a submission gets the same outputs whatever the parallelism; 0 means cores / workers."
@@ -114,6 +138,10 @@ _SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/l
 _PASSED_ENV = ("LANG", "LC_ALL", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
+# Inside the sandbox: matplotlib's folder, with the font list built once per grading process.
+MATPLOTLIB_DIR = "/tmp/matplotlib"
+
+
 def _system_binds():
     args = []
     for folder in _SYSTEM_DIRS:
@@ -145,7 +173,7 @@ def _bind(kind, path, made):
 
 
 def _python_binds(made):
-    """The Python installation and the virtual environment, read-only."""
+    """The Python installation and the virtual environment, read-only (symlinks resolved)."""
     roots = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), Path(sys.executable).resolve().parent.parent}
     args = []
     for root in sorted(roots):
@@ -175,6 +203,56 @@ def thread_count(settings, workers=1):
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
+def visible_python():
+    """The grader's Python as a path that exists inside the sandbox.
+
+    ``sys.executable`` may pass through a symlink that the sandbox does not
+    bind (a course whose ``.venv`` links to an environment elsewhere); its
+    folder is resolved, its name kept, so a virtual environment stays one
+    (Python finds ``pyvenv.cfg`` beside the name it was started as).
+    """
+    executable = Path(sys.executable)
+    return str(executable.parent.resolve() / executable.name)
+
+
+def sandbox_workdir(workdir):
+    """Where the kernel works inside the sandbox: ``/tmp/<name of the host folder>``."""
+    return f"/tmp/{Path(workdir).resolve().name}"
+
+
+def input_files(workdir):
+    """The regular files below ``workdir`` that the kernel gets, read-only: {relative path: host path}.
+
+    Symlinks and special files are never given to the kernel.
+    """
+    workdir = Path(workdir)
+    found = {}
+    for folder, dirs, files in os.walk(workdir):
+        dirs[:] = sorted(d for d in dirs if not os.path.islink(os.path.join(folder, d)))
+        for name in sorted(files):
+            path = Path(folder) / name
+            if stat.S_ISREG(path.lstat().st_mode):
+                found[str(path.relative_to(workdir))] = path
+    return found
+
+
+def _workdir_binds(workdir, inside):
+    """The working folder inside the sandbox, with the host folder's files bound read-only."""
+    args = ["--perms", "1777", "--dir", inside]
+    made = {inside}
+    for relative, path in input_files(workdir).items():
+        for parent in reversed(Path(relative).parents):
+            target = f"{inside}/{parent}"
+            if str(parent) != "." and target not in made:
+                made.add(target)
+                args += ["--perms", "1777", "--dir", target]
+        mode = path.stat().st_mode
+        if mode & 0o444 != 0o444:
+            os.chmod(path, mode | 0o444)  # the kernel's user must be able to read it
+        args += ["--ro-bind", str(path), f"{inside}/{relative}"]
+    return args
+
+
 def sandbox_command(kernel_cmd, workdir, socket_dir, settings, threads=1, ids=None):
     """The bwrap command line that runs ``kernel_cmd`` inside the sandbox.
 
@@ -183,7 +261,8 @@ def sandbox_command(kernel_cmd, workdir, socket_dir, settings, threads=1, ids=No
     kernel_cmd : list of str
         The kernel's own command (``python -m ipykernel_launcher -f ...``).
     workdir : path-like
-        The student's working copy: the only course folder the kernel sees.
+        The student's working copy on the host; its regular files are bound
+        read-only into the kernel's working folder (:func:`sandbox_workdir`).
     socket_dir : path-like
         Private folder for the connection file and the kernel's sockets.
     settings : Sandbox
@@ -194,12 +273,14 @@ def sandbox_command(kernel_cmd, workdir, socket_dir, settings, threads=1, ids=No
         User and group id of the kernel (default: ``sandbox_ids(settings)``).
     """
     uid, gid = ids or sandbox_ids(settings)
-    workdir, socket_dir = str(Path(workdir).resolve()), str(Path(socket_dir).resolve())
+    socket_dir = str(Path(socket_dir).resolve())
+    inside = sandbox_workdir(workdir)
+    python = visible_python()
     env = {name: os.environ[name] for name in _PASSED_ENV if name in os.environ}
     env.update({
-        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+        "PATH": f"{Path(python).parent}:/usr/local/bin:/usr/bin:/bin",
         "HOME": "/tmp", "IPYTHONDIR": "/tmp/ipython", "XDG_CACHE_HOME": "/tmp/cache",
-        "MPLCONFIGDIR": str(Path(socket_dir) / MATPLOTLIB_DIR),  # holds the shared font list
+        "MPLCONFIGDIR": MATPLOTLIB_DIR,  # holds the shared font list
         "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
         "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
     })
@@ -209,18 +290,23 @@ def sandbox_command(kernel_cmd, workdir, socket_dir, settings, threads=1, ids=No
     command += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
     made = set(_SYSTEM_DIRS) | {"/tmp"}
     command += _system_binds()
-    command += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm"]  # joblib needs /dev/shm
-    # The private /tmp comes before every bind: the course (and its .venv) may itself live under /tmp.
-    command += ["--perms", "1777", "--tmpfs", "/tmp"]
+    command += ["--proc", "/proc", "--dev", "/dev"]
+    command += ["--perms", "1777", "--size", str(settings.shm_limit_mb << 20), "--tmpfs", "/dev/shm"]  # joblib needs it
+    # All the kernel can write: one tmpfs of bounded size. It comes before every
+    # bind: the course (and its .venv) may itself live under /tmp.
+    command += ["--perms", "1777", "--size", str(settings.disk_limit_mb << 20), "--tmpfs", "/tmp"]
+    command += ["--perms", "1777", "--dir", MATPLOTLIB_DIR]
+    font_list = matplotlib_font_list()
+    if font_list is not None:
+        command += ["--ro-bind", str(font_list), f"{MATPLOTLIB_DIR}/{font_list.name}"]
     command += _python_binds(made)
-    command += _bind("--bind", socket_dir, made) + _bind("--bind", workdir, made) + ["--chdir", workdir]
+    command += _bind("--bind", socket_dir, made) + _workdir_binds(workdir, inside) + ["--chdir", inside]
     limits = [uid, gid, settings.memory_limit_mb << 20, settings.cpu_time_limit_s,
               settings.max_processes, settings.max_file_size_mb << 20]
-    command += ["--", sys.executable, "-c", _LIMITS_THEN_KERNEL, *map(str, limits)]
-    return command + [sys.executable if kernel_cmd[0] in ("python", "python3") else kernel_cmd[0], *kernel_cmd[1:]]
+    command += ["--", python, "-c", _LIMITS_THEN_KERNEL, *map(str, limits)]
+    return command + [python if kernel_cmd[0] in ("python", "python3", sys.executable) else kernel_cmd[0], *kernel_cmd[1:]]
 
 
-MATPLOTLIB_DIR = "matplotlib"
 _launches = itertools.count()
 _font_list = {}
 
@@ -242,13 +328,6 @@ def matplotlib_font_list():
         built = sorted(Path(folder).glob("fontlist-*.json"))
         _font_list["path"] = built[0] if built else None
     return _font_list["path"]
-
-
-def _prepare_matplotlib_dir(folder):
-    folder.mkdir(exist_ok=True)
-    font_list = matplotlib_font_list()
-    if font_list is not None:
-        shutil.copyfile(font_list, folder / font_list.name)
 
 
 def _give_to(path, uid, gid):
@@ -293,11 +372,33 @@ class PromptKernelClient(AsyncKernelClient):
 
     wait_for_ready = _async_wait_for_ready
 
+    max_message_bytes = Integer(
+        64 << 20, help="Largest message taken from the kernel; ZeroMQ refuses a bigger one unread"
+    ).tag(config=True)
+
+    def _create_connected_socket(self, channel, identity=None):
+        # The kernel decides how big its messages are (output, an exception's
+        # text): one of a gigabyte would be read, then parsed, by the grader.
+        socket = self.context.socket(channel_socket_types[channel])
+        socket.linger = 1000
+        socket.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
+        if identity:
+            socket.identity = identity
+        socket.connect(self._make_url(channel))
+        return socket
+
 
 class SandboxedKernelManager(AsyncKernelManager):
-    """A kernel manager whose kernels run in the grading sandbox."""
+    """A kernel manager whose kernels run in the grading sandbox.
+
+    After the kernel is ready, :meth:`seal` takes the socket folder back from
+    the kernel's user (nothing of the host stays writable); before it is
+    shut down, :meth:`collect_files` brings back the files the assignment
+    declares.
+    """
 
     workers = Integer(1, help="Grading workers sharing the machine (sets the BLAS threads)").tag(config=True)
+    kernel_log = Unicode("", help="File for the kernel's own stderr (default: discarded); for diagnosis only").tag(config=True)
     client_class = DottedObjectName("coursekit.sandbox.PromptKernelClient", config=True)
     client_factory = Type(klass="coursekit.sandbox.PromptKernelClient", config=True)
 
@@ -305,6 +406,8 @@ class SandboxedKernelManager(AsyncKernelManager):
         super().__init__(**kwargs)
         self.sandbox = Sandbox(parent=self)
         self._socket_dir = None
+        self.workdir = None  # the host folder whose files the kernel gets
+        self.inputs = {}
 
     async def _async_pre_start_kernel(self, **kw):
         if self._socket_dir is None:
@@ -318,16 +421,106 @@ class SandboxedKernelManager(AsyncKernelManager):
 
     async def _async_launch_kernel(self, kernel_cmd, **kw):
         uid, gid = sandbox_ids(self.sandbox, next(_launches))
-        workdir = kw.get("cwd") or os.getcwd()
-        _prepare_matplotlib_dir(Path(self._socket_dir) / MATPLOTLIB_DIR)
+        self.workdir = Path(kw.get("cwd") or os.getcwd())
+        self.inputs = input_files(self.workdir)
         _give_to(self._socket_dir, uid, gid)
-        _give_to(workdir, uid, gid)
         threads = thread_count(self.sandbox, self.workers)
-        wrapped = sandbox_command(kernel_cmd, workdir, self._socket_dir, self.sandbox, threads, ids=(uid, gid))
+        wrapped = sandbox_command(kernel_cmd, self.workdir, self._socket_dir, self.sandbox, threads, ids=(uid, gid))
         kw["env"] = {}  # bwrap --clearenv/--setenv decide the kernel's environment
-        # The kernel's console chatter is not the student's output (that goes over the sockets).
-        kw["stdout"] = kw["stderr"] = subprocess.DEVNULL
-        return await super()._async_launch_kernel(wrapped, **kw)
+        # The kernel's console chatter is not the student's output (that goes over
+        # the sockets), and a kernel writing there must not fill the grader's disk.
+        kw["stdout"] = subprocess.DEVNULL
+        kw["stderr"] = open(self.kernel_log, "ab") if self.kernel_log else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            return await super()._async_launch_kernel(wrapped, **kw)
+        finally:
+            if self.kernel_log:
+                kw["stderr"].close()
+
+    def seal(self):
+        """Take the socket folder back from the kernel: call once it is ready, before any student code.
+
+        The kernel has bound its sockets by then; from now on it can write
+        nowhere on the host (the connection file is no longer readable either).
+        """
+        if self._socket_dir:
+            os.chown(self._socket_dir, 0, 0)
+            os.chmod(self._socket_dir, 0o700)
+
+    def _sandbox_root(self):
+        """``/proc/<pid>/root`` of a process inside the running sandbox, or None."""
+        process = getattr(self.provisioner, "process", None)
+        if process is None or process.poll() is not None:
+            return None
+        try:
+            children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        except OSError:
+            return None
+        return f"/proc/{children[0]}/root" if children else None
+
+    def collect_files(self, patterns, destination, max_bytes, max_files=50, max_entries=10000):
+        """Copy what the kernel left in its working folder that matches ``patterns`` into ``destination``.
+
+        Only regular files with a single link, at most ``max_bytes`` each, are
+        copied (opened without following links, written anew on the host);
+        the assignment's own input files are never taken back. Must be called
+        while the kernel runs: its folder lives in the sandbox's memory.
+
+        Parameters
+        ----------
+        patterns : list of str
+            ``fnmatch`` patterns of file names in the working folder (no folders).
+        destination : path-like
+            Host folder to copy them to (the student's autograded folder).
+        max_bytes : int
+            Largest file taken back.
+        max_files : int
+            Most files taken back.
+        max_entries : int
+            Most folder entries looked at.
+
+        Returns
+        -------
+        (list of str, list of str)
+            The names copied, and notes on what was left behind and why
+            (symlinks, hard links, pipes, sockets, devices, folders, files too
+            large or too many).
+        """
+        root = self._sandbox_root()
+        if root is None or self.workdir is None:
+            return [], []
+        inside = root + sandbox_workdir(self.workdir)
+        try:
+            folder = os.open(inside, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as error:
+            log.warning("cannot read the kernel's working folder %s: %s", inside, error)
+            return [], []
+        kept, left = [], []
+        try:
+            with os.scandir(folder) as entries:
+                for count, entry in enumerate(entries):
+                    if count >= max_entries:
+                        left.append(f"more than {max_entries} entries: the rest not looked at")
+                        break
+                    if entry.name in self.inputs:
+                        continue
+                    kind = _kind(entry)
+                    if kind != "file":
+                        left.append(f"{entry.name} ({kind})")
+                        continue
+                    if not any(fnmatch.fnmatchcase(entry.name, pattern) for pattern in patterns):
+                        continue
+                    if len(kept) >= max_files:
+                        left.append(f"{entry.name} (more than {max_files} files to keep)")
+                        continue
+                    problem = _copy_out(folder, entry.name, Path(destination), max_bytes)
+                    if problem:
+                        left.append(f"{entry.name} ({problem})")
+                    else:
+                        kept.append(entry.name)
+        finally:
+            os.close(folder)
+        return sorted(kept), left
 
     async def _async_wait(self, pollinterval=0.1):
         # A kernel exits within milliseconds of its shutdown or kill; polling every
@@ -339,3 +532,99 @@ class SandboxedKernelManager(AsyncKernelManager):
         if not restart and self._socket_dir:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
             self._socket_dir = None
+
+
+def _kind(entry):
+    """What a folder entry is, without following it: 'file', 'symlink', 'folder', 'FIFO', ..."""
+    mode = entry.stat(follow_symlinks=False).st_mode
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    if stat.S_ISDIR(mode):
+        return "folder"
+    if stat.S_ISREG(mode):
+        return "file" if entry.stat(follow_symlinks=False).st_nlink == 1 else "hard link"
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "device or other special file"
+
+
+def _copy_out(folder_fd, name, destination, max_bytes):
+    """Copy one regular file out of the sandbox; return why not, or None."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY, dir_fd=folder_fd)
+    except OSError as error:
+        return f"not readable: {error.strerror}"
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            return "not a plain file"
+        if info.st_size > max_bytes:
+            return f"{info.st_size / 1e6:.1f} MB, over the {max_bytes / 1e6:g} MB limit"
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(max_bytes + 1)
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        return f"over the {max_bytes / 1e6:g} MB limit"
+    destination.mkdir(parents=True, exist_ok=True)
+    part = destination / f".{name}.part"
+    part.unlink(missing_ok=True)
+    with open(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644), "wb") as handle:
+        handle.write(data)
+    os.replace(part, destination / name)  # replaces a link of that name rather than following it
+    return None
+
+
+async def _run_trial(manager, work, timeout):
+    """Start ``manager``'s kernel in ``work``, check that it computes, stop it."""
+    await manager.start_kernel(cwd=str(work))
+    client = manager.client()
+    client.start_channels()
+    try:
+        await client.wait_for_ready(timeout=timeout)
+        manager.seal()
+        client.execute("assert 1 + 1 == 2", silent=True)
+        reply = await client.get_shell_msg(timeout=timeout)
+        if reply["content"]["status"] != "ok":
+            raise RuntimeError(f"the kernel could not compute 1 + 1: {reply['content'].get('evalue', '')}")
+    finally:
+        client.stop_channels()
+        await manager.shutdown_kernel(now=True)
+
+
+class KernelDoesNotStart(SandboxUnavailable):
+    """bubblewrap works, but a kernel in the sandbox does not start or answer."""
+
+
+def check_kernel(settings=None, timeout=60):
+    """Start one sandboxed kernel, run ``1 + 1`` in it, and stop it.
+
+    Called before a batch: a sandbox that cannot run a kernel is a set-up
+    error of the grading machine, reported once, not a failure of every student.
+
+    Raises
+    ------
+    KernelDoesNotStart
+        With the kernel's own stderr and what to change.
+    """
+    with tempfile.TemporaryDirectory(prefix="ck-trial-") as scratch:
+        log_file = Path(scratch) / "kernel-stderr.txt"
+        work = Path(scratch) / "work"
+        work.mkdir()
+        manager = SandboxedKernelManager(kernel_name="python3", kernel_log=str(log_file))
+        if settings is not None:
+            manager.sandbox = settings
+        try:
+            asyncio.run(asyncio.wait_for(_run_trial(manager, work, timeout), timeout + 10))
+        except Exception as error:  # noqa: BLE001 (any failure is the same set-up error)
+            stderr = log_file.read_text(errors="replace")[-3000:] if log_file.is_file() else ""
+            raise KernelDoesNotStart(
+                f"a kernel in the grading sandbox did not start ({type(error).__name__}: {error}).\n"
+                f"The kernel's stderr:\n{stderr.strip() or '(nothing)'}\n"
+                f"The sandbox binds read-only: the system folders, {Path(sys.prefix).resolve()} and "
+                f"{Path(sys.base_prefix).resolve()}; the kernel runs {visible_python()}. Make sure the course's "
+                "Python environment works from there (a real folder, not a symlink to a folder that disappears), "
+                "or set c.Sandbox.* in nbgrader_config.py."
+            ) from None

@@ -22,22 +22,24 @@ def test_the_sandboxed_process_sees_only_its_folder(tmp_path):
     work, sockets = tmp_path / "student", tmp_path / "sockets"
     work.mkdir()
     sockets.mkdir()
+    (work / "data.txt").write_text("the assignment's data")
     (tmp_path / "secret.txt").write_text("hidden tests")
     settings = sandbox.Sandbox()
     uid, gid = sandbox.sandbox_ids(settings)
-    for folder in (work, sockets):
-        sandbox._give_to(folder, uid, gid)
+    sandbox._give_to(sockets, uid, gid)
     probe = (
-        "import os, resource; print(os.getuid(), sorted(os.listdir('..')), os.path.exists('../secret.txt'),"
+        "import os, resource; print(os.getuid(), os.getcwd(), sorted(os.listdir('.')), open('data.txt').read(),"
+        " os.path.exists('../secret.txt'), os.path.exists(%r),"
         " resource.getrlimit(resource.RLIMIT_AS)[0] >> 20, os.environ.get('PYTHONHASHSEED'), sorted(os.environ)[:3])"
+        % str(tmp_path / "secret.txt")
     )
     command = sandbox.sandbox_command(["python", "-c", probe], work, sockets, settings)
     result = subprocess.run(command, capture_output=True, text=True, env={}, timeout=60)
     assert result.returncode == 0, result.stderr
     uid, rest = result.stdout.split(" ", 1)
     assert int(uid) == sandbox.sandbox_ids(settings)[0] >= 200000
-    # The parent folder holds only what is bound into the sandbox: no secret.txt.
-    assert rest.startswith("['sockets', 'student'] False 3072 0")
+    # Its working folder is its own, holding the assignment's files; the host folder around it is not there.
+    assert rest.startswith("/tmp/student ['data.txt'] the assignment's data False False 3072 0")
 
 
 def test_the_notebook_time_budget_stops_the_rest_and_says_so(tmp_path):
@@ -134,3 +136,127 @@ def test_each_kernel_runs_as_a_user_of_its_own(tmp_path):
     ids = [tuple(map(int, cells[0].outputs[0]["text"].split())) for cells in (first, second)]
     assert ids[0] != ids[1]
     assert all(uid == gid >= 200000 for uid, gid in ids)
+
+
+def _guarded(tmp_path, sources, files=None, **settings):
+    """Run ``sources`` as a notebook in a grading kernel; return (cells, incidents, working folder)."""
+    import json
+
+    import nbformat
+    from traitlets.config import Config
+
+    from coursekit.execute import INCIDENTS_FILE, GuardedExecute
+
+    work = tmp_path / "clustering"
+    work.mkdir()
+    for name, data in (files or {}).items():
+        (work / name).write_bytes(data)
+    config = Config()
+    config.Execute.timeout = 20
+    for key, value in settings.items():
+        section, name = key.split("__")
+        setattr(getattr(config, section), name, value)
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(source) for source in sources],
+        metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}},
+    )
+    executed, _ = GuardedExecute(config=config).preprocess(nb, {"metadata": {"path": str(work)}})
+    return executed.cells, json.loads((work / INCIDENTS_FILE).read_text()), work
+
+
+def _printed(cell):
+    return "".join(o.get("text", "") + o.get("evalue", "") for o in cell.outputs)
+
+
+def test_only_declared_regular_files_come_back_and_links_are_never_followed(tmp_path):
+    sandbox.check_sandbox()
+    (tmp_path / "master.ipynb").write_text("SOLUTIONS AND HIDDEN TESTS")
+    cells, incidents, work = _guarded(tmp_path, [
+        "import os\n"
+        f"os.symlink({str(tmp_path / 'master.ipynb')!r}, 'notes.txt'); os.symlink('/etc/passwd', 'passwd.txt')\n"
+        f"os.symlink({str(tmp_path / 'master.ipynb')!r}, 'other.ipynb'); os.symlink('../../..', 'up')\n"
+        "os.symlink('/etc/passwd', 'cat_compressed_1.png'); os.mkfifo('cat_compressed_2.png'); os.mkdir('cat_compressed_3.png')\n"
+        "open('cat_compressed_4.png', 'wb').write(b'PNG4'); os.link('cat_compressed_4.png', 'cat_compressed_5.png')\n"
+        "open('cat_compressed_6.png', 'wb').write(b'PNG6'); open('cat_compressed_7.png', 'wb').write(b'7' * 3_000_000)\n"
+        "open('data.txt', 'a')",
+    ], files={"data.txt": b"input"}, GuardedExecute__keep_files=["cat_compressed_*.png"], GuardedExecute__keep_file_max_mb=1.0)
+    assert "Permission denied: 'data.txt'" in _printed(cells[0])  # the inputs are read-only
+    # Only the one plain file came back, as a regular file with its bytes; nothing was followed.
+    assert sorted(p.name for p in work.iterdir()) == ["cat_compressed_6.png", "data.txt", "grading_incidents.json"]
+    assert not (work / "cat_compressed_6.png").is_symlink() and (work / "cat_compressed_6.png").read_bytes() == b"PNG6"
+    assert (work / "data.txt").read_bytes() == b"input"
+    left = incidents[-1]["what"]
+    for expected in ("notes.txt (symlink)", "passwd.txt (symlink)", "other.ipynb (symlink)", "up (symlink)",
+                     "cat_compressed_1.png (symlink)", "cat_compressed_2.png (FIFO)", "cat_compressed_3.png (folder)",
+                     "cat_compressed_5.png (hard link)", "cat_compressed_7.png (3.0 MB, over the 1 MB limit)"):
+        assert expected in left, left
+
+
+def test_the_kernel_can_write_only_its_size_limited_space(tmp_path):
+    sandbox.check_sandbox()
+    import shutil
+
+    free_before = shutil.disk_usage(tmp_path).free
+    cells, _, work = _guarded(tmp_path, [
+        "import os\nfor i in range(48):\n    open(f'big{i}.bin', 'wb').write(b'0' * (128 << 20))",
+        "os.remove('big0.bin'); open('again.bin', 'wb').write(b'1' * (64 << 20)); print('space again')",
+        "print(os.access(os.environ['MPLCONFIGDIR'], os.W_OK))\n"
+        "sockets = [f for f in os.listdir('/tmp') if f.startswith('ck-')]\n"
+        "print('host folders writable:', [d for d in sockets if os.access('/tmp/' + d, os.W_OK)])",
+    ], Sandbox__disk_limit_mb=256)
+    assert "No space left on device" in _printed(cells[0])
+    assert "space again" in _printed(cells[1])
+    assert "True" in _printed(cells[2]) and "host folders writable: []" in _printed(cells[2])
+    assert sum(p.stat().st_size for p in work.iterdir()) < 1 << 20
+    assert free_before - shutil.disk_usage(tmp_path).free < 64 << 20
+
+
+@pytest.mark.parametrize("flood", [
+    "for _ in range(300):\n    print('x' * 1_000_000)",                          # long lines
+    "import sys\nfor _ in range(3000):\n    sys.stdout.write('y' * 10_000)",       # no newline at all
+    "for i in range(200_000):\n    print(i, flush=True)",                         # many small messages
+    "import sys\nfor i in range(300_000):\n    sys.stdout.write(f'\\rprogress {i}\\b')\nprint()",  # \r and \b
+    "import sys, threading\ndef spam():\n    while True:\n        sys.stdout.write('o' * 1000); sys.stderr.write('e' * 1000)\n"
+    "for _ in range(3):\n    threading.Thread(target=spam, daemon=True).start()\nimport time; time.sleep(3)",
+])
+def test_a_flood_of_output_is_cut_as_it_arrives_and_the_notebook_goes_on(tmp_path, flood):
+    sandbox.check_sandbox()
+    import json
+
+    cells, incidents, _ = _guarded(tmp_path, [flood, "print('next cell')"], Execute__timeout=10)
+    flooded = json.dumps([dict(o) for o in cells[0].outputs])
+    assert len(flooded) < 2_300_000  # the cell limit (2 MB) and a note, whatever was printed
+    assert "output truncated by the grader" in flooded or "time limit" in flooded or "progress 299999" in flooded
+    # The next cell runs (threads that go on flooding may still use up its time limit).
+    after = _printed(cells[1])
+    assert "next cell" in after or "time limit" in after, after[:300]
+    assert len(after) < 2_300_000
+
+
+def test_a_sandbox_that_cannot_start_a_kernel_is_reported_with_the_kernel_s_stderr():
+    sandbox.check_sandbox()
+    settings = sandbox.Sandbox(memory_limit_mb=8)  # too little for Python to start
+    with pytest.raises(sandbox.KernelDoesNotStart) as refused:
+        sandbox.check_kernel(settings, timeout=20)
+    message = str(refused.value)
+    assert "did not start" in message and "c.Sandbox" in message
+    assert "(nothing)" not in message.split("The kernel's stderr:")[1], message  # the kernel's own words
+    sandbox.check_kernel()  # the default settings work
+
+
+def test_a_course_environment_reached_through_a_symlink_still_runs_kernels(tmp_path):
+    """The course's .venv may be a link to an environment elsewhere; the kernel must still start."""
+    import sys
+    from pathlib import Path
+
+    from coursekit.paths import ROOT
+
+    sandbox.check_sandbox()
+    linked = tmp_path / "course" / ".venv"
+    linked.parent.mkdir()
+    linked.symlink_to(Path(sys.prefix).resolve())
+    result = subprocess.run(
+        [str(linked / "bin" / "python"), "-c", "from coursekit import sandbox; sandbox.check_kernel(); print('kernel ok')"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0 and "kernel ok" in result.stdout, result.stderr[-2000:]
