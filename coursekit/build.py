@@ -281,9 +281,8 @@ def build(root=ROOT, release_root=None, notebooks_dir=None, recalibrate=False, l
     log("ran the solution: every test passes")
     times_path = source_dir / timing.CELL_TIMES
     if recalibrate or not timing.cell_times_current(times_path, master_path):
-        seconds = timing.cell_seconds(executed, released_source)
-        timing.write_cell_times(times_path, master_path, seconds)
-        log(f"wrote {times_path.relative_to(root)}: the solution's cell times ({sum(seconds.values()):.1f} s in all), "
+        table = timing.write_cell_times(times_path, master_path, timing.cell_seconds(executed, released_source))
+        log(f"wrote {times_path.relative_to(root)}: the solution's cell times ({table['total_seconds']:.1f} s in all), "
             "from which grading sets its time limits")
     executed = normalize_executed(executed)
 

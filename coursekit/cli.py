@@ -45,7 +45,7 @@ def _data_download_mnist(args):
 
 
 def _build(args):
-    build.build(args.root)
+    build.build(args.root, recalibrate=args.recalibrate)
 
 
 def _collect(args):
@@ -156,6 +156,8 @@ def build_parser():
 
     step = steps.add_parser("build", help="validate the master, generate release/ and notebooks/, prove no leak")
     step.add_argument("--root", type=Path, default=ROOT, help="the course repository (default: this one)")
+    step.add_argument("--recalibrate", action="store_true",
+                      help="record the solution's cell times again (they set grading's time limits)")
     step.set_defaults(run=_build)
 
     step = steps.add_parser("collect", help="put a folder or LMS zip of notebooks into submitted/")
@@ -163,7 +165,8 @@ def build_parser():
     _course_options(step)
     step.set_defaults(run=_collect)
 
-    step = steps.add_parser("grade", help="autograde submitted/ (exit 2 when a submission could not be graded)")
+    step = steps.add_parser("grade", help="autograde submitted/ (exit 2 when a submission could not be graded, "
+                                          "130/143 when stopped by Ctrl-C/SIGTERM: what was graded is kept)")
     _course_options(step, students=True, grading=True)
     step.add_argument("--shard", help="grade only shard i of N of the class, e.g. 2/3 (one per machine)")
     step.add_argument("--gradebook", type=Path, help="gradebook file to grade into (for a shard; default gradebook.db)")
@@ -196,12 +199,15 @@ def build_parser():
 def main(argv=None):
     from .collect import CollectError
     from .feedback import FeedbackError
-    from .grade import GradeError
+    from .grade import GradeError, GradingInterrupted
     from .report import ReportError
 
     args = build_parser().parse_args(argv)
     try:
         return args.run(args) or 0
+    except GradingInterrupted as stopped:
+        # Ctrl-C or SIGTERM while grading: what was finished is saved (grade() said how much).
+        return stopped.exit_code
     except (data.DataError, build.BuildError, CollectError, GradeError, FeedbackError, ReportError,
             FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -52,6 +52,7 @@ from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Bool, Float, Integer, List, Unicode
 
 from .outputs import OutputBudget, bounded_error, merge_streams
+from .repair import REPAIRS_KEY
 from .sandbox import Sandbox, SandboxedKernelManager, SandboxUnavailable, check_sandbox
 from .timing import TimeLimits
 
@@ -63,7 +64,8 @@ class GuardedExecute(Execute):
     """nbgrader's Execute with a sandbox, a notebook time budget and kernel restarts."""
 
     notebook_timeout = Integer(900, help="Seconds the whole notebook may run while grading").tag(config=True)
-    max_restarts = Integer(5, help="Fresh kernels started for one notebook before the rest is skipped").tag(config=True)
+    # Each restart re-runs the completed cells; the notebook budget bounds their total cost.
+    max_restarts = Integer(25, help="Fresh kernels started for one notebook before the rest is skipped").tag(config=True)
     seed_tests = Bool(True, help="Seed random and numpy.random before each test cell").tag(config=True)
     interrupt_on_timeout = Bool(False, help="Kill rather than interrupt: a loop may ignore SIGINT").tag(config=True)
     # How a print is split into stream messages depends on timing; merged, the
@@ -112,8 +114,11 @@ class GuardedExecute(Execute):
         self.budget = self.limits.notebook_budget(self.notebook_timeout)
         self._deadline = monotonic() + self.budget
         self._outputs = OutputBudget(self.max_output_bytes, self.max_output_lines, self.max_notebook_output_bytes)
-        self.incidents = []
+        # What RepairSubmission did to the notebook before it ran (see coursekit.repair).
+        self.incidents = [{"cell": None, "grade_id": None, "what": f"repaired: {note}", "detail": ""}
+                          for note in self.nb.metadata.pop(REPAIRS_KEY, [])]
         self._output_tasks = set()
+        self._last_stop = None  # the incident of the last cell stopped by a limit
         self.workdir = workdir = Path((resources or {}).get("metadata", {}).get("path") or ".")
         (workdir / self.incidents_file).unlink(missing_ok=True)
         completed, start, restarts = [], 0, 0
@@ -239,7 +244,7 @@ class GuardedExecute(Execute):
         if cell.cell_type == "code" and utils.is_grade(cell):
             if self.seed_tests:
                 self._seed(utils.to_bytes(cell.metadata.nbgrader.get("grade_id", str(index))))
-            if self.incidents:
+            if self._last_stop:
                 self._note_after_restart(cell)
         self._outputs.start_cell()
         try:
@@ -343,6 +348,7 @@ class GuardedExecute(Execute):
         else:
             what = f"stopped: {error}"
         self._incident(index, what, error)
+        self._last_stop = self.incidents[-1]
         cell.outputs = [o for o in cell.get("outputs", []) if o.get("output_type") != "error"]
         cell.outputs.append(new_output(
             "error", ename="GradingStopped", evalue=f"{what}; a fresh kernel ran the rest of the notebook",
@@ -357,7 +363,7 @@ class GuardedExecute(Execute):
         self._incident(start, reason)
 
     def _note_after_restart(self, cell):
-        last = self.incidents[-1]
+        last = self._last_stop
         where = f"cell {last['cell']}" + (f" ({last['grade_id']})" if last["grade_id"] else "")
         cell.metadata["coursekit_after_restart"] = f"{GRADER_NOTE} this test ran after {where} was {last['what']}"
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -51,8 +52,12 @@ def secret_lines(master):
 
 
 def leaked_lines(page_text, secrets):
-    """The secret lines that appear in an HTML page (compared after unescaping)."""
-    text = html.unescape(page_text)
+    """The secret lines that appear in an HTML page.
+
+    Compared on the page's text: tags removed (syntax highlighting wraps every
+    token of a code line in its own tag) and entities unescaped.
+    """
+    text = html.unescape(re.sub(r"<[^>]*>", "", page_text))
     return sorted(line for line in secrets if line in text)
 
 

@@ -11,11 +11,14 @@
 3. :func:`grade_student` autogrades one submission through nbgrader's Python
    API, in this process (no start-up cost per student), and reads the score
    back from the gradebook;
-4. the results go to ``reports/<assignment>/grading_status.json`` for the
-   feedback and report steps, and a summary table is printed.
+4. each student's result goes to the gradebook and then to
+   ``reports/<assignment>/grading_status.json`` (for the feedback and report
+   steps) as soon as that student is graded, and a summary table is printed.
 
 One bad submission never stops the batch: its failure becomes that student's
-status, with the reason.
+status, with the reason. Ctrl-C or SIGTERM does: what was finished stays in
+the gradebook and the status file, and a rerun grades only the rest
+(:class:`coursekit.parallel.GradingInterrupted`).
 """
 
 from __future__ import annotations
@@ -35,8 +38,10 @@ from sqlalchemy.exc import SAWarning
 from . import build
 from .paths import ROOT
 from .execute import read_incidents
-from .results import FAILED, GRADED, NOT_SUBMITTED, GradeResult, load_results, save_results, status_path
-from .sandbox import SandboxUnavailable, check_sandbox, matplotlib_font_list
+from .timing import CELL_TIMES
+from .parallel import GradingInterrupted, StopOnSignals, grade_in_parallel, shard_of
+from .results import FAILED, GRADED, NOT_SUBMITTED, GradeResult, StatusFile, load_results, status_path
+from .sandbox import KernelDoesNotStart, Sandbox, SandboxUnavailable, check_kernel, check_sandbox, matplotlib_font_list
 
 
 def ensure_tools_on_path():
@@ -144,12 +149,15 @@ def failure_reason(result):
         (r"DeadKernelError[^\n]*|Kernel died[^\n]*", "the kernel died while running the notebook"),
         (r"CellTimeoutError[^\n]*|Timeout waiting for execute reply[^\n]*", "a cell ran past the time limit"),
         (r"does not look like the assignment's notebook[^\n]*", None),
+        (r"the nbgrader metadata may be corrupted: (cell \d+[^\n]*)", "invalid nbgrader metadata in {0}"),
+        (r"use an old version", "nbgrader metadata with an outdated or empty schema version (a cell copied or "
+                                "edited by hand?)"),
         (r"SandboxUnavailable: [^\n]*", None),
     ]
     for pattern, reason in patterns:
         match = re.search(pattern, text)
         if match:
-            return reason or match.group(0)
+            return reason.format(*match.groups()) if reason else match.group(0)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     errors = [line for line in lines if "Error" in line or "ERROR" in line]
     return (errors[-1] if errors else lines[-1] if lines else "nbgrader failed without a message")[:300]
@@ -171,12 +179,12 @@ def max_score(db, assignment):
 
 
 def fingerprint(course_root, assignment, student):
-    """Hash of what a grade depends on: the submission, its timestamp, the master and the helper."""
+    """Hash of what a grade depends on: the submission, its timestamp, the master, the helper, the time limits."""
     digest = hashlib.sha256()
     folder = Path(course_root) / "submitted" / student / assignment
     source = Path(course_root) / "source" / assignment
     for path in [folder / f"{assignment}.ipynb", folder / "timestamp.txt", source / f"{assignment}.ipynb",
-                 source / build.HELPER]:
+                 source / build.HELPER, source / CELL_TIMES]:
         digest.update(path.name.encode() + (path.read_bytes() if path.is_file() else b"-"))
     return digest.hexdigest()
 
@@ -190,14 +198,18 @@ def grade_student(api, course_root, assignment, student, db=None):
         return GradeResult(student, FAILED, None, max_score(db, assignment), failure_reason(result), fingerprint=stamp)
     score, best = read_score(db, assignment, student)
     incidents = read_incidents(Path(course_root) / "autograded" / student / assignment)
-    notes = [f"cell {i['cell']}" + (f" ({i['grade_id']})" if i["grade_id"] else "") + f": {i['what']}" for i in incidents]
+    notes = [(f"cell {i['cell']}" + (f" ({i['grade_id']})" if i["grade_id"] else "") + ": "
+              if i["cell"] is not None else "") + i["what"] for i in incidents]
     return GradeResult(student, GRADED, score, best, notes=notes, fingerprint=stamp)
 
 
-def unchanged_results(course_root, assignment, students, db):
-    """Earlier results still valid: graded before, and neither the submission nor the master changed."""
+def unchanged_results(course_root, assignment, students, db, path=None):
+    """Earlier results still valid: graded before, and neither the submission nor the master changed.
+
+    ``path`` is the status file to read (default: the assignment's).
+    """
     try:
-        earlier = {r.student: r for r in load_results(status_path(course_root, assignment))}
+        earlier = {r.student: r for r in load_results(path or status_path(course_root, assignment))}
     except FileNotFoundError:
         return {}
     kept = {}
@@ -229,8 +241,14 @@ class GradeError(Exception):
     """Grading cannot start (for example: no sandbox and the risk not accepted)."""
 
 
-def require_sandbox(allow_unsandboxed, log=print):
-    """Refuse to run student code without a sandbox, unless the risk is accepted."""
+def require_sandbox(allow_unsandboxed, config=None, log=print):
+    """Refuse to run student code without a sandbox, unless the risk is accepted.
+
+    Where a sandbox can be made, one trial kernel is started in it: a sandbox
+    that cannot run a kernel (an environment it cannot see, limits too tight)
+    is a set-up error of the grading machine, reported once with the
+    kernel's own stderr, before any student is graded.
+    """
     try:
         check_sandbox()
     except SandboxUnavailable as reason:
@@ -241,6 +259,14 @@ def require_sandbox(allow_unsandboxed, log=print):
                 "change the course folder and the gradebook."
             ) from None
         log(f"WARNING: grading without a sandbox ({reason}); student code runs with the grader's rights")
+        return
+    settings = Sandbox(config=config) if config is not None else None
+    if settings is not None and not settings.enabled:
+        return
+    try:
+        check_kernel(settings)
+    except KernelDoesNotStart as reason:
+        raise GradeError(f"grading not started, nobody was graded: {reason}") from None
 
 
 def grade(course_root=ROOT, assignment="clustering", students=None, workers=1, force=False, shard=None,
@@ -277,60 +303,114 @@ def grade(course_root=ROOT, assignment="clustering", students=None, workers=1, f
     -------
     list of GradeResult
         One per student, sorted by id.
+
+    Raises
+    ------
+    GradingInterrupted
+        On SIGINT (Ctrl-C) or SIGTERM while the batch runs. Every student
+        finished before is in the gradebook and the status file; a rerun
+        grades the others.
     """
-    from tqdm import tqdm
-
-    from .parallel import grade_in_parallel, shard_of
-
     ensure_tools_on_path()
-    require_sandbox(allow_unsandboxed, log=log)
-    course_root = Path(course_root).resolve()
     config = config or build.load_course_config(ROOT)
+    require_sandbox(allow_unsandboxed, config, log=log)
+    course_root = Path(course_root).resolve()
     db = gradebook_url(course_root, config, gradebook)
     register_assignment(course_root, assignment, db=db, log=log)
     submitted, missing = find_roster(course_root, assignment, students, db=db)
     if shard:
         roster = set(shard_of(submitted + missing, *shard))
         submitted, missing = [s for s in submitted if s in roster], [s for s in missing if s in roster]
-    kept = {} if force else unchanged_results(course_root, assignment, submitted, db)
+    path = _status_file_of_run(course_root, assignment, shard)
+    kept = {} if force else unchanged_results(course_root, assignment, submitted, db, path)
     todo = [s for s in submitted if s not in kept]
     if kept:
         log(f"{len(kept)} submission(s) unchanged since they were graded: kept (use --force to regrade)")
+    best = max_score(db, assignment)
+    absent = [GradeResult(student, NOT_SUBMITTED, None, best, "no submission found") for student in missing]
+    earlier = _carried_over(course_root, assignment, students, shard, todo)
+    status = StatusFile(path, earlier + list(kept.values()) + absent)
 
     config.CourseDirectory.db_url = db
     config.SandboxedKernelManager.workers = workers
-    results = list(kept.values())
-    with warnings.catch_warnings(), tqdm(total=len(todo), desc=f"grading {assignment}", unit="submission",
-                                         disable=not progress) as bar:
-        # nbgrader's own session handling trips SQLAlchemy's autoflush warning; it is harmless noise.
-        warnings.simplefilter("ignore", SAWarning)
-        if workers > 1 and len(todo) > 1:
-            matplotlib_font_list()  # built once here, inherited by the forked workers
-            results += grade_in_parallel(course_root, assignment, todo, workers, config, db, allow_unsandboxed,
-                                         on_done=lambda r: bar.update())
-        else:
-            api = nbgrader_api(course_root, config=config, allow_unsandboxed=allow_unsandboxed)
-            for student in todo:
-                results.append(grade_student(api, course_root, assignment, student, db=db))
-                bar.update()
-    best = max_score(db, assignment)
-    results += [GradeResult(student, NOT_SUBMITTED, None, best, "no submission found") for student in missing]
-    results.sort(key=lambda r: r.student)
-    save_results(*_where_to_save(course_root, assignment, results, students, shard))
+    graded = _grade_batch(course_root, assignment, todo, workers, config, db, allow_unsandboxed, status,
+                          progress=progress, log=log)
+    results = sorted(list(kept.values()) + graded + absent, key=lambda r: r.student)
     log(summary_table(results))
     return results
 
 
-def _where_to_save(course_root, assignment, results, students, shard):
-    """A shard keeps its own status file; grading some students updates theirs only."""
+def _grade_batch(course_root, assignment, todo, workers, config, db, allow_unsandboxed, status, progress=True,
+                 log=print):
+    """Grade ``todo``; each result goes to the gradebook, then to ``status``, as soon as it is ready.
+
+    SIGINT and SIGTERM stop the batch: what was finished stays saved, a line
+    says how far it got, and :class:`GradingInterrupted` is raised.
+
+    Returns
+    -------
+    list of GradeResult
+        In the order they finished.
+    """
+    from tqdm import tqdm
+
+    finished = []
+    try:
+        with StopOnSignals() as stop, warnings.catch_warnings(), tqdm(
+                total=len(todo), desc=f"grading {assignment}", unit="submission", disable=not progress) as bar:
+            # nbgrader's own session handling trips SQLAlchemy's autoflush warning; it is harmless noise.
+            warnings.simplefilter("ignore", SAWarning)
+
+            def on_done(result):
+                status.add(result)
+                finished.append(result)
+                bar.update()
+
+            if workers > 1 and len(todo) > 1:
+                matplotlib_font_list()  # built once here, inherited by the forked workers
+                grade_in_parallel(course_root, assignment, todo, workers, config, db, allow_unsandboxed,
+                                  on_done=on_done, stop=stop)
+            else:
+                api = nbgrader_api(course_root, config=config, allow_unsandboxed=allow_unsandboxed)
+                _grade_here(api, course_root, assignment, todo, db, on_done, stop)
+            stop.check()  # a signal that came as the last student finished is still obeyed
+    except GradingInterrupted:
+        log(f"interrupted: {len(finished)} of {len(todo)} graded and saved; "
+            "rerun `coursekit grade` to grade the rest")
+        raise
+    return finished
+
+
+def _grade_here(api, course_root, assignment, students, db, on_done, stop):
+    """Grade ``students`` one after the other in this process, passing each result to ``on_done``.
+
+    A signal (``stop``) ends the student being graded at once; nbgrader
+    reports that run as failed, which is not a result: the student is left
+    for the rerun.
+    """
+    for student in students:
+        with stop.interruptible():
+            result = grade_student(api, course_root, assignment, student, db=db)
+        stop.check()
+        on_done(result)
+
+
+def _status_file_of_run(course_root, assignment, shard):
+    """The status file a run writes (and reads its earlier results from): a shard keeps its own."""
     path = status_path(course_root, assignment)
-    if shard:
-        return path.with_name(f"grading_status-shard-{shard[0]}-of-{shard[1]}.json"), results
-    if not students:
-        return path, results
-    merged = {r.student: r for r in _earlier_results(course_root, assignment)}
-    merged.update({r.student: r for r in results})
-    return path, list(merged.values())
+    return path.with_name(f"grading_status-shard-{shard[0]}-of-{shard[1]}.json") if shard else path
+
+
+def _carried_over(course_root, assignment, students, shard, todo):
+    """Earlier entries the status file keeps: grading some students updates only theirs.
+
+    The students about to be graded lose theirs until they are graded again,
+    so that the file never vouches for a grade that is being replaced.
+    """
+    if shard or not students:
+        return []
+    regraded = set(todo)
+    return [r for r in _earlier_results(course_root, assignment) if r.student not in regraded]
 
 
 def _earlier_results(course_root, assignment):

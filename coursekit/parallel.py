@@ -1,32 +1,54 @@
-"""Grading many students at once: worker processes, shards, and gradebook merges.
+"""Grading many students at once: worker processes, interrupts, shards, and gradebook merges.
 
 nbgrader's gradebook is one SQLite file, and nbgrader writes to it while it
 grades. Rather than have several processes fight over that file, every worker
-grades into a private copy of the gradebook, and the copies are merged into
-the course gradebook at the end by :func:`merge_gradebooks`, through nbgrader's
-own API. The same merge combines the gradebooks of shards graded on separate
-machines (``coursekit grade --shard i/N`` then ``coursekit merge``).
+grades into a private copy of the gradebook, reads the student's submission
+back as plain data (:func:`export_submission`) and hands it to the main
+process with the result; the main process writes it into the course gradebook
+(:func:`import_submission`, through nbgrader's own API) and then adds the
+student to the status file, as each student finishes. The same export and
+import merge the gradebooks of shards graded on separate machines
+(``coursekit grade --shard i/N`` then ``coursekit merge``,
+:func:`merge_gradebooks`).
 
-A worker that crashes loses nothing already graded: each student is committed
-to the worker's gradebook as soon as it is graded, and the students that were
-not finished are graded again, each in a fresh worker of its own, so that a
-submission that kills its worker fails only itself.
+A batch keeps what it finished:
+
+- a worker that crashes (a segfault, an OOM kill) loses nothing already
+  graded, and the students it had not finished are graded again, each in a
+  fresh worker of its own, so that a submission that kills its worker fails
+  only itself;
+- Ctrl-C (SIGINT) and SIGTERM (``timeout``, Slurm's time limit, a Kubernetes
+  eviction) stop the batch cleanly (:class:`StopOnSignals`): no more work is
+  handed out, the workers end (their sandboxed kernels die with them), and
+  :class:`GradingInterrupted` is raised. A student is in the status file as
+  graded only once their scores are in the gradebook, and a rerun grades only
+  what is left.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import shutil
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import signal
+import sqlite3
+import threading
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 from nbgrader.api import Gradebook, MissingEntry
 
-from .results import FAILED, GradeResult
+from .results import FAILED, GRADED, GradeResult
 
 WORKER_DIR = ".grading"
+#: Seconds between two looks at the finished students and the signals while a pool runs.
+POLL_SECONDS = 0.2
+#: Seconds a worker has to end after SIGTERM before it is killed.
+KILL_AFTER_SECONDS = 5
 
 
 def parse_shard(text):
@@ -61,39 +83,188 @@ def merge_gradebooks(target_url, source_urls, assignment, students=None):
     merged = []
     with Gradebook(target_url) as target:
         for url in source_urls:
-            with Gradebook(url) as source:
-                try:
-                    submissions = source.assignment_submissions(assignment)
-                except MissingEntry:
-                    continue
-                for submission in submissions:
-                    if students is not None and submission.student.id not in students:
-                        continue
-                    _copy_submission(source, target, assignment, submission)
-                    merged.append(submission.student.id)
-        target.db.commit()
+            for data in _exported_submissions(url, assignment, students):
+                import_submission(target, assignment, data)
+                merged.append(data["student"]["id"])
     return merged
 
 
-def _copy_submission(source, target, assignment, submission):
+def _exported_submissions(url, assignment, students=None):
+    """:func:`submission_data` of every submission of ``assignment`` in the gradebook at ``url`` (of ``students``)."""
+    with Gradebook(url) as source:
+        try:
+            submissions = source.assignment_submissions(assignment)
+        except MissingEntry:
+            return []
+        return [submission_data(s) for s in submissions if students is None or s.student.id in students]
+
+
+def export_submission(url, assignment, student):
+    """What autograde wrote for ``student`` in the gradebook at ``url``, as plain data (None if nothing).
+
+    See :func:`submission_data`.
+    """
+    with Gradebook(url) as source:
+        try:
+            return submission_data(source.find_submission(assignment, student))
+        except MissingEntry:
+            return None
+
+
+def submission_data(submission):
+    """An nbgrader submission as plain data (picklable, independent of any database session).
+
+    Parameters
+    ----------
+    submission : nbgrader.api.SubmittedAssignment
+
+    Returns
+    -------
+    dict
+        ``student`` (id, names, email, LMS id), ``timestamp``, ``extension``
+        and ``notebooks``: per notebook its ``name``, ``flagged``, ``grades``
+        (``cell``, ``auto_score``, ``needs_manual_grade``) and ``comments``
+        (``cell``, ``auto_comment``).
+    """
     student = submission.student
-    target.update_or_create_student(
-        student.id, first_name=student.first_name, last_name=student.last_name, email=student.email,
-        lms_user_id=student.lms_user_id,
-    )
-    copy = target.update_or_create_submission(assignment, student.id, timestamp=submission.timestamp)
-    copy.extension = submission.extension
-    for notebook in submission.notebooks:
-        twin = target.find_submission_notebook(notebook.notebook.name, assignment, student.id)
-        twin.flagged = notebook.flagged
-        for grade in notebook.grades:
-            mine = target.find_grade(grade.cell.name, notebook.notebook.name, assignment, student.id)
-            mine.auto_score = grade.auto_score
-            mine.needs_manual_grade = grade.needs_manual_grade if mine.manual_score is None else mine.needs_manual_grade
-        for comment in notebook.comments:
-            mine = target.find_comment(comment.cell.name, notebook.notebook.name, assignment, student.id)
-            mine.auto_comment = comment.auto_comment
+    return {
+        "student": {"id": student.id, "first_name": student.first_name, "last_name": student.last_name,
+                    "email": student.email, "lms_user_id": student.lms_user_id},
+        "timestamp": submission.timestamp,
+        "extension": submission.extension,
+        "notebooks": [
+            {
+                "name": notebook.notebook.name,
+                "flagged": notebook.flagged,
+                "grades": [{"cell": g.cell.name, "auto_score": g.auto_score, "needs_manual_grade": g.needs_manual_grade}
+                           for g in notebook.grades],
+                "comments": [{"cell": c.cell.name, "auto_comment": c.auto_comment} for c in notebook.comments],
+            }
+            for notebook in submission.notebooks
+        ],
+    }
+
+
+def import_submission(target, assignment, data):
+    """Write a submission exported by :func:`submission_data` into the open gradebook ``target``.
+
+    The autograde results replace the target's; manual grades already in the
+    target are kept (and so is whether such a cell needs manual grading).
+    """
+    student = dict(data["student"])
+    student_id = student.pop("id")
+    target.update_or_create_student(student_id, **student)
+    copy = target.update_or_create_submission(assignment, student_id, timestamp=data["timestamp"])
+    copy.extension = data["extension"]
+    for notebook in data["notebooks"]:
+        twin = target.find_submission_notebook(notebook["name"], assignment, student_id)
+        twin.flagged = notebook["flagged"]
+        for grade in notebook["grades"]:
+            mine = target.find_grade(grade["cell"], notebook["name"], assignment, student_id)
+            mine.auto_score = grade["auto_score"]
+            if mine.manual_score is None:
+                mine.needs_manual_grade = grade["needs_manual_grade"]
+        for comment in notebook["comments"]:
+            mine = target.find_comment(comment["cell"], notebook["name"], assignment, student_id)
+            mine.auto_comment = comment["auto_comment"]
     target.db.commit()
+
+
+# -- interrupts ----------------------------------------------------------------------------
+class GradingInterrupted(KeyboardInterrupt):
+    """The batch was stopped by SIGINT or SIGTERM; every student it finished is saved.
+
+    A KeyboardInterrupt, so that code which lets Ctrl-C through lets it through too.
+
+    Attributes
+    ----------
+    signum : int
+        The signal that stopped it.
+    exit_code : int
+        The exit code of a program ended by that signal: 130 for SIGINT, 143 for SIGTERM.
+    """
+
+    def __init__(self, signum):
+        super().__init__(f"grading stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+class StopOnSignals:
+    """While entered, SIGINT and SIGTERM ask the batch to stop instead of killing the process.
+
+    The batch looks at :attr:`signum` between students (:meth:`check`); only
+    inside :meth:`interruptible` (grading in this very process) does a signal
+    raise :class:`GradingInterrupted` at once. A signal ignored before
+    (``nohup``) stays ignored, the earlier handlers come back on exit, and
+    outside the main thread (where Python cannot install handlers) it does
+    nothing. A worker forked meanwhile, before it sets its own handlers,
+    ends on SIGTERM and ignores SIGINT, as it does afterwards.
+
+    Attributes
+    ----------
+    signum : int or None
+        The first signal received, None while there was none.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signum = None
+        self._owner = os.getpid()
+        self._raise_now = False
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                if signal.getsignal(signum) is not signal.SIG_IGN:
+                    self._previous[signum] = signal.signal(signum, self._on_signal)
+        return self
+
+    def __exit__(self, *exc_info):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        return False
+
+    def _on_signal(self, signum, frame):
+        if os.getpid() != self._owner:
+            _worker_signals()
+            signal.raise_signal(signum)
+            return
+        self.signum = self.signum or signum
+        if self._raise_now:
+            self._raise_now = False  # once: the cleanup nbgrader does on the way out is not cut short
+            raise GradingInterrupted(self.signum)
+
+    def check(self):
+        """Raise :class:`GradingInterrupted` if a signal came."""
+        if self.signum:
+            raise GradingInterrupted(self.signum)
+
+    @contextlib.contextmanager
+    def interruptible(self):
+        """A block in which a signal raises :class:`GradingInterrupted` at once."""
+        self.check()
+        self._raise_now = True
+        try:
+            yield
+        finally:
+            self._raise_now = False
+
+
+def _worker_signals():
+    """A worker ends on SIGTERM and leaves Ctrl-C to the main process.
+
+    Ctrl-C gets a handler that does nothing rather than SIG_IGN, which the
+    kernels the worker starts would inherit.
+    """
+    signal.signal(signal.SIGINT, _ignore_signal)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _ignore_signal(signum, frame):
+    pass
 
 
 # -- worker processes ----------------------------------------------------------------------
@@ -104,83 +275,169 @@ def _sqlite_path(url):
     return Path(url.removeprefix("sqlite:///"))
 
 
+def _copy_sqlite(source, target):
+    """A consistent copy of a SQLite file, also while another process writes to it."""
+    with contextlib.closing(sqlite3.connect(source)) as src, contextlib.closing(sqlite3.connect(target)) as dst:
+        src.backup(dst)
+
+
 def _start_worker(course_root, main_db, config, allow_unsandboxed):
-    """Pool initializer: a private gradebook copy and an nbgrader API for this process.
+    """Pool initializer: signals, a private gradebook copy and an nbgrader API for this process.
 
     A database server (PostgreSQL) takes concurrent writers itself: then the
-    workers share it and nothing is copied or merged.
+    workers share it and nothing is copied.
     """
     from .grade import nbgrader_api
 
+    _worker_signals()
     db = main_db
     if main_db.startswith("sqlite:///"):
         folder = Path(course_root) / WORKER_DIR
         folder.mkdir(exist_ok=True)
         copy = folder / f"worker-{os.getpid()}.db"
-        shutil.copyfile(_sqlite_path(main_db), copy)
+        _copy_sqlite(_sqlite_path(main_db), copy)
         db = f"sqlite:///{copy}"
     config.CourseDirectory.db_url = db
-    _worker.update(course_root=Path(course_root), db=db, api=nbgrader_api(course_root, config, allow_unsandboxed))
+    _worker.update(course_root=Path(course_root), db=db, main_db=main_db,
+                   api=nbgrader_api(course_root, config, allow_unsandboxed))
 
 
 def _grade_in_worker(assignment, student):
+    """(GradeResult, the student's submission as plain data, or None when the gradebook is shared)."""
     from .grade import grade_student
 
-    return grade_student(_worker["api"], _worker["course_root"], assignment, student, db=_worker["db"])
+    result = grade_student(_worker["api"], _worker["course_root"], assignment, student, db=_worker["db"])
+    private = _worker["db"] != _worker["main_db"]
+    return result, export_submission(_worker["db"], assignment, student) if private else None
+
+
+@dataclass
+class _Batch:
+    """What the pools of one batch share."""
+
+    course_root: Path
+    assignment: str
+    config: object
+    main_db: str
+    allow_unsandboxed: bool
+    on_done: Callable | None
+    stop: StopOnSignals | None
+
+    def check_stop(self):
+        if self.stop:
+            self.stop.check()
 
 
 def grade_in_parallel(course_root, assignment, students, workers, config, main_db, allow_unsandboxed=False,
-                      on_done=None):
-    """Grade ``students`` with ``workers`` processes; return their GradeResults.
+                      on_done=None, stop=None):
+    """Grade ``students`` with ``workers`` processes, saving each as it finishes; return their GradeResults.
 
-    Every worker grades into its own copy of the gradebook ``main_db`` (a
-    sqlite URL); the copies are merged into it at the end, also after a crash.
+    Parameters
+    ----------
+    course_root : path-like
+        The course folder.
+    assignment : str
+        The assignment.
+    students : list of str
+        Who to grade.
+    workers : int
+        Processes grading at the same time.
+    config : traitlets.config.Config
+        nbgrader settings.
+    main_db : str
+        URL of the course gradebook. Each worker grades into its own copy (of a
+        SQLite file); a student's results are written into ``main_db`` as soon
+        as that student is graded, before ``on_done`` hears of it.
+    allow_unsandboxed : bool
+        Grade even where no sandbox can be made.
+    on_done : callable, optional
+        Called with each GradeResult once it is in the gradebook.
+    stop : StopOnSignals, optional
+        When it has a signal, the workers are ended and GradingInterrupted is
+        raised; everything finished before is saved.
+
+    Returns
+    -------
+    list of GradeResult
+        In the order of ``students``.
     """
-    course_root = Path(course_root)
-    results = _run_pool(course_root, assignment, students, workers, config, main_db, allow_unsandboxed, on_done)
+    batch = _Batch(Path(course_root), assignment, config, main_db, allow_unsandboxed, on_done, stop)
+    results = _run_pool(batch, students, workers)
     # A crashed worker breaks the whole pool: grade what is left one student per
     # fresh process, so a submission that kills its worker only fails itself.
     for student in [s for s in students if s not in results]:
-        results.update(_run_pool(course_root, assignment, [student], 1, config, main_db, allow_unsandboxed, on_done))
+        results.update(_run_pool(batch, [student], 1))
         if student not in results:
             from .grade import max_score
 
             best = max_score(main_db, assignment)
-            results[student] = GradeResult(student, FAILED, None, best, "the grading worker process crashed on it")
-            if on_done:
-                on_done(results[student])
+            crashed = GradeResult(student, FAILED, None, best, "the grading worker process crashed on it")
+            results[student] = _save(batch, crashed, None)
     return [results[s] for s in students]
 
 
-def _run_pool(course_root, assignment, students, workers, config, main_db, allow_unsandboxed, on_done):
-    """Grade ``students`` in a pool of ``workers``; return the results of those that finished."""
+def _run_pool(batch, students, workers):
+    """Grade ``students`` in a pool of ``workers``; return the results of those that finished.
+
+    Each result is saved as it comes in (:func:`_save`). A crashed worker
+    breaks the pool: the students not finished are left out. On a signal the
+    workers are ended and GradingInterrupted is raised.
+    """
+    batch.check_stop()
     results = {}
     context = multiprocessing.get_context("fork")
-    start = (course_root, main_db, config, allow_unsandboxed)
+    start = (batch.course_root, batch.main_db, batch.config, batch.allow_unsandboxed)
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=start)
     try:
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=start) as pool:
-            futures = {pool.submit(_grade_in_worker, assignment, s): s for s in students}
-            for future in as_completed(futures):
+        pending = {pool.submit(_grade_in_worker, batch.assignment, s): s for s in students}
+        while pending:
+            done, _ = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+            for future in done:
+                student = pending.pop(future)
                 try:
-                    result = future.result()
+                    result, data = future.result()
                 except BrokenProcessPool:
                     continue
-                results[futures[future]] = result
-                if on_done:
-                    on_done(result)
+                results[student] = _save(batch, result, data)
+            batch.check_stop()
     except BrokenProcessPool:
         pass
+    except BaseException:
+        _end_workers(pool)
+        raise
     finally:
-        _merge_worker_dbs(course_root, assignment, students, main_db)
+        pool.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(batch.course_root / WORKER_DIR, ignore_errors=True)
     return results
 
 
-def _merge_worker_dbs(course_root, assignment, students, main_db):
-    folder = Path(course_root) / WORKER_DIR
-    dbs = sorted(folder.glob("worker-*.db")) if folder.is_dir() else []
-    if dbs:
-        merge_gradebooks(main_db, [f"sqlite:///{db}" for db in dbs], assignment, set(students))
-    shutil.rmtree(folder, ignore_errors=True)
+def _save(batch, result, data):
+    """Put a worker's result into the course gradebook, then pass it on (so the scores are in first).
+
+    The score is read back from the course gradebook: it holds any manual
+    grades, and it is the single source of truth for points.
+    """
+    if data is not None:
+        with Gradebook(batch.main_db) as gradebook:
+            import_submission(gradebook, batch.assignment, data)
+            if result.status == GRADED:
+                submission = gradebook.find_submission(batch.assignment, result.student)
+                result = replace(result, score=float(submission.score), max_score=float(submission.max_score))
+    if batch.on_done:
+        batch.on_done(result)
+    return result
+
+
+def _end_workers(pool):
+    """End the pool's workers now (SIGTERM, then SIGKILL); their sandboxed kernels die with them."""
+    processes = list((pool._processes or {}).values())  # the only handle on them before Python 3.14
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(KILL_AFTER_SECONDS)
+        if process.is_alive():
+            process.kill()
+            process.join()
 
 
 def merge_shards(course_root, assignment, gradebooks, target_db=None):

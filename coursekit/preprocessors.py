@@ -118,10 +118,10 @@ class HideHiddenTests(NbGraderPreprocessor):
 
     nbgrader's feedback shows a test cell as it was graded, hidden tests
     included (jupyter/nbgrader#917, #1363), and ``ClearHiddenTests`` alone
-    still leaves the hidden lines in tracebacks. Here each test cell with
-    hidden tests shows its visible part, a note that hidden tests ran, its
-    points (nbgrader's template), and any error as the error type and message
-    with the test cell's own frames removed.
+    still leaves the hidden lines in tracebacks. Here each cell with hidden
+    tests (a test cell, or a copy of one pasted elsewhere) shows its visible
+    part, a note that hidden tests ran, its points (nbgrader's template), and
+    any error as the error type and message with the cell's own frames removed.
     """
 
     note = Unicode(
@@ -130,7 +130,7 @@ class HideHiddenTests(NbGraderPreprocessor):
     ).tag(config=True)
 
     def preprocess_cell(self, cell, resources, index):
-        if cell.cell_type != "code" or not utils.is_grade(cell) or "BEGIN HIDDEN TESTS" not in cell.source:
+        if cell.cell_type != "code" or "BEGIN HIDDEN TESTS" not in cell.source:
             return cell, resources
         cell.source = without_hidden_tests(cell.source, self.config).rstrip() + "\n\n" + self.note
         for output in cell.get("outputs", []):

@@ -64,6 +64,8 @@ from . import notebooks
 from .preprocessors import _QuickMetadataValidator, without_hidden_tests
 
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
+#: Notebook metadata key under which the repairs travel to the grading step.
+REPAIRS_KEY = "coursekit_repairs"
 TEXT_STUB = "YOUR ANSWER HERE"
 #: The nbgrader flags that make a cell's ``grade_id`` count.
 FLAGS = ("grade", "solution", "locked", "task")
@@ -353,4 +355,8 @@ class RepairSubmission(NbGraderPreprocessor):
         for note in notes:
             self.log.warning("repair: %s", note)
         resources.setdefault("coursekit", {})["repairs"] = notes
+        # Carried to the grading step (a separate nbgrader pass), which reports them
+        # with its own incidents and removes them from the notebook.
+        if notes:
+            repaired.metadata[REPAIRS_KEY] = notes
         return repaired, resources

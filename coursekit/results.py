@@ -1,8 +1,10 @@
 """What grading found for each student, shared by the grade, feedback and report steps.
 
-The grade step writes ``reports/<assignment>/grading_status.json``; feedback and
-report read it, so a TA can rerun them without regrading. Scores themselves
-live in nbgrader's gradebook, the single source of truth for points.
+The grade step writes ``reports/<assignment>/grading_status.json``, adding each
+student as soon as their grade is in the gradebook (so an interrupted batch
+keeps what it finished); feedback and report read it, so a TA can rerun them
+without regrading. Scores themselves live in nbgrader's gradebook, the single
+source of truth for points.
 """
 
 from __future__ import annotations
@@ -67,6 +69,28 @@ def save_results(path, results):
     tmp = path.with_name(path.name + ".part")
     tmp.write_text(json.dumps([asdict(r) for r in sorted(results, key=lambda r: r.student)], indent=2) + "\n")
     os.replace(tmp, path)
+
+
+class StatusFile:
+    """A status file kept up to date while a batch runs: rewritten (atomically) as each result comes in.
+
+    Parameters
+    ----------
+    path : path-like
+        The file, written at once with ``results``.
+    results : iterable of GradeResult
+        What the file holds before the batch (earlier results still valid).
+    """
+
+    def __init__(self, path, results=()):
+        self.path = Path(path)
+        self.results = {r.student: r for r in results}
+        save_results(self.path, self.results.values())
+
+    def add(self, result):
+        """Record ``result`` (replacing any earlier one of that student) and rewrite the file."""
+        self.results[result.student] = result
+        save_results(self.path, self.results.values())
 
 
 def load_results(path):

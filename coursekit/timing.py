@@ -78,7 +78,7 @@ def master_digest(master_path):
 
 
 def write_cell_times(path, master_path, seconds):
-    """Write the table for the master at ``master_path`` (atomically)."""
+    """Write the table for the master at ``master_path`` (atomically); return it."""
     path = Path(path)
     table = {
         "master_sha256": master_digest(master_path),
@@ -88,6 +88,7 @@ def write_cell_times(path, master_path, seconds):
     part = path.with_name(path.name + ".part")
     part.write_text(json.dumps(table, indent=1) + "\n")
     os.replace(part, path)
+    return table
 
 
 def cell_times_current(path, master_path):

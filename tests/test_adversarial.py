@@ -10,7 +10,6 @@ students' own folders changed.
 import copy
 import hashlib
 import http.server
-import json
 import re
 import threading
 from pathlib import Path
@@ -39,6 +38,30 @@ def _after_solution(nb, grade_id, code):
 
 def _plain_cell(nb, code):
     nb.cells.append(nbformat.v4.new_code_cell(code))
+
+
+def _insert_after(nb, grade_id, cell):
+    """Insert ``cell`` (a cell, or code for a new one) right after the cell ``grade_id``."""
+    index = next(i for i, c in enumerate(nb.cells) if notebooks.grade_id(c) == grade_id)
+    nb.cells.insert(index + 1, cell if isinstance(cell, dict) else nbformat.v4.new_code_cell(cell))
+
+
+def _loop_in_function(nb, name):
+    """Make the student's function ``name`` loop forever when called."""
+    cell = next(c for c in nb.cells if notebooks.grade_id(c) == name)
+    cell.source = re.sub(rf"^(def {name}\(.*\):\n)", r"\1    while True:\n        pass\n", cell.source, flags=re.M)
+
+
+def _copy_of(nb, grade_id):
+    """A copy of a cell as Jupyter's copy/paste makes it: nbgrader metadata and all, a new id.
+
+    A test cell is copied as the student has it (the release's: no hidden tests).
+    """
+    cell = copy.deepcopy(next(c for c in nb.cells if notebooks.grade_id(c) == grade_id))
+    cell.id = f"pasted-{grade_id}"[:64]
+    if notebooks.is_test_cell(cell):
+        cell.source = build_without_hidden(cell.source)
+    return cell
 
 
 class _Hits(http.server.BaseHTTPRequestHandler):
@@ -114,6 +137,28 @@ def _submissions(master, release, course, port):
     variant("edited_test", edit_test)
     variant("colab_kept", lambda nb: nb.update(demo.colab_saved(nb)))
 
+    # What a notebook leaves behind and sends back (the trust issue after the kernel exits).
+    master_path = f"{course}/source/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"
+    variant("links", lambda nb: _after_solution(nb, "preprocess_img", (
+        f"import os\nos.symlink('../../../source/{ASSIGNMENT}/{ASSIGNMENT}.ipynb', 'notes.txt')\n"
+        f"os.symlink('/etc/passwd', 'passwd.txt')\nos.symlink({master_path!r}, 'answers.ipynb')\n"
+        "os.symlink('../../..', 'course')\nos.mkfifo('pipe')\nos.symlink('/etc/passwd', 'cat_compressed_99.png')")))
+    variant("flood", lambda nb: _insert_after(nb, "assign_clusters_test", "for _ in range(300):\n    print('x' * 1_000_000)"))
+    variant("disk", lambda nb: _plain_cell(nb, "for i in range(48):\n    open(f'big{i}.bin', 'wb').write(b'0' * (128 << 20))"))
+
+    def duplicated(nb):
+        _insert_after(nb, "kmeans_test", _copy_of(nb, "assign_clusters"))
+        nb.cells.append(_copy_of(nb, "kmeans_test"))
+
+    variant("duplicated", duplicated)
+    variant("deleted_part0", lambda nb: nb.update(cells=[c for c in nb.cells if notebooks.grade_id(c) != "student_info_test"]))
+
+    def loops(nb):
+        for name in ("assign_clusters", "update_representatives", "clustering_objective"):
+            _loop_in_function(nb, name)
+
+    variant("loops", loops)
+
     def colab_stripped(nb):
         nb.update(demo.colab_saved(nb))
         for cell in nb.cells:
@@ -164,7 +209,8 @@ def graded(tmp_path_factory, listener):
     config.Execute.timeout = CELL_TIMEOUT
     config.GuardedExecute.notebook_timeout = 400
     source_before = _tree_digest(course / "source")
-    results = {r.student: r for r in grade(course, ASSIGNMENT, progress=False, config=config, log=lambda m: None)}
+    results = {r.student: r for r in grade(course, ASSIGNMENT, workers=2, progress=False, config=config,
+                                          log=lambda m: None)}
     return course, results, source_before, config
 
 
@@ -194,6 +240,13 @@ def _text(nb):
         ("edited_test", FULL, None),
         ("colab_kept", FULL, None),
         ("colab_stripped", FULL, None),
+        ("links", FULL, "notes.txt (symlink)"),
+        ("flood", FULL, "output truncated by the grader"),
+        ("disk", FULL, None),
+        ("duplicated", FULL, "appeared 2 times"),
+        ("deleted_part0", FULL, "student_info_test"),
+        # Part 1 loops (8 points lost); Parts 0, 2 and 3 do not depend on it and are graded.
+        ("loops", FULL - 8, "time limit"),
     ],
 )
 def test_each_submission_keeps_the_credit_it_earned(graded, student, score, note):
@@ -203,6 +256,57 @@ def test_each_submission_keeps_the_credit_it_earned(graded, student, score, note
     assert result.score == score, result
     if note:
         assert any(note in n for n in result.notes), result.notes
+
+
+def test_nothing_a_notebook_leaves_behind_reaches_the_host_or_the_feedback(graded):
+    course, results, _, _ = graded
+    left = next(n for n in results["links"].notes if "not kept by the grader" in n)
+    for name in ("passwd.txt (symlink)", "answers.ipynb (symlink)", "course (symlink)", "pipe (FIFO)",
+                 "cat_compressed_99.png (symlink)"):
+        assert name in left, left
+    students = ["perfect", "links", "duplicated", "flood"]
+    pages = generate_feedback(course, ASSIGNMENT, students=students, log=lambda m: None)
+    assert sorted(pages) == sorted(students)
+    for student in students:
+        folder = course / "autograded" / student / ASSIGNMENT
+        assert not any(p.is_symlink() or not (p.is_file() or p.is_dir()) for p in folder.rglob("*")), student
+        # One page per student, nothing else: no data, no helper, nothing the kernel left.
+        assert [p.name for p in (course / "feedback" / student / ASSIGNMENT).iterdir()] == [f"{ASSIGNMENT}.html"]
+        page = pages[student].read_text(encoding="utf-8")
+        assert "BEGIN HIDDEN TESTS" not in page and "root:x:0:0" not in page
+        assert pages[student].stat().st_size < 6_000_000
+    # The palette PNGs the assignment declares come back, as plain files.
+    kept = sorted(p.name for p in (course / "autograded" / "perfect" / ASSIGNMENT).glob("cat_compressed_*.png"))
+    assert kept and all(not (course / "autograded" / "perfect" / ASSIGNMENT / k).is_symlink() for k in kept)
+
+
+def test_output_and_disk_floods_are_bounded(graded):
+    course, _, _, _ = graded
+    flooded = course / "autograded" / "flood" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    assert flooded.stat().st_size < 12_000_000  # 300 MB printed
+    assert "No space left on device" in _text(_autograded(course, "disk"))
+    folder = course / "autograded" / "disk" / ASSIGNMENT
+    assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < 10_000_000  # not 6 GB
+
+
+def test_a_restored_part0_test_runs_after_the_name_cell(graded):
+    course, _, _, _ = graded
+    nb = _autograded(course, "deleted_part0")
+    ids = [notebooks.grade_id(c) or (c.cell_type + ":" + c.source[:12]) for c in nb.cells]
+    name_cell = next(i for i, c in enumerate(nb.cells) if c.source.startswith("NAME ="))
+    assert ids[name_cell + 1] == "student_info_test"
+
+
+def test_loops_in_part1_cost_seconds_and_the_rest_of_the_notebook_runs(graded):
+    course, results, _, _ = graded
+    nb = _autograded(course, "loops")
+    incidents = results["loops"].notes
+    assert not any("time limit of" in n and "used up" in n for n in incidents), incidents
+    stopped = [n for n in incidents if "ran past the time limit" in n]
+    # Calibrated limits: the floor of 10 s for the tests of Part 1 (the hard cap here is 20 s).
+    assert any("(assign_clusters_test): stopped: ran past the time limit of 10 s" in n for n in stopped), stopped
+    k_sweep = next(c for c in nb.cells if notebooks.grade_id(c) == "k_sweep")
+    assert not any(o.get("output_type") == "error" for o in k_sweep.outputs)
 
 
 def test_unreadable_and_foreign_notebooks_are_not_graded_never_zero(graded):

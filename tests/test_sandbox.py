@@ -260,3 +260,25 @@ def test_a_course_environment_reached_through_a_symlink_still_runs_kernels(tmp_p
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0 and "kernel ok" in result.stdout, result.stderr[-2000:]
+
+
+def test_grading_does_not_start_when_no_kernel_can_run_in_the_sandbox(tmp_path):
+    """A broken sandbox is the machine's problem: reported once, nobody marked 'failed to grade'."""
+    import nbformat
+
+    from coursekit import build, demo
+    from coursekit.paths import ROOT
+    from coursekit.results import status_path
+
+    sandbox.check_sandbox()
+    course = tmp_path / "course"
+    demo.prepare_demo_course(course)
+    folder = course / "submitted" / "20260001" / "clustering"
+    folder.mkdir(parents=True)
+    nbformat.write(nbformat.read(ROOT / "release" / "clustering" / "clustering.ipynb", as_version=4),
+                   folder / "clustering.ipynb")
+    config = build.load_course_config(ROOT)
+    config.Sandbox.memory_limit_mb = 8
+    with pytest.raises(grade.GradeError, match="(?s)nobody was graded.*did not start.*kernel's stderr"):
+        grade.grade(course, "clustering", progress=False, config=config, log=lambda m: None)
+    assert not status_path(course, "clustering").exists()

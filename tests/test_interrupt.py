@@ -1,0 +1,235 @@
+"""An interrupted grading batch keeps its work.
+
+A scratch class of cheap submissions (the release with a name filled in, 1
+point; one without a valid student id, 0 points) and one that hangs (an
+answer cell ending in ``while True: pass``) is graded by ``python -m coursekit
+grade --workers 2`` in a subprocess, with the course's own settings, so the
+hanging student is still running when the batch is stopped: by SIGTERM
+(what ``timeout``, Slurm and Kubernetes send), by Ctrl-C (SIGINT to the whole
+process group, as a terminal sends it), or by SIGKILLing one worker. After
+each, every student the status file lists as graded has its scores in the
+gradebook, and a rerun grades only the rest (with a short cell time limit,
+so that the hanging student finishes) and ends where an uninterrupted run
+would.
+"""
+
+import copy
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbgrader.api import Gradebook
+
+from coursekit import build, demo, notebooks
+from coursekit.grade import grade, register_assignment
+from coursekit.parallel import GradingInterrupted, StopOnSignals
+from coursekit.paths import ROOT
+from coursekit.results import GRADED, load_results, status_path
+
+ASSIGNMENT = "clustering"
+# What an uninterrupted run gives each student (the hanging answer only costs
+# tests that a blank notebook fails anyway).
+SCORES = {"ann": 1.0, "ben": 0.0, "cat": 1.0, "hung": 1.0}
+WAIT = 120  # seconds any one thing may take before a test gives up
+
+
+def _hang(nb):
+    nb = copy.deepcopy(nb)
+    cell = next(c for c in nb.cells if notebooks.grade_id(c) == "assign_clusters")
+    cell.source += "\n\nwhile True:\n    pass"
+    return nb
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    """A registered scratch course with the class submitted (copied by each test)."""
+    course = tmp_path_factory.mktemp("template") / "course"
+    demo.prepare_demo_course(course)
+    release = nbformat.read(ROOT / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    blank = demo.with_student(release, "Ann", "20260001")
+    submissions = {"ann": blank, "ben": demo.with_student(release, "Ben", "not an id"),
+                   "cat": blank, "hung": _hang(blank)}
+    for student, nb in submissions.items():
+        folder = course / "submitted" / student / ASSIGNMENT
+        folder.mkdir(parents=True)
+        nbformat.write(nb, folder / f"{ASSIGNMENT}.ipynb")
+    register_assignment(course, ASSIGNMENT, log=lambda m: None)
+    return course
+
+
+def _course(template, tmp_path, students):
+    """A copy of the template course holding only ``students``' submissions."""
+    course = tmp_path / "course"
+    shutil.copytree(template, course)
+    for folder in (course / "submitted").iterdir():
+        if folder.name not in students:
+            shutil.rmtree(folder)
+    return course
+
+
+@pytest.fixture
+def start():
+    """``start(course)``: ``python -m coursekit grade --workers 2`` on ``course``, in a process group of its own.
+
+    Its output goes to files beside the course (a full pipe would stall it; see
+    :func:`_output`); whatever is left running at the end of the test is killed.
+    """
+    started = []
+
+    def start(course):
+        with open(course.parent / "grade.out", "w") as out, open(course.parent / "grade.err", "w") as err:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "coursekit", "grade", "--root", str(course), "--workers", "2"],
+                cwd=ROOT, stdout=out, stderr=err, start_new_session=True,
+            )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _output(course):
+    """(stdout, stderr) of the grading process started on ``course``."""
+    return (course.parent / "grade.out").read_text(), (course.parent / "grade.err").read_text()
+
+
+def _saved(course):
+    """{student: score} of the students the status file lists as graded."""
+    try:
+        entries = json.loads(status_path(course, ASSIGNMENT).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return {e["student"]: e["score"] for e in entries if e["status"] == GRADED}
+
+
+def _poll(condition, process, course, what):
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        if process.poll() is not None:
+            pytest.fail(f"grading ended ({process.returncode}) before {what}:\n{_output(course)[1][-3000:]}")
+        time.sleep(0.05)
+    pytest.fail(f"no {what} within {WAIT} s")
+
+
+def _children(pid):
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def _assert_consistent(course):
+    """Every student the status file lists as graded has its scores in the gradebook; return {student: score}."""
+    saved = _saved(course)
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        for student, score in saved.items():
+            submission = gradebook.find_submission(ASSIGNMENT, student)
+            assert submission.score == score == SCORES[student], student
+            grades = [g for nb in submission.notebooks for g in nb.grades]
+            assert all(g.auto_score is not None for g in grades if not g.needs_manual_grade), student
+    return saved
+
+
+def _rerun(course):
+    """Grade again in this process, with a short cell time limit; return (results, log)."""
+    config = build.load_course_config(ROOT)
+    config.Execute.timeout = 3
+    messages = []
+    results = grade(course, ASSIGNMENT, workers=2, config=config, progress=False, log=messages.append)
+    return {r.student: r for r in results}, messages
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stopped_batch_keeps_what_it_graded_and_the_rerun_does_the_rest(template, tmp_path, start, signum):
+    course = _course(template, tmp_path, ["ann", "ben", "hung"])
+    process = start(course)
+    _poll(lambda: _saved(course), process, course, "a graded student in the status file")
+    os.killpg(process.pid, signum)  # the whole group, as a terminal's Ctrl-C; workers leave it to the main process
+    process.wait(timeout=WAIT)
+    out, err = _output(course)
+
+    assert process.returncode == 128 + signum, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    assert not (course / ".grading").exists(), "worker gradebooks are removed"
+    saved = _assert_consistent(course)
+    assert saved and "hung" not in saved
+    assert f"interrupted: {len(saved)} of 3 graded and saved" in out
+    untouched = {s: (course / "autograded" / s / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").stat().st_mtime_ns for s in saved}
+
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    results, messages = _rerun(course)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers, "handlers restored"
+    assert f"{len(saved)} submission(s) unchanged since they were graded: kept (use --force to regrade)" in messages
+    for student, mtime in untouched.items():
+        assert (course / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").stat().st_mtime_ns == mtime
+    assert {s: (r.status, r.score) for s, r in results.items()} == {
+        s: (GRADED, SCORES[s]) for s in ["ann", "ben", "hung"]}
+    assert {r.student: r.score for r in load_results(status_path(course, ASSIGNMENT))} == {
+        s: SCORES[s] for s in results}
+    _assert_consistent(course)
+
+
+@pytest.mark.slow
+def test_a_killed_worker_leaves_gradebook_and_status_consistent_and_the_batch_completes(template, tmp_path, start):
+    course = _course(template, tmp_path, ["ann", "ben", "cat"])
+    process = start(course)
+    _poll(lambda: _saved(course), process, course, "a graded student in the status file")
+    # A worker in the middle of a student: it has a kernel (bwrap) of its own.
+    busy = _poll(lambda: [w for w in _children(process.pid) if _children(w)], process, course, "a busy worker")
+    os.kill(busy[0], signal.SIGKILL)
+    _assert_consistent(course)
+    process.wait(timeout=WAIT)
+
+    assert process.returncode == 0, _output(course)[1][-3000:]
+    assert not (course / ".grading").exists()
+    assert _assert_consistent(course) == {s: SCORES[s] for s in ["ann", "ben", "cat"]}
+
+
+def test_signals_stop_the_batch_only_while_it_runs():
+    before = signal.getsignal(signal.SIGTERM)
+    with StopOnSignals() as stop:
+        stop.check()
+        os.kill(os.getpid(), signal.SIGTERM)  # noted, not raised: the batch looks between students
+        deadline = time.monotonic() + 5
+        while stop.signum is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert stop.signum == signal.SIGTERM
+        with pytest.raises(GradingInterrupted) as stopped:
+            stop.check()
+        assert stopped.value.exit_code == 143 and isinstance(stopped.value, KeyboardInterrupt)
+    assert signal.getsignal(signal.SIGTERM) is before
+
+    with StopOnSignals() as stop:  # grading in this process: stopped at once
+        started = time.monotonic()
+        with pytest.raises(GradingInterrupted) as stopped:
+            with stop.interruptible():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(10)
+        assert stopped.value.exit_code == 130 and time.monotonic() - started < 5
+
+    ignored = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as under nohup
+    try:
+        with StopOnSignals():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, ignored)
