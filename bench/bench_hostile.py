@@ -112,7 +112,7 @@ def main(argv=None):
         seconds = statistics.median(r["seconds"] for r in results)
         last = results[-1]
         lines.append(
-            f"| {name} | {seconds:.1f} s ({', '.join(f'{r['seconds']:.1f}' for r in results)}) | {seconds / base:.2f}x "
+            f"| {name} | {seconds:.1f} s ({', '.join(format(r['seconds'], '.1f') for r in results)}) | {seconds / base:.2f}x "
             f"| {last['score']:g} / 23 ({last['status']}) | {last['notebook_mb']:.2f} MB | {last['folder_mb']:.2f} MB "
             f"| {last['disk_mb']:.1f} MB |"
         )
