@@ -127,7 +127,7 @@ def plain_nbgrader(course):
 def ours(course, workers):
     config = build.load_course_config(ROOT)
     config.Execute.timeout = CELL_TIMEOUT
-    from coursekit.grade import register_assignment
+    from coursekit.gradebook import register_assignment
 
     register_assignment(course, ASSIGNMENT, log=lambda m: None)  # both runs start with the assignment known
     start = time.perf_counter()

@@ -7,8 +7,8 @@ printed here without a traceback.
     data      build, verify or download the data files       (coursekit.data)
     build     master notebook -> release/ and notebooks/     (coursekit.build)
     collect   a folder or LMS zip -> submitted/              (coursekit.collect)
-    grade     autograde submitted/ -> gradebook + statuses   (coursekit.grade, coursekit.parallel)
-    merge     shard gradebooks -> gradebook.db               (coursekit.parallel)
+    grade     autograde submitted/ -> gradebook + statuses   (coursekit.grade; parallel, autograde, gradebook)
+    merge     shard gradebooks -> gradebook.db               (coursekit.parallel, coursekit.gradebook)
     feedback  HTML feedback per graded student               (coursekit.feedback)
     report    grades.csv and the class report                (coursekit.report)
     all       build, collect, grade, feedback, report        (the whole job)
@@ -23,7 +23,14 @@ import sys
 from pathlib import Path
 
 from . import build, data
+from .collect import CollectError, collect
+from .demo import DEMO_ROOT, run_demo
+from .feedback import FeedbackError, generate_feedback
+from .grade import GradeError, grade
+from .gradebook import gradebook_url
+from .parallel import GradingInterrupted, merge_shards, parse_shard
 from .paths import DATA_DIR, ROOT
+from .report import ReportError, write_report
 from .results import FAILED
 
 
@@ -49,8 +56,6 @@ def _build(args):
 
 
 def _collect(args):
-    from .collect import collect
-
     report = collect(args.source, args.root, assignment=args.assignment)
     return 0 if report.ok else 3
 
@@ -64,9 +69,6 @@ def _exit_for(results):
 
 
 def _grade(args):
-    from .grade import grade
-    from .parallel import parse_shard
-
     results = grade(
         args.root, args.assignment, students=args.students or None, workers=args.workers, force=args.force,
         shard=parse_shard(args.shard) if args.shard else None, gradebook=args.gradebook,
@@ -76,33 +78,21 @@ def _grade(args):
 
 
 def _merge(args):
-    from .grade import gradebook_url
-    from .parallel import merge_shards
-
     target = gradebook_url(args.root, build.load_course_config(ROOT))
     merged = merge_shards(args.root, args.assignment, args.gradebooks, target_db=target)
     print(f"merged {len(merged)} graded submission(s) into {target}")
 
 
 def _feedback(args):
-    from .feedback import generate_feedback
-
     generate_feedback(args.root, args.assignment, students=args.students or None)
 
 
 def _report(args):
-    from .report import write_report
-
     for name, path in write_report(args.root, args.assignment).items():
         print(f"{name}: {path}")
 
 
 def _all(args):
-    from .collect import collect
-    from .feedback import generate_feedback
-    from .grade import grade
-    from .report import write_report
-
     build.build(args.root)
     if args.source:
         collect(args.source, args.root, assignment=args.assignment)
@@ -115,8 +105,6 @@ def _all(args):
 
 
 def _demo(args):
-    from .demo import DEMO_ROOT, run_demo
-
     # The demo class includes a broken file on purpose: its "failed to grade"
     # row is the expected outcome, so the demo itself succeeds.
     run_demo(args.root or DEMO_ROOT)
@@ -197,11 +185,6 @@ def build_parser():
 
 
 def main(argv=None):
-    from .collect import CollectError
-    from .feedback import FeedbackError
-    from .grade import GradeError, GradingInterrupted
-    from .report import ReportError
-
     args = build_parser().parse_args(argv)
     try:
         return args.run(args) or 0

@@ -29,7 +29,12 @@ from pathlib import Path
 import nbformat
 
 from . import notebooks
+from .build import build
+from .collect import collect
+from .feedback import generate_feedback
+from .grade import grade
 from .paths import ROOT
+from .report import write_report
 from .timing import CELL_TIMES
 
 DEMO_ROOT = ROOT / "demo-course"
@@ -124,12 +129,6 @@ def run_demo(root=DEMO_ROOT, build_first=True, log=print):
     dict
         The grade results and the paths of the feedback pages and reports.
     """
-    from .build import build
-    from .collect import collect
-    from .feedback import generate_feedback
-    from .grade import grade
-    from .report import write_report
-
     if build_first:
         build(ROOT, log=log)
     root = prepare_demo_course(root)

@@ -31,7 +31,7 @@ from pathlib import Path
 import nbformat
 
 from . import build, notebooks
-from .grade import nbgrader_api, ensure_tools_on_path
+from .autograde import ensure_tools_on_path, nbgrader_api
 from .paths import ROOT
 from .results import GRADED, load_results, status_path
 

@@ -23,184 +23,20 @@ the gradebook and the status file, and a rerun grades only the rest
 
 from __future__ import annotations
 
-import hashlib
-import os
-import re
-import sys
-import tempfile
 import warnings
 from dataclasses import replace
 from pathlib import Path
 
-from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.api import MissingEntry
 from sqlalchemy.exc import SAWarning
+from tqdm import tqdm
 
-from . import build
-from .paths import ROOT
-from .execute import read_incidents
-from .timing import CELL_TIMES
+from . import autograde, build
+from .gradebook import find_roster, gradebook_url, max_score, read_score, register_assignment
 from .parallel import GradingInterrupted, StopOnSignals, grade_in_parallel, shard_of
-from .results import FAILED, GRADED, NOT_SUBMITTED, GradeResult, StatusFile, load_results, status_path
+from .paths import ROOT
+from .results import GRADED, NOT_SUBMITTED, GradeResult, StatusFile, load_results, status_path
 from .sandbox import KernelDoesNotStart, Sandbox, SandboxUnavailable, check_kernel, check_sandbox, matplotlib_font_list
-
-
-def ensure_tools_on_path():
-    # nbgrader runs `alembic` from PATH when it creates or upgrades a gradebook.
-    bin_dir = str(Path(sys.executable).parent)
-    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
-
-
-def db_url(course_root):
-    return f"sqlite:///{Path(course_root).resolve() / 'gradebook.db'}"
-
-
-def gradebook_url(course_root, config, gradebook=None):
-    """The gradebook to grade into: a given file, else ``c.CourseDirectory.db_url``, else gradebook.db."""
-    if gradebook:
-        return f"sqlite:///{Path(gradebook).resolve()}"
-    if "db_url" in config.get("CourseDirectory", {}) and config.CourseDirectory.db_url:
-        return config.CourseDirectory.db_url
-    return db_url(course_root)
-
-
-def _master_hash(course_root, assignment):
-    source = Path(course_root) / "source" / assignment
-    digest = hashlib.sha256()
-    for path in sorted(source.iterdir()):
-        if path.is_file():
-            digest.update(path.name.encode() + path.read_bytes())
-    return digest.hexdigest()
-
-
-def _registration_marker(course_root, db):
-    """Where we note which master a gradebook holds (beside a SQLite file; in the course otherwise)."""
-    if db.startswith("sqlite:///"):
-        return Path(db.removeprefix("sqlite:///") + ".registered")
-    return Path(course_root) / (".gradebook-" + hashlib.sha256(db.encode()).hexdigest()[:12] + ".registered")
-
-
-def register_assignment(course_root, assignment, db=None, log=print):
-    """Make sure the gradebook knows the master's cells (needed by autograde).
-
-    Runs ``nbgrader generate_assignment`` against the gradebook (``db``, a
-    URL; default the course's) with the release directory pointed at a
-    scratch folder. Skipped (it costs about 3 s) when the gradebook already
-    holds this very master, helper and data.
-    """
-    db = db or db_url(course_root)
-    source_dir = Path(course_root) / "source" / assignment
-    build.sync_course_files(source_dir, build.course_files(ROOT))
-    marker, wanted = _registration_marker(course_root, db), f"{assignment} {_master_hash(course_root, assignment)}"
-    if marker.is_file() and wanted in marker.read_text().splitlines() and _knows(db, assignment):
-        return
-    with tempfile.TemporaryDirectory(prefix="coursekit-release-") as scratch:
-        build.run_nbgrader(
-            "generate_assignment", assignment, "--force", f"--CourseDirectory.root={course_root}",
-            f"--CourseDirectory.release_directory={scratch}", f"--CourseDirectory.db_url={db}",
-            cwd=ROOT,
-        )
-    others = [line for line in (marker.read_text().splitlines() if marker.is_file() else [])
-              if not line.startswith(f"{assignment} ")]
-    marker.write_text("\n".join(others + [wanted]) + "\n")
-    log(f"registered {assignment} in {db}")
-
-
-def _knows(db, assignment):
-    with Gradebook(db) as gradebook:
-        try:
-            return bool(gradebook.find_assignment(assignment).notebooks)
-        except MissingEntry:
-            return False
-
-
-def find_roster(course_root, assignment, students=None, db=None):
-    """(submitted, missing): student ids with a submission folder, and known students without one."""
-    submitted_dir = Path(course_root) / "submitted"
-    submitted = sorted(
-        p.name for p in submitted_dir.glob("*") if (p / assignment).is_dir() and not p.name.startswith(".")
-    ) if submitted_dir.is_dir() else []
-    with Gradebook(db or db_url(course_root)) as gradebook:
-        known = {student.id for student in gradebook.students}
-    missing = sorted(known - set(submitted))
-    if students:
-        wanted = set(students)
-        submitted = [s for s in submitted if s in wanted]
-        missing = sorted(wanted - set(submitted))
-    return submitted, missing
-
-
-def nbgrader_api(course_root, config=None, allow_unsandboxed=False):
-    from nbgrader.apps import NbGraderAPI
-    from nbgrader.coursedir import CourseDirectory
-
-    config = config or build.load_course_config(ROOT)
-    config.CourseDirectory.root = str(course_root)
-    if allow_unsandboxed:
-        config.Sandbox.allow_unsandboxed = True
-    return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
-
-
-def failure_reason(result):
-    """The most telling line of a failed nbgrader run, in words for a person."""
-    text = (result.get("error") or "") + "\n" + (result.get("log") or "")
-    patterns = [
-        (r"(NotJSONError|JSONDecodeError|Notebook does not appear to be JSON)[^\n]*", "not a readable notebook (invalid JSON)"),
-        (r"DeadKernelError[^\n]*|Kernel died[^\n]*", "the kernel died while running the notebook"),
-        (r"CellTimeoutError[^\n]*|Timeout waiting for execute reply[^\n]*", "a cell ran past the time limit"),
-        (r"does not look like the assignment's notebook[^\n]*", None),
-        (r"the nbgrader metadata may be corrupted: (cell \d+[^\n]*)", "invalid nbgrader metadata in {0}"),
-        (r"use an old version", "nbgrader metadata with an outdated or empty schema version (a cell copied or "
-                                "edited by hand?)"),
-        (r"SandboxUnavailable: [^\n]*", None),
-    ]
-    for pattern, reason in patterns:
-        match = re.search(pattern, text)
-        if match:
-            return reason.format(*match.groups()) if reason else match.group(0)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    errors = [line for line in lines if "Error" in line or "ERROR" in line]
-    return (errors[-1] if errors else lines[-1] if lines else "nbgrader failed without a message")[:300]
-
-
-def read_score(db, assignment, student):
-    """(score, max_score) of a student's submission from the gradebook at URL ``db``."""
-    with Gradebook(db) as gradebook:
-        submission = gradebook.find_submission(assignment, student)
-        return float(submission.score), float(submission.max_score)
-
-
-def max_score(db, assignment):
-    with Gradebook(db) as gradebook:
-        try:
-            return float(gradebook.find_assignment(assignment).max_score)
-        except MissingEntry:
-            return 0.0
-
-
-def fingerprint(course_root, assignment, student):
-    """Hash of what a grade depends on: the submission, its timestamp, the master, the helper, the time limits."""
-    digest = hashlib.sha256()
-    folder = Path(course_root) / "submitted" / student / assignment
-    source = Path(course_root) / "source" / assignment
-    for path in [folder / f"{assignment}.ipynb", folder / "timestamp.txt", source / f"{assignment}.ipynb",
-                 source / build.HELPER, source / CELL_TIMES]:
-        digest.update(path.name.encode() + (path.read_bytes() if path.is_file() else b"-"))
-    return digest.hexdigest()
-
-
-def grade_student(api, course_root, assignment, student, db=None):
-    """Autograde one student's submission; never raises for a bad submission."""
-    db = db or db_url(course_root)
-    stamp = fingerprint(course_root, assignment, student)
-    result = api.autograde(assignment, student, force=True, create=True)
-    if not result["success"]:
-        return GradeResult(student, FAILED, None, max_score(db, assignment), failure_reason(result), fingerprint=stamp)
-    score, best = read_score(db, assignment, student)
-    incidents = read_incidents(Path(course_root) / "autograded" / student / assignment)
-    notes = [(f"cell {i['cell']}" + (f" ({i['grade_id']})" if i["grade_id"] else "") + ": "
-              if i["cell"] is not None else "") + i["what"] for i in incidents]
-    return GradeResult(student, GRADED, score, best, notes=notes, fingerprint=stamp)
 
 
 def unchanged_results(course_root, assignment, students, db, path=None):
@@ -215,7 +51,7 @@ def unchanged_results(course_root, assignment, students, db, path=None):
     kept = {}
     for student in students:
         previous = earlier.get(student)
-        if previous and previous.status == GRADED and previous.fingerprint == fingerprint(course_root, assignment, student):
+        if previous and previous.status == GRADED and previous.fingerprint == autograde.fingerprint(course_root, assignment, student):
             try:
                 score, best = read_score(db, assignment, student)
             except MissingEntry:
@@ -311,7 +147,7 @@ def grade(course_root=ROOT, assignment="clustering", students=None, workers=1, f
         finished before is in the gradebook and the status file; a rerun
         grades the others.
     """
-    ensure_tools_on_path()
+    autograde.ensure_tools_on_path()
     config = config or build.load_course_config(ROOT)
     require_sandbox(allow_unsandboxed, config, log=log)
     course_root = Path(course_root).resolve()
@@ -352,8 +188,6 @@ def _grade_batch(course_root, assignment, todo, workers, config, db, allow_unsan
     list of GradeResult
         In the order they finished.
     """
-    from tqdm import tqdm
-
     finished = []
     try:
         with StopOnSignals() as stop, warnings.catch_warnings(), tqdm(
@@ -368,10 +202,11 @@ def _grade_batch(course_root, assignment, todo, workers, config, db, allow_unsan
 
             if workers > 1 and len(todo) > 1:
                 matplotlib_font_list()  # built once here, inherited by the forked workers
-                grade_in_parallel(course_root, assignment, todo, workers, config, db, allow_unsandboxed,
-                                  on_done=on_done, stop=stop)
+                # Looked up now, so that a test can put another per-student function in its place.
+                grade_in_parallel(course_root, assignment, todo, workers, config, db, autograde.grade_student,
+                                  autograde.nbgrader_api, allow_unsandboxed, on_done=on_done, stop=stop)
             else:
-                api = nbgrader_api(course_root, config=config, allow_unsandboxed=allow_unsandboxed)
+                api = autograde.nbgrader_api(course_root, config=config, allow_unsandboxed=allow_unsandboxed)
                 _grade_here(api, course_root, assignment, todo, db, on_done, stop)
             stop.check()  # a signal that came as the last student finished is still obeyed
     except GradingInterrupted:
@@ -390,7 +225,7 @@ def _grade_here(api, course_root, assignment, students, db, on_done, stop):
     """
     for student in students:
         with stop.interruptible():
-            result = grade_student(api, course_root, assignment, student, db=db)
+            result = autograde.grade_student(api, course_root, assignment, student, db=db)
         stop.check()
         on_done(result)
 

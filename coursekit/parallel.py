@@ -40,9 +40,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.api import Gradebook
 
-from .results import FAILED, GRADED, GradeResult
+from .gradebook import db_url, export_submission, import_submission, max_score, merge_gradebooks, register_assignment
+from .results import FAILED, GRADED, GradeResult, load_results, save_results, status_path
 
 WORKER_DIR = ".grading"
 #: Seconds between two looks at the finished students and the signals while a pool runs.
@@ -65,109 +66,6 @@ def parse_shard(text):
 def shard_of(students, index, count):
     """The students of shard ``index`` of ``count``: every count-th of the sorted list."""
     return [s for position, s in enumerate(sorted(students)) if position % count == index - 1]
-
-
-# -- merging -------------------------------------------------------------------------------
-def merge_gradebooks(target_url, source_urls, assignment, students=None):
-    """Copy every autograded submission of ``assignment`` from ``source_urls`` into ``target_url``.
-
-    Autograde results (auto scores, whether a cell needs manual grading, auto
-    comments, flags, timestamps) are copied; manual grades already in the
-    target are kept. A student graded in several sources takes the last one.
-
-    Returns
-    -------
-    list of str
-        The student ids merged.
-    """
-    merged = []
-    with Gradebook(target_url) as target:
-        for url in source_urls:
-            for data in _exported_submissions(url, assignment, students):
-                import_submission(target, assignment, data)
-                merged.append(data["student"]["id"])
-    return merged
-
-
-def _exported_submissions(url, assignment, students=None):
-    """:func:`submission_data` of every submission of ``assignment`` in the gradebook at ``url`` (of ``students``)."""
-    with Gradebook(url) as source:
-        try:
-            submissions = source.assignment_submissions(assignment)
-        except MissingEntry:
-            return []
-        return [submission_data(s) for s in submissions if students is None or s.student.id in students]
-
-
-def export_submission(url, assignment, student):
-    """What autograde wrote for ``student`` in the gradebook at ``url``, as plain data (None if nothing).
-
-    See :func:`submission_data`.
-    """
-    with Gradebook(url) as source:
-        try:
-            return submission_data(source.find_submission(assignment, student))
-        except MissingEntry:
-            return None
-
-
-def submission_data(submission):
-    """An nbgrader submission as plain data (picklable, independent of any database session).
-
-    Parameters
-    ----------
-    submission : nbgrader.api.SubmittedAssignment
-
-    Returns
-    -------
-    dict
-        ``student`` (id, names, email, LMS id), ``timestamp``, ``extension``
-        and ``notebooks``: per notebook its ``name``, ``flagged``, ``grades``
-        (``cell``, ``auto_score``, ``needs_manual_grade``) and ``comments``
-        (``cell``, ``auto_comment``).
-    """
-    student = submission.student
-    return {
-        "student": {"id": student.id, "first_name": student.first_name, "last_name": student.last_name,
-                    "email": student.email, "lms_user_id": student.lms_user_id},
-        "timestamp": submission.timestamp,
-        "extension": submission.extension,
-        "notebooks": [
-            {
-                "name": notebook.notebook.name,
-                "flagged": notebook.flagged,
-                "grades": [{"cell": g.cell.name, "auto_score": g.auto_score, "needs_manual_grade": g.needs_manual_grade}
-                           for g in notebook.grades],
-                "comments": [{"cell": c.cell.name, "auto_comment": c.auto_comment} for c in notebook.comments],
-            }
-            for notebook in submission.notebooks
-        ],
-    }
-
-
-def import_submission(target, assignment, data):
-    """Write a submission exported by :func:`submission_data` into the open gradebook ``target``.
-
-    The autograde results replace the target's; manual grades already in the
-    target are kept (and so is whether such a cell needs manual grading).
-    """
-    student = dict(data["student"])
-    student_id = student.pop("id")
-    target.update_or_create_student(student_id, **student)
-    copy = target.update_or_create_submission(assignment, student_id, timestamp=data["timestamp"])
-    copy.extension = data["extension"]
-    for notebook in data["notebooks"]:
-        twin = target.find_submission_notebook(notebook["name"], assignment, student_id)
-        twin.flagged = notebook["flagged"]
-        for grade in notebook["grades"]:
-            mine = target.find_grade(grade["cell"], notebook["name"], assignment, student_id)
-            mine.auto_score = grade["auto_score"]
-            if mine.manual_score is None:
-                mine.needs_manual_grade = grade["needs_manual_grade"]
-        for comment in notebook["comments"]:
-            mine = target.find_comment(comment["cell"], notebook["name"], assignment, student_id)
-            mine.auto_comment = comment["auto_comment"]
-    target.db.commit()
 
 
 # -- interrupts ----------------------------------------------------------------------------
@@ -281,14 +179,12 @@ def _copy_sqlite(source, target):
         src.backup(dst)
 
 
-def _start_worker(course_root, main_db, config, allow_unsandboxed):
+def _start_worker(course_root, main_db, config, grade_one, make_api, allow_unsandboxed):
     """Pool initializer: signals, a private gradebook copy and an nbgrader API for this process.
 
     A database server (PostgreSQL) takes concurrent writers itself: then the
     workers share it and nothing is copied.
     """
-    from .grade import nbgrader_api
-
     _worker_signals()
     db = main_db
     if main_db.startswith("sqlite:///"):
@@ -298,15 +194,13 @@ def _start_worker(course_root, main_db, config, allow_unsandboxed):
         _copy_sqlite(_sqlite_path(main_db), copy)
         db = f"sqlite:///{copy}"
     config.CourseDirectory.db_url = db
-    _worker.update(course_root=Path(course_root), db=db, main_db=main_db,
-                   api=nbgrader_api(course_root, config, allow_unsandboxed))
+    _worker.update(course_root=Path(course_root), db=db, main_db=main_db, grade_one=grade_one,
+                   api=make_api(course_root, config, allow_unsandboxed))
 
 
 def _grade_in_worker(assignment, student):
     """(GradeResult, the student's submission as plain data, or None when the gradebook is shared)."""
-    from .grade import grade_student
-
-    result = grade_student(_worker["api"], _worker["course_root"], assignment, student, db=_worker["db"])
+    result = _worker["grade_one"](_worker["api"], _worker["course_root"], assignment, student, db=_worker["db"])
     private = _worker["db"] != _worker["main_db"]
     return result, export_submission(_worker["db"], assignment, student) if private else None
 
@@ -319,6 +213,8 @@ class _Batch:
     assignment: str
     config: object
     main_db: str
+    grade_one: Callable
+    make_api: Callable
     allow_unsandboxed: bool
     on_done: Callable | None
     stop: StopOnSignals | None
@@ -328,8 +224,8 @@ class _Batch:
             self.stop.check()
 
 
-def grade_in_parallel(course_root, assignment, students, workers, config, main_db, allow_unsandboxed=False,
-                      on_done=None, stop=None):
+def grade_in_parallel(course_root, assignment, students, workers, config, main_db, grade_one, make_api,
+                      allow_unsandboxed=False, on_done=None, stop=None):
     """Grade ``students`` with ``workers`` processes, saving each as it finishes; return their GradeResults.
 
     Parameters
@@ -348,6 +244,13 @@ def grade_in_parallel(course_root, assignment, students, workers, config, main_d
         URL of the course gradebook. Each worker grades into its own copy (of a
         SQLite file); a student's results are written into ``main_db`` as soon
         as that student is graded, before ``on_done`` hears of it.
+    grade_one : callable
+        ``grade_one(api, course_root, assignment, student, db=...)`` grades one
+        student in a worker and returns a GradeResult
+        (:func:`coursekit.autograde.grade_student`).
+    make_api : callable
+        ``make_api(course_root, config, allow_unsandboxed)`` makes the nbgrader
+        API a worker grades with (:func:`coursekit.autograde.nbgrader_api`).
     allow_unsandboxed : bool
         Grade even where no sandbox can be made.
     on_done : callable, optional
@@ -361,15 +264,13 @@ def grade_in_parallel(course_root, assignment, students, workers, config, main_d
     list of GradeResult
         In the order of ``students``.
     """
-    batch = _Batch(Path(course_root), assignment, config, main_db, allow_unsandboxed, on_done, stop)
+    batch = _Batch(Path(course_root), assignment, config, main_db, grade_one, make_api, allow_unsandboxed, on_done, stop)
     results = _run_pool(batch, students, workers)
     # A crashed worker breaks the whole pool: grade what is left one student per
     # fresh process, so a submission that kills its worker only fails itself.
     for student in [s for s in students if s not in results]:
         results.update(_run_pool(batch, [student], 1))
         if student not in results:
-            from .grade import max_score
-
             best = max_score(main_db, assignment)
             crashed = GradeResult(student, FAILED, None, best, "the grading worker process crashed on it")
             results[student] = _save(batch, crashed, None)
@@ -386,7 +287,7 @@ def _run_pool(batch, students, workers):
     batch.check_stop()
     results = {}
     context = multiprocessing.get_context("fork")
-    start = (batch.course_root, batch.main_db, batch.config, batch.allow_unsandboxed)
+    start = (batch.course_root, batch.main_db, batch.config, batch.grade_one, batch.make_api, batch.allow_unsandboxed)
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=start)
     try:
         pending = {pool.submit(_grade_in_worker, batch.assignment, s): s for s in students}
@@ -450,9 +351,6 @@ def merge_shards(course_root, assignment, gradebooks, target_db=None):
     list of str
         The students merged.
     """
-    from .grade import db_url, register_assignment
-    from .results import load_results, save_results, status_path
-
     course_root = Path(course_root)
     for path in gradebooks:
         if not Path(path).is_file():

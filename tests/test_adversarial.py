@@ -20,7 +20,8 @@ from nbgrader.api import Gradebook
 
 from coursekit import build, demo, notebooks
 from coursekit.feedback import generate_feedback
-from coursekit.grade import grade, register_assignment
+from coursekit.grade import grade
+from coursekit.gradebook import register_assignment
 from coursekit.paths import ROOT
 from coursekit.results import FAILED, GRADED, NOT_SUBMITTED
 

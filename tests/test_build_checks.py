@@ -2,7 +2,6 @@
 
 import copy
 
-import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 

@@ -28,7 +28,8 @@ import pytest
 from nbgrader.api import Gradebook
 
 from coursekit import build, demo, notebooks
-from coursekit.grade import grade, register_assignment
+from coursekit.grade import grade
+from coursekit.gradebook import register_assignment
 from coursekit.parallel import GradingInterrupted, StopOnSignals
 from coursekit.paths import ROOT
 from coursekit.results import GRADED, load_results, status_path

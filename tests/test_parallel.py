@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from coursekit import demo, grade as grade_module, notebooks
+from coursekit import autograde, demo
 from coursekit.feedback import generate_feedback
 from coursekit.grade import grade
 from coursekit.parallel import merge_shards, parse_shard, shard_of
@@ -131,14 +131,14 @@ def test_a_rerun_grades_only_new_or_changed_submissions(tmp_path, submissions, s
 def test_a_crashed_worker_loses_no_other_students_result(tmp_path, monkeypatch, submissions):
     course = _course(tmp_path / "course", {"bo": submissions["bo"], "crasher": submissions["bo"],
                                            "zoe": submissions["bo"]})
-    real = grade_module.grade_student
+    real = autograde.grade_student
 
     def crashing(api, course_root, assignment, student, db=None):
         if student == "crasher":
             os._exit(13)  # the worker process dies, as on a segfault or an OOM kill
         return real(api, course_root, assignment, student, db=db)
 
-    monkeypatch.setattr(grade_module, "grade_student", crashing)  # forked workers inherit it
+    monkeypatch.setattr(autograde, "grade_student", crashing)  # grade() hands it to the forked workers
     results = {r.student: r for r in grade(course, ASSIGNMENT, workers=2, **QUIET)}
     assert results["bo"].status == GRADED and results["bo"].score == 1
     assert results["zoe"].status == GRADED and results["zoe"].score == 1

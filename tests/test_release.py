@@ -2,7 +2,6 @@
 
 import copy
 import filecmp
-from pathlib import Path
 
 import nbformat
 import pytest

@@ -1,0 +1,91 @@
+"""Autograding one student's submission through nbgrader's Python API.
+
+:func:`nbgrader_api` makes nbgrader's API for a course (its settings from
+``nbgrader_config.py``, which switch on the course's preprocessors: repair,
+sandboxed and guarded execution); :func:`grade_student` autogrades one
+submission with it and returns a :class:`coursekit.results.GradeResult`,
+never raising for a bad submission; :func:`failure_reason` turns nbgrader's
+log of a failed run into one line for a person; :func:`fingerprint` is what a
+grade depends on, so an unchanged submission need not be graded again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sys
+from pathlib import Path
+
+from nbgrader.apps import NbGraderAPI
+from nbgrader.coursedir import CourseDirectory
+
+from . import build
+from .execute import read_incidents
+from .gradebook import db_url, max_score, read_score
+from .paths import ROOT
+from .results import FAILED, GRADED, GradeResult
+from .timing import CELL_TIMES
+
+
+def ensure_tools_on_path():
+    # nbgrader runs `alembic` from PATH when it creates or upgrades a gradebook.
+    bin_dir = str(Path(sys.executable).parent)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
+
+
+def nbgrader_api(course_root, config=None, allow_unsandboxed=False):
+    """nbgrader's Python API for the course at ``course_root`` (settings: ``nbgrader_config.py``)."""
+    config = config or build.load_course_config(ROOT)
+    config.CourseDirectory.root = str(course_root)
+    if allow_unsandboxed:
+        config.Sandbox.allow_unsandboxed = True
+    return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+
+
+def failure_reason(result):
+    """The most telling line of a failed nbgrader run, in words for a person."""
+    text = (result.get("error") or "") + "\n" + (result.get("log") or "")
+    patterns = [
+        (r"(NotJSONError|JSONDecodeError|Notebook does not appear to be JSON)[^\n]*", "not a readable notebook (invalid JSON)"),
+        (r"DeadKernelError[^\n]*|Kernel died[^\n]*", "the kernel died while running the notebook"),
+        (r"CellTimeoutError[^\n]*|Timeout waiting for execute reply[^\n]*", "a cell ran past the time limit"),
+        (r"does not look like the assignment's notebook[^\n]*", None),
+        (r"the nbgrader metadata may be corrupted: (cell \d+[^\n]*)", "invalid nbgrader metadata in {0}"),
+        (r"use an old version", "nbgrader metadata with an outdated or empty schema version (a cell copied or "
+                                "edited by hand?)"),
+        (r"SandboxUnavailable: [^\n]*", None),
+    ]
+    for pattern, reason in patterns:
+        match = re.search(pattern, text)
+        if match:
+            return reason.format(*match.groups()) if reason else match.group(0)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if "Error" in line or "ERROR" in line]
+    return (errors[-1] if errors else lines[-1] if lines else "nbgrader failed without a message")[:300]
+
+
+def fingerprint(course_root, assignment, student):
+    """Hash of what a grade depends on: the submission, its timestamp, the master, the helper, the time limits."""
+    digest = hashlib.sha256()
+    folder = Path(course_root) / "submitted" / student / assignment
+    source = Path(course_root) / "source" / assignment
+    for path in [folder / f"{assignment}.ipynb", folder / "timestamp.txt", source / f"{assignment}.ipynb",
+                 source / build.HELPER, source / CELL_TIMES]:
+        digest.update(path.name.encode() + (path.read_bytes() if path.is_file() else b"-"))
+    return digest.hexdigest()
+
+
+def grade_student(api, course_root, assignment, student, db=None):
+    """Autograde one student's submission; never raises for a bad submission."""
+    db = db or db_url(course_root)
+    stamp = fingerprint(course_root, assignment, student)
+    result = api.autograde(assignment, student, force=True, create=True)
+    if not result["success"]:
+        return GradeResult(student, FAILED, None, max_score(db, assignment), failure_reason(result), fingerprint=stamp)
+    score, best = read_score(db, assignment, student)
+    incidents = read_incidents(Path(course_root) / "autograded" / student / assignment)
+    notes = [(f"cell {i['cell']}" + (f" ({i['grade_id']})" if i["grade_id"] else "") + ": "
+              if i["cell"] is not None else "") + i["what"] for i in incidents]
+    return GradeResult(student, GRADED, score, best, notes=notes, fingerprint=stamp)
