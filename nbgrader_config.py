@@ -2,25 +2,21 @@
 
 nbgrader reads this file from the folder it runs in (the repository root); the
 coursekit commands load it too, so plain ``nbgrader`` commands and ``make``
-targets behave the same.
+targets behave the same. ``coursekit`` is installed in the course's
+environment (editable) by ``make venv``.
 """
 
 import os
-import sys
 
 from nbgrader.converters import Autograde, GenerateAssignment, GenerateFeedback
 from nbgrader.preprocessors import CheckCellMetadata, ClearSolutions, Execute, GetGrades, OverwriteCells
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
+from coursekit.collect import NBGRADER_ZIP_COLLECT_REGEXP
+from coursekit.execute import GuardedExecute, StderrIsNotFailure
+from coursekit.preprocessors import CheckCellMetadataOnce, ClearStudentInfo, HideHiddenTests, RestoreLockedCells
+from coursekit.repair import RepairSubmission
 
-from coursekit.collect import NBGRADER_ZIP_COLLECT_REGEXP  # noqa: E402
-from coursekit.execute import GuardedExecute, StderrIsNotFailure  # noqa: E402
-from coursekit.repair import RepairSubmission  # noqa: E402
-from coursekit.preprocessors import (  # noqa: E402
-    CheckCellMetadataOnce, ClearStudentInfo, HideHiddenTests, RestoreLockedCells,
-)
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 

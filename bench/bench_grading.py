@@ -42,10 +42,9 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from coursekit import build, demo, notebooks  # noqa: E402
-from coursekit.grade import grade  # noqa: E402
+from coursekit import build, demo, notebooks
+from coursekit.grade import grade
 
 ASSIGNMENT = "clustering"
 CELL_TIMEOUT = 30  # nbgrader's default, for all three runs

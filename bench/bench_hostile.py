@@ -21,7 +21,6 @@ import copy
 import re
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,10 +28,9 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from coursekit import build, demo, notebooks  # noqa: E402
-from coursekit.grade import grade  # noqa: E402
+from coursekit import build, demo, notebooks
+from coursekit.grade import grade
 
 ASSIGNMENT = "clustering"
 

@@ -33,10 +33,9 @@ import numpy as np
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from coursekit import build  # noqa: E402
-from coursekit.data import load_mnist_npz, save_npz_reproducibly  # noqa: E402
+from coursekit import build
+from coursekit.data import load_mnist_npz, save_npz_reproducibly
 
 MASTER = ROOT / "source" / "clustering" / "clustering.ipynb"
 BUDGETS = {"bundled": 60.0, "full-size": 120.0}

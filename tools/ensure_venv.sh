@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Create .venv from requirements.txt when it is missing, and re-install when
-# requirements.txt has changed since the last install (compared by sha256,
-# since git checkouts do not keep file times).
+# requirements.txt or pyproject.toml has changed since the last install
+# (compared by sha256, since git checkouts do not keep file times). The course
+# package itself (coursekit) is installed in editable mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=${VENV:-.venv}
 python=${PYTHON:-python3}
 stamp="$venv/.requirements.sha256"
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
+want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 
 if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
   exit 0
@@ -26,5 +27,6 @@ fi
 echo "Installing the course environment into $venv from requirements.txt (a minute or two on a fresh machine) ..."
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.txt
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e .
 echo "$want" > "$stamp"
 echo "Environment ready: $venv"
