@@ -27,7 +27,6 @@ the same bytes, so a test can rebuild into a temporary folder and compare.
 from __future__ import annotations
 
 import filecmp
-import hashlib
 import os
 import re
 import shutil
@@ -43,6 +42,7 @@ from traitlets.config.loader import PyFileConfigLoader
 
 from . import notebooks, timing
 from .data import DATA_FILES
+from .files import sha256_file, write_atomically
 from .paths import ROOT
 from .repair import released_source
 
@@ -74,10 +74,6 @@ def course_files(root=ROOT):
     files = {HELPER: Path(root) / HELPER}
     files.update({name: Path(root) / "data" / name for name in DATA_FILES})
     return files
-
-
-def _sha256(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def sync_course_files(source_dir, files):
@@ -128,7 +124,7 @@ def write_colab_manifest(master_path, base_url, files):
     cell = next((c for c in nb.cells if notebooks.grade_id(c) == "colab_setup"), None)
     if cell is None:
         raise BuildError(f"{master_path}: no cell with grade_id 'colab_setup'")
-    updated = colab_manifest_source(cell.source, base_url, {name: _sha256(path) for name, path in files.items()})
+    updated = colab_manifest_source(cell.source, base_url, {name: sha256_file(path) for name, path in files.items()})
     if updated == cell.source:
         return False
     cell.source = updated
@@ -303,8 +299,6 @@ def build(root=ROOT, release_root=None, notebooks_dir=None, recalibrate=False, l
 
     notebooks_dir.mkdir(parents=True, exist_ok=True)
     companion = notebooks_dir / f"{assignment}_solution.ipynb"
-    tmp = companion.with_name(companion.name + ".part")
-    nbformat.write(executed, tmp)
-    os.replace(tmp, companion)
+    write_atomically(companion, nbformat.writes(executed) + "\n")
     log(f"wrote {companion} (the executed solution, for lectures)")
     return {"release": release_root / assignment, "companion": companion}

@@ -50,6 +50,8 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Callable, NamedTuple
 
+from .files import text_table, write_atomically
+
 #: A Canvas download for ``nbgrader zip_collect``: ``.*`` first because the plugin
 #: matches the absolute path; ``file_id`` without the Colab or Canvas
 #: re-upload marks, so that it names the released notebook (``clustering``).
@@ -201,24 +203,18 @@ class CollectReport:
                 for m in sorted(self.matched, key=lambda m: m.student)
             ]
             header = ("student", "found by", "late", "submitted (UTC)", "action", "file in the source", "destination")
-            lines += ["", *_aligned([header, *rows])]
+            lines += ["", *text_table([header, *rows])]
         if self.duplicates:
             rows = [(d.student, d.kept, ", ".join(d.dropped)) for d in sorted(self.duplicates)]
             lines += ["", f"duplicates ({len(self.duplicates)}), the newest file kept:"]
-            lines += _aligned([("student", "kept", "dropped"), *rows])
+            lines += text_table([("student", "kept", "dropped"), *rows])
         if self.unmatched:
             lines += ["", f"NOT collected ({len(self.unmatched)}):"]
-            lines += _aligned([("file in the source", "reason"), *sorted(self.unmatched)])
+            lines += text_table([("file in the source", "reason"), *sorted(self.unmatched)])
         if self.skipped:
             lines += ["", f"skipped {len(self.skipped)} file(s) or folder(s) that are not submissions "
                           f"(not .ipynb, __MACOSX/, .ipynb_checkpoints/, hidden), e.g. {self.skipped[0]}"]
         return "\n".join(lines)
-
-
-def _aligned(rows):
-    """Rows of strings as lines with left-aligned columns two spaces apart."""
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
 
 
 def _relative_to(path, root):
@@ -570,16 +566,6 @@ def nbgrader_timestamp(timestamp):
     return timestamp.astimezone(timezone.utc).strftime(NBGRADER_TIMESTAMP_FORMAT)
 
 
-def _write_atomically(path, data):
-    """Write bytes via ``<name>.part`` and ``os.replace``: readers never see half a file."""
-    tmp = path.with_name(path.name + ".part")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _previous_timestamp(path):
     """The time in an existing ``timestamp.txt`` (UTC), or None."""
     # Imported here: nbgrader takes over a second to import and is needed only on an update.
@@ -596,7 +582,7 @@ def _write_submission(data, timestamp, destination, log, warn):
     stamp_path = destination.with_name("timestamp.txt")
     if destination.is_file() and destination.read_bytes() == data:
         if not stamp_path.is_file():
-            _write_atomically(stamp_path, nbgrader_timestamp(timestamp).encode())
+            write_atomically(stamp_path, nbgrader_timestamp(timestamp).encode())
         # Keep the earlier timestamp: the same bytes were handed in then.
         return "unchanged"
     action = "updated" if destination.exists() else "new"
@@ -610,8 +596,8 @@ def _write_submission(data, timestamp, destination, log, warn):
                 "timestamp did not increase unless run with --force"
             )
     destination.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(destination, data)
-    _write_atomically(stamp_path, nbgrader_timestamp(timestamp).encode())
+    write_atomically(destination, data)
+    write_atomically(stamp_path, nbgrader_timestamp(timestamp).encode())
     return action
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import replace_atomically, sha256_file
 from .paths import DATA_DIR
 
 #: Files shipped in ``data/``, in the order they are built.
@@ -65,29 +66,6 @@ class DownloadError(DataError):
 # --------------------------------------------------------------------------
 # Small utilities
 # --------------------------------------------------------------------------
-def sha256_file(path):
-    """Return the hex sha256 of the file at ``path``."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _replace_atomically(path, write):
-    """Call ``write(tmp_path)``, then move the result onto ``path``.
-
-    A crash half-way leaves the old file (or none), never a half-written one.
-    """
-    path = Path(path)
-    tmp = path.with_name(path.name + ".part")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_npz_reproducibly(path, arrays):
     """Write ``arrays`` (name -> ndarray) as a compressed ``.npz`` with fixed metadata.
 
@@ -105,12 +83,12 @@ def save_npz_reproducibly(path, arrays):
                 info.external_attr = 0o644 << 16
                 archive.writestr(info, buffer.getvalue(), compresslevel=9)
 
-    _replace_atomically(path, write)
+    replace_atomically(path, write)
 
 
 def _save_image(path, image, **options):
     fmt = "PNG" if Path(path).suffix.lower() == ".png" else "JPEG"
-    _replace_atomically(path, lambda tmp: image.save(tmp, format=fmt, **options))
+    replace_atomically(path, lambda tmp: image.save(tmp, format=fmt, **options))
 
 
 # --------------------------------------------------------------------------
@@ -302,7 +280,7 @@ def write_checksums(data_dir=DATA_DIR, names=DATA_FILES):
     """Write ``SHA256SUMS`` in ``data_dir`` in the format of ``sha256sum``."""
     data_dir = Path(data_dir)
     lines = "".join(f"{sha256_file(data_dir / name)}  {name}\n" for name in names)
-    _replace_atomically(data_dir / CHECKSUM_FILE, lambda tmp: tmp.write_text(lines))
+    replace_atomically(data_dir / CHECKSUM_FILE, lambda tmp: tmp.write_text(lines))
 
 
 def build_all(data_dir=DATA_DIR, log=print):
@@ -454,5 +432,5 @@ def download_full_mnist(dest=None, url=KERAS_MNIST_URL, sha256=KERAS_MNIST_SHA25
                 f"{url}: sha256 mismatch: expected {sha256}, got {digest.hexdigest()}; nothing was written to {dest}"
             )
 
-    _replace_atomically(dest, fetch)
+    replace_atomically(dest, fetch)
     return dest

@@ -32,6 +32,7 @@ import nbformat
 
 from . import build, notebooks
 from .autograde import ensure_tools_on_path, nbgrader_api
+from .files import write_atomically
 from .paths import ROOT
 from .results import GRADED, load_results, status_path
 
@@ -107,9 +108,7 @@ def _install_page(page, destination):
     elif folder.is_dir():
         shutil.rmtree(folder)  # never follows links inside
     folder.mkdir(parents=True)
-    part = destination.with_name(destination.name + ".part")
-    shutil.copyfile(page, part)
-    os.replace(part, destination)
+    write_atomically(destination, page.read_bytes())
 
 
 def generate_feedback(course_root=ROOT, assignment="clustering", students=None, log=print):

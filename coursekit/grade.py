@@ -32,6 +32,7 @@ from sqlalchemy.exc import SAWarning
 from tqdm import tqdm
 
 from . import autograde, build
+from .files import text_table
 from .gradebook import find_roster, gradebook_url, max_score, read_score, register_assignment
 from .parallel import GradingInterrupted, StopOnSignals, grade_in_parallel, shard_of
 from .paths import ROOT
@@ -67,8 +68,7 @@ def summary_table(results):
         score = "" if r.score is None else f"{r.score:g}"
         status = r.status + (f": {r.reason}" if r.reason else "") + "".join(f"; {note}" for note in r.notes)
         rows.append((r.student, score, f"{r.max_score:g}", status))
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths)) + "  " + row[3] for row in rows]
+    lines = text_table(rows)
     lines.insert(1, "-" * max(len(line) for line in lines))
     return "\n".join(lines)
 

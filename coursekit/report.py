@@ -46,7 +46,6 @@ import csv
 import html
 import io
 import math
-import os
 import re
 import sqlite3
 import tempfile
@@ -65,6 +64,7 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 from nbgrader.api import Gradebook, MissingEntry
 
 from . import notebooks
+from .files import write_atomically
 from .results import FAILED, GRADED, NOT_SUBMITTED, STATUSES, load_results, status_path
 
 GRADES_CSV = "grades.csv"
@@ -600,15 +600,6 @@ def class_report_html(sheet, images):
 
 
 # --- The step ------------------------------------------------------------------------------
-
-
-def write_atomically(path, text):
-    """Write ``text`` as UTF-8 through a temporary file, so a reader never sees half a file."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "w", encoding="utf-8", newline="") as file:
-        file.write(text)
-    os.replace(tmp, path)
 
 
 def write_report(course_root, assignment="clustering", results=None, out_dir=None, log=print):

@@ -10,9 +10,10 @@ source of truth for points.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from .files import write_atomically
 
 GRADED = "graded"
 FAILED = "failed to grade"
@@ -66,9 +67,7 @@ def save_results(path, results):
     """Write results as JSON (atomically), sorted by student id."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps([asdict(r) for r in sorted(results, key=lambda r: r.student)], indent=2) + "\n")
-    os.replace(tmp, path)
+    write_atomically(path, json.dumps([asdict(r) for r in sorted(results, key=lambda r: r.student)], indent=2) + "\n")
 
 
 class StatusFile:

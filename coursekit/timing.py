@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from datetime import datetime
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from traitlets import Float
 from traitlets.config import LoggingConfigurable
 
 from . import notebooks
+from .files import sha256_file, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def cell_seconds(executed, released_source=None):
 
 
 def master_digest(master_path):
-    return hashlib.sha256(Path(master_path).read_bytes()).hexdigest()
+    return sha256_file(master_path)
 
 
 def write_cell_times(path, master_path, seconds):
@@ -85,9 +85,7 @@ def write_cell_times(path, master_path, seconds):
         "total_seconds": round(sum(v for k, v in seconds.items() if k.startswith("id:")), 3),
         "cells": dict(sorted(seconds.items())),
     }
-    part = path.with_name(path.name + ".part")
-    part.write_text(json.dumps(table, indent=1) + "\n")
-    os.replace(part, path)
+    write_atomically(path, json.dumps(table, indent=1) + "\n")
     return table
 
 
