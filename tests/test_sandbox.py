@@ -227,9 +227,9 @@ def test_a_flood_of_output_is_cut_as_it_arrives_and_the_notebook_goes_on(tmp_pat
     flooded = json.dumps([dict(o) for o in cells[0].outputs])
     assert len(flooded) < 2_300_000  # the cell limit (2 MB) and a note, whatever was printed
     assert "output truncated by the grader" in flooded or "time limit" in flooded or "progress 299999" in flooded
-    # The next cell runs (threads that go on flooding may still use up its time limit).
+    # The next cell runs (threads that go on flooding may fill its output or use up its time limit).
     after = _printed(cells[1])
-    assert "next cell" in after or "time limit" in after, after[:300]
+    assert any(sign in after for sign in ("next cell", "time limit", "output truncated by the grader")), after[:300]
     assert len(after) < 2_300_000
 
 
