@@ -4,7 +4,7 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: venv demo build grade-all collect grade feedback report formgrader test data data-verify mnist-full bench bench-notebook bench-grading lock clean
+.PHONY: venv demo build grade-all collect grade feedback report formgrader test test-fast data data-verify mnist-full bench bench-notebook bench-grading lock clean
 
 venv:
 	@tools/ensure_venv.sh
@@ -44,6 +44,10 @@ test: venv
 	@$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$status
+
+## test-fast: the unit tier only (no whole notebook graded; about a minute): pytest -m "not slow"
+test-fast: venv
+	@$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 ## data: rebuild data/ offline from installed packages (same bytes every time)
 data: venv

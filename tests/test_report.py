@@ -20,7 +20,6 @@ from coursekit import build, report
 from coursekit.paths import ROOT
 from coursekit.results import FAILED, GRADED, NOT_SUBMITTED, GradeResult, save_results, status_path
 
-pytestmark = pytest.mark.slow
 ASSIGNMENT = "tiny"
 MASTER_ORDER = ["square_test", "cube_test", "half_test", "explain"]
 POINTS = {"square_test": 2, "cube_test": 1, "half_test": 2, "explain": 2}
@@ -130,12 +129,14 @@ def gradebook_scores(course, student):
         return grades, submission.score
 
 
+@pytest.mark.slow
 def test_header_follows_the_master_with_points(written):
     header = written["csv"].splitlines()[0].split(",")
     assert header == ["student_id", "status", *(f"{g} ({POINTS[g]})" for g in MASTER_ORDER),
                       "total", "max_score", "reason"]
 
 
+@pytest.mark.slow
 def test_per_question_csv_equals_the_gradebook(course, written):
     rows = {row["student_id"]: row for row in written["rows"]}
     for student in ("alice", "bob", "carol"):
@@ -147,6 +148,7 @@ def test_per_question_csv_equals_the_gradebook(course, written):
         assert rows[student]["max_score"] == "7"
 
 
+@pytest.mark.slow
 def test_scores_are_what_the_submissions_earned_including_the_manual_grade(written):
     got = {row["student_id"]: [row[f"{g} ({POINTS[g]})"] for g in MASTER_ORDER] + [row["total"]]
            for row in written["rows"] if row["status"] == GRADED}
@@ -157,6 +159,7 @@ def test_scores_are_what_the_submissions_earned_including_the_manual_grade(writt
     }
 
 
+@pytest.mark.slow
 def test_rows_sorted_with_blanks_and_reasons_for_students_not_graded(written):
     rows = written["rows"]
     assert [row["student_id"] for row in rows] == sorted(r.student for r in RESULTS)
@@ -172,6 +175,7 @@ def test_rows_sorted_with_blanks_and_reasons_for_students_not_graded(written):
     assert by_id["alice"]["reason"] == by_id["carol"]["reason"] == ""
 
 
+@pytest.mark.slow
 def test_csv_is_plain_utf8_comma_separated(written):
     raw = written["paths"]["grades_csv"].read_bytes()
     assert not raw.startswith(b"\xef\xbb\xbf")
@@ -179,6 +183,7 @@ def test_csv_is_plain_utf8_comma_separated(written):
     assert ".0," not in written["csv"]
 
 
+@pytest.mark.slow
 def test_html_has_three_embedded_plots_and_nothing_external(written):
     page = written["html"]
     assert page.count(IMG_TAG) == 3
@@ -186,6 +191,7 @@ def test_html_has_three_embedded_plots_and_nothing_external(written):
     assert "<script" not in page and "<link" not in page
 
 
+@pytest.mark.slow
 def test_hardest_tests_lowest_pass_rate_first_ties_in_notebook_order(written):
     section = written["html"].split("<h2>Hardest tests</h2>")[1].split("</table>")[0]
     rows = re.findall(r"<tr><td>(\w+)</td><td>([^<]*)</td>.*?</tr>", section)
@@ -194,6 +200,7 @@ def test_hardest_tests_lowest_pass_rate_first_ties_in_notebook_order(written):
     assert "<td>2 of 3</td>" in section and '<td class="num">33%</td>' in section
 
 
+@pytest.mark.slow
 def test_html_lists_status_counts_parts_and_escapes_student_text(written):
     page = written["html"]
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
@@ -205,6 +212,7 @@ def test_html_lists_status_counts_parts_and_escapes_student_text(written):
     assert '<tr><td>Part 2</td><td class="num">4</td><td class="num">29%</td></tr>' in page
 
 
+@pytest.mark.slow
 def test_same_data_gives_the_same_bytes_and_leaves_the_gradebook_alone(course, written, tmp_path):
     gradebook = course / "gradebook.db"
     before = gradebook.read_bytes(), gradebook.stat().st_mtime_ns
@@ -214,6 +222,7 @@ def test_same_data_gives_the_same_bytes_and_leaves_the_gradebook_alone(course, w
     assert (gradebook.read_bytes(), gradebook.stat().st_mtime_ns) == before
 
 
+@pytest.mark.slow
 def test_defaults_read_the_grading_status_and_write_under_reports(course, tmp_path):
     scratch = tmp_path / "course"
     shutil.copytree(course / "source", scratch / "source")
@@ -226,6 +235,7 @@ def test_defaults_read_the_grading_status_and_write_under_reports(course, tmp_pa
     assert all(path.is_file() for path in paths.values()) and len(lines) == 2
 
 
+@pytest.mark.slow
 def test_without_graded_students_there_are_no_plots_but_the_reasons(course, tmp_path):
     results = [r for r in RESULTS if r.status != GRADED]
     paths = report.write_report(course, ASSIGNMENT, results=results, out_dir=tmp_path, log=lambda _: None)
@@ -234,12 +244,14 @@ def test_without_graded_students_there_are_no_plots_but_the_reasons(course, tmp_
     assert len(paths["grades_csv"].read_text(encoding="utf-8").splitlines()) == 3
 
 
+@pytest.mark.slow
 def test_a_graded_student_missing_from_the_gradebook_is_an_error(course, tmp_path):
     with pytest.raises(report.ReportError, match=r"gradebook\.db: no graded submission .* by 'erin'"):
         report.write_report(course, ASSIGNMENT, results=[GradeResult("erin", GRADED)], out_dir=tmp_path)
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_a_master_edited_after_grading_is_an_error(course, tmp_path):
     scratch = tmp_path / "course"
     shutil.copytree(course / "source", scratch / "source")
