@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import base64
 import csv
-import html
 import io
 import math
 import re
@@ -65,6 +64,7 @@ from nbgrader.api import Gradebook, MissingEntry
 
 from . import notebooks
 from .files import write_atomically
+from .pages import render
 from .results import FAILED, GRADED, NOT_SUBMITTED, STATUSES, load_results, status_path
 
 GRADES_CSV = "grades.csv"
@@ -87,15 +87,6 @@ DEFAULT_REASONS = {
 #: Spreadsheets run a cell starting with one of these as a formula (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
-CSS = """
-body { font-family: sans-serif; max-width: 60em; margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.4; }
-h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #ccc; }
-table { border-collapse: collapse; margin: 0.5em 0; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
-th { background: #f2f2f2; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-img { max-width: 100%; height: auto; display: block; }
-.note { color: #555; font-size: 0.95em; }
-""".strip()
 
 
 class ReportError(Exception):
@@ -501,101 +492,37 @@ def plot_images(sheet):
 # --- class_report.html -------------------------------------------------------------------
 
 
-def esc(value):
-    return html.escape(str(value), quote=True)
-
-
-def html_table(header, rows, numeric=()):
-    """A table; ``numeric`` are the column indices to right-align. Every value is escaped."""
-    head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(f'<td class="num">{esc(v)}</td>' if i in numeric else f"<td>{esc(v)}</td>"
-                         for i, v in enumerate(row)) + "</tr>\n"
-        for row in rows
-    )
-    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>"
-
-
-def html_image(title, png):
-    data = base64.b64encode(png).decode("ascii")
-    return f'<h2>{esc(title)}</h2>\n<img src="data:image/png;base64,{data}" alt="{esc(title)}">'
-
-
 def percent(share):
     return f"{100 * share:.0f}%"
 
 
-def summary_section(sheet):
-    counts = [(status, sum(row.status == status for row in sheet.rows)) for status in STATUSES]
-    lines = [
-        f"<p>Gradebook last changed: {esc(sheet.data_date)}. "
-        f"{len(sheet.rows)} students, {format_number(sheet.max_score)} points available.</p>",
-        html_table(["status", "students"], counts, numeric=(1,)),
-    ]
-    graded = sheet.graded
-    if graded:
-        totals = [row.total for row in graded]
-        lines.append(
-            f"<p>Graded students' totals: mean {format_number(np.mean(totals), 2)}, "
-            f"median {format_number(np.median(totals), 2)}, lowest {format_number(min(totals))}, "
-            f"highest {format_number(max(totals))}.</p>"
-        )
-    pending = sum(bool(row.pending) for row in graded)
-    if pending:
-        lines.append(
-            f'<p class="note">Graded students with answers awaiting manual grading: {pending}. '
-            "Those answers count as 0 here and in grades.csv until a grader scores them.</p>"
-        )
-    return "\n".join(lines)
-
-
-def parts_section(sheet):
-    means = part_means(sheet)
-    rows = [(part, format_number(points), percent(means[part])) for part, points in parts_in_order(sheet.questions).items()]
-    return html_table(["part", "points", "mean share of points"], rows, numeric=(1, 2))
-
-
-def hardest_tests_section(sheet):
-    rows = [
-        (q.grade_id, q.part, format_number(q.points), percent(rate), f"{lost} of {len(sheet.graded)}")
-        for q, rate, lost in hardest_tests(sheet)
-    ]
-    return (
-        "<h2>Hardest tests</h2>\n"
-        '<p class="note">Autograded test cells, lowest pass rate (full points) first; ties in notebook order.</p>\n'
-        + html_table(["test", "part", "points", "pass rate", "students who lost points"], rows, numeric=(2, 3))
-    )
-
-
-def not_graded_section(sheet):
-    rows = [(row.student, row.status, row.reason) for row in sheet.rows if row.status != GRADED]
-    body = html_table(["student", "status", "reason"], rows) if rows else "<p>Every student was graded.</p>"
-    return "<h2>Students who could not be graded</h2>\n" + body
+def _totals(graded):
+    if not graded:
+        return None
+    totals = [row.total for row in graded]
+    return {"mean": format_number(np.mean(totals), 2), "median": format_number(np.median(totals), 2),
+            "lowest": format_number(min(totals)), "highest": format_number(max(totals))}
 
 
 def class_report_html(sheet, images):
-    """The whole page, from the gradesheet and the ``plot_images`` PNGs."""
-    title = f"Class report: {sheet.assignment}"
-    sections = [f"<h1>{esc(title)}</h1>", summary_section(sheet)]
-    if images:
-        (hist_title, hist), (rate_title, rates), (part_title, parts) = images
-        sections += [
-            html_image(hist_title, hist),
-            html_image(rate_title, rates),
-            '<p class="note">Tests: the share of graded students with full points. '
-            "Written or hand-graded answers: the mean share of the points.</p>",
-            html_image(part_title, parts),
-            parts_section(sheet),
-            hardest_tests_section(sheet),
-        ]
-    else:
-        sections.append("<p>No student was graded, so there are no plots or statistics.</p>")
-    sections.append(not_graded_section(sheet))
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{esc(title)}</title>\n<style>\n{CSS}\n</style>\n</head>\n<body>\n"
-        + "\n".join(sections)
-        + "\n</body>\n</html>\n"
+    """The whole page, from the gradesheet and the ``plot_images`` PNGs (template ``class_report.html.j2``)."""
+    graded = sheet.graded
+    means = part_means(sheet) if images else {}
+    return render(
+        "class_report.html.j2",
+        title=f"Class report: {sheet.assignment}",
+        data_date=sheet.data_date,
+        students=len(sheet.rows),
+        max_score=format_number(sheet.max_score),
+        status_counts=[(status, sum(row.status == status for row in sheet.rows)) for status in STATUSES],
+        totals=_totals(graded),
+        pending=sum(bool(row.pending) for row in graded),
+        plots=[{"title": title, "data": base64.b64encode(png).decode("ascii")} for title, png in images],
+        parts=[(part, format_number(points), percent(means[part]))
+               for part, points in parts_in_order(sheet.questions).items()] if images else [],
+        hardest=[(q.grade_id, q.part, format_number(q.points), percent(rate), f"{lost} of {len(graded)}")
+                 for q, rate, lost in hardest_tests(sheet)] if images else [],
+        not_graded=[(row.student, row.status, row.reason) for row in sheet.rows if row.status != GRADED],
     )
 
 
