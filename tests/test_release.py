@@ -8,6 +8,7 @@ import pytest
 
 from coursekit import build, notebooks
 from coursekit.data import DATA_FILES
+from coursekit.files import sha256_file
 from coursekit.paths import ROOT
 
 ASSIGNMENT = "clustering"
@@ -116,7 +117,7 @@ def test_release_is_self_contained():
 def test_colab_manifest_in_master_is_current(master):
     settings = build.CourseBuild(config=build.load_course_config())
     cell = next(c for c in master.cells if notebooks.grade_id(c) == "colab_setup")
-    hashes = {name: build._sha256(path) for name, path in build.course_files().items()}
+    hashes = {name: sha256_file(path) for name, path in build.course_files().items()}
     assert build.colab_manifest_source(cell.source, settings.colab_base_url, hashes) == cell.source, (
         "the Colab setup cell lists old hashes or another URL: run `make build`"
     )
