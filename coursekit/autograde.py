@@ -67,12 +67,12 @@ def failure_reason(result):
 
 
 def fingerprint(course_root, assignment, student):
-    """Hash of what a grade depends on: the submission, its timestamp, the master, the helper, the time limits."""
+    """Hash of what a grade depends on: the submission, its timestamp, the master, the helper's modules, the time limits."""
     digest = hashlib.sha256()
     folder = Path(course_root) / "submitted" / student / assignment
     source = Path(course_root) / "source" / assignment
     for path in [folder / f"{assignment}.ipynb", folder / "timestamp.txt", source / f"{assignment}.ipynb",
-                 source / build.HELPER, source / CELL_TIMES]:
+                 *(source / name for name in build.HELPER_MODULES), source / CELL_TIMES]:
         digest.update(path.name.encode() + (path.read_bytes() if path.is_file() else b"-"))
     return digest.hexdigest()
 

@@ -47,6 +47,9 @@ from .paths import ROOT
 from .repair import released_source
 
 HELPER = "KmeansAnimate2D.py"
+#: Every file of the helper, the module students import first: KmeansAnimate2D.py
+#: imports the animation, the input checks and the fast paths from the others.
+HELPER_MODULES = (HELPER, "kmeans_animation.py", "_kmeans_checks.py", "_kmeans_fast.py")
 
 
 class BuildError(Exception):
@@ -70,8 +73,14 @@ def load_course_config(root=ROOT):
 
 
 def course_files(root=ROOT):
-    """{file name: path} of the files every copy of the notebook needs beside it."""
-    files = {HELPER: Path(root) / HELPER}
+    """{file name: path} of the files every copy of the notebook needs beside it.
+
+    The helper's modules (:data:`HELPER_MODULES`, from the repository root)
+    and the data files (from ``data/``). They are synced into
+    ``source/<assignment>/``, hence released, and listed with their SHA-256
+    in the Colab setup cell.
+    """
+    files = {name: Path(root) / name for name in HELPER_MODULES}
     files.update({name: Path(root) / "data" / name for name in DATA_FILES})
     return files
 

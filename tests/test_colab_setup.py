@@ -55,9 +55,12 @@ def _serve_release(http_server, corrupt=None):
     return http_server.url("/release/")
 
 
+HELPER_MODULES = {"KmeansAnimate2D.py", "kmeans_animation.py", "_kmeans_checks.py", "_kmeans_fast.py"}
+
+
 def test_setup_cell_lists_the_helper_and_every_data_file_with_its_hash(setup_source):
     listed = _listed_files(setup_source)
-    assert set(listed) == {"KmeansAnimate2D.py", "cat.png", "mnist.npz", "number4.jpg", "number4_paper.jpg"}
+    assert set(listed) == HELPER_MODULES | {"cat.png", "mnist.npz", "number4.jpg", "number4_paper.jpg"}
     for name, digest in listed.items():
         assert hashlib.sha256((RELEASE_DIR / name).read_bytes()).hexdigest() == digest
 
@@ -73,6 +76,15 @@ def test_in_colab_it_downloads_and_verifies_every_file(setup_source, http_server
     # Running the cell again downloads nothing: the files are there and intact.
     again = _run_cell(setup_source, workdir, _serve_release(http_server), fake_colab)
     assert again.returncode == 0 and again.stdout == ""
+    # The downloaded files are all the helper needs: it imports and animates.
+    script = ("import numpy as np, KmeansAnimate2D as animate; "
+              "run = animate.KmeansAnimate2D(k=2, data=np.array([[0.0, 0], [0, 1], [5, 5], [5, 6]]), random_state=0); "
+              "print(run.to_jshtml().count('data:image/png'), run.n_iter_)")
+    helper = subprocess.run([sys.executable, "-c", script], cwd=workdir, env={"PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg"},
+                            capture_output=True, text=True, timeout=120)
+    assert helper.returncode == 0, helper.stderr
+    frames, iterations = map(int, helper.stdout.split())
+    assert frames == 1 + 2 * iterations
 
 
 def test_in_colab_a_file_with_the_wrong_hash_is_refused(setup_source, http_server, fake_colab, tmp_path):

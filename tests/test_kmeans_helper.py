@@ -1,6 +1,10 @@
-"""Tests for KmeansAnimate2D.py (k-means helpers and the 2-D animation)."""
+"""Tests for KmeansAnimate2D.py (k-means helpers) and kmeans_animation.py (the 2-D animation)."""
 
+import json
 import os
+import re
+import shutil
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -265,6 +269,37 @@ def test_assign_float32_matches_float64_brute_force():
     X = rng.random((4000, 50), dtype=np.float32)
     Z = X[:30].astype(np.float64)
     np.testing.assert_array_equal(km.assign_clusters(X, Z), brute_force_labels(X, Z))
+
+
+@pytest.mark.parametrize("n, d, k", [(1000, 2, 16), (500, 5, 13), (60, 200, 2), (30, 3, 300), (2000, 4, 4)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_assign_plain_formula_and_fast_path_agree(n, d, k, dtype):
+    """KmeansAnimate2D.py uses the plain formula up to PLAIN_MAX_ENTRIES, _kmeans_fast above: same labels."""
+    import _kmeans_fast as fast
+
+    assert n * k * d <= fast.PLAIN_MAX_ENTRIES
+    rng = np.random.default_rng(n + d + k)
+    X = rng.integers(-2, 3, size=(n, d)).astype(dtype)  # integer grid: many exact ties
+    Z = np.vstack([X[rng.choice(n, k)], X[:1]]).astype(np.float64)  # a duplicated representative
+    np.testing.assert_array_equal(km.assign_clusters(X, Z), fast.nearest(km._check_data(X), Z))
+    X = (rng.normal(size=(n, d)) * 1e3 + 1e5).astype(dtype)
+    Z = X[rng.choice(n, k)].astype(np.float64)
+    np.testing.assert_array_equal(km.assign_clusters(X, Z), fast.nearest(km._check_data(X), Z))
+
+
+@pytest.mark.parametrize("n, d, k", [(16000, 2, 5), (1024, 33, 6), (990, 34, 3), (3000, 11, 40)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_update_and_objective_plain_formulas_and_fast_paths_agree_bit_for_bit(n, d, k, dtype):
+    import _kmeans_fast as fast
+
+    assert n * d <= fast.PLAIN_MAX_ENTRIES
+    rng = np.random.default_rng(n + d)
+    X = (rng.normal(size=(n, d)) * 10.0 ** rng.uniform(-3, 3, size=(n, d))).astype(dtype)
+    labels = rng.integers(0, k - 1, size=n)  # group k-1 stays empty
+    Z = rng.normal(size=(k, d))
+    checked = km._check_data(X)
+    np.testing.assert_array_equal(km.update_representatives(X, labels, Z), fast.group_means(checked, labels, Z))
+    assert km.clustering_objective(X, labels, Z) == fast.objective(checked, labels, Z)
 
 
 # ---------------------------------------------------------------------------
@@ -676,4 +711,72 @@ def test_html_is_the_same_in_two_fresh_processes():
     )
     root = str(Path(__file__).resolve().parent.parent)
     runs = [subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, check=True).stdout for _ in range(2)]
-    assert runs[0] == runs[1] and "_anim_img" in runs[0]
+    assert runs[0] == runs[1] and 'class="kmeans-player"' in runs[0]
+
+
+# ---------------------------------------------------------------------------
+# the run is lazy; the HTML player works without ids
+# ---------------------------------------------------------------------------
+
+
+def test_class_runs_lloyd_on_first_use_not_in_init():
+    data = km.generate_blobs(90, 3, random_state=6)
+    run = km.KmeansAnimate2D(3, data, random_state=2)
+    assert "frames_" not in vars(run) and "not run yet" in repr(run)
+    assert run.initial_centroids_.shape == (3, 2)  # chosen at construction
+    labels = run.labels_  # first use runs it
+    assert "frames_" in vars(run) and len(run.frames_) == 1 + 2 * run.n_iter_
+    again = km.KmeansAnimate2D(3, data, random_state=2)
+    assert again.run() is again
+    np.testing.assert_array_equal(again.labels_, labels)
+    with pytest.raises(AttributeError, match="no_such_attribute"):
+        run.no_such_attribute
+
+
+def test_html_player_shows_the_first_frame_without_javascript(small_run):
+    html = small_run.to_jshtml()
+    images = re.findall(r"data:image/png;base64,[A-Za-z0-9+/=]+", html)
+    assert len(images) == len(set(images)) == len(small_run.frames_)
+    img = re.search(r'<img class="kmeans-player-frame"[^>]*>', html).group(0)
+    assert f'src="{images[0]}"' in img and 'width="480" height="400"' in img
+    others = re.search(r'<script type="application/json" class="kmeans-player-frames">(.*?)</script>', html).group(1)
+    assert json.loads(others) == images[1:]
+    # No element ids and no global names per player: two identical players
+    # on one page (two notebooks open in JupyterLab) cannot collide.
+    assert " id=" not in html and "getElementById" not in html
+    assert f'max="{len(images) - 1}"' in html and "maxcdn" not in html
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (apt-get install chromium)")
+def test_html_player_in_headless_chromium(small_run, tmp_path):
+    """Two identical players on one page: each shows frame 0 at once and obeys only its own buttons."""
+    player = small_run.to_jshtml(interval=50)
+    probe = """<script>
+    setTimeout(function () {
+      var players = document.querySelectorAll(".kmeans-player");
+      var before = [].map.call(players, function (p) { var i = p.querySelector("img"); return [i.naturalWidth, i.naturalHeight]; });
+      var next = players[1].querySelector('button[data-action="next"]');
+      next.click(); next.click();
+      players[0].querySelector('button[data-action="play"]').click();
+      setTimeout(function () {
+        var state = [].map.call(players, function (p) { return p.querySelector("input").value; });
+        var out = document.createElement("pre");
+        out.id = "probe";
+        out.textContent = JSON.stringify({before: before, state: state});
+        document.body.appendChild(out);
+      }, 2000);
+    }, 100);
+    </script>"""
+    page = tmp_path / "page.html"
+    page.write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'></head><body>{player}{player}{probe}</body></html>")
+    browser = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+         "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=90,
+    )
+    probe = re.search(r'<pre id="probe">(.*?)</pre>', browser.stdout)
+    assert probe, f"chromium gave no result: {browser.stderr[-2000:]}"
+    result = json.loads(probe.group(1))
+    assert result["before"] == [[480, 400], [480, 400]]  # frame 0 shown before any click
+    last = len(small_run.frames_) - 1
+    assert result["state"] == [str(last), "2"]  # played to the end / two steps: each its own

@@ -1,0 +1,681 @@
+"""The animated k-means of the lab: ``KmeansAnimate2D`` and its HTML player.
+
+``KmeansAnimate2D`` runs Lloyd's algorithm (from ``KmeansAnimate2D.py``) on
+2-D data, records every step as a ``Frame``, and shows the frames as an
+animation: in a desktop window, as HTML with a small JavaScript player
+(Jupyter, JupyterLab, Notebook 7, Colab, VS Code), or as an animated GIF.
+It lives in its own file so that ``KmeansAnimate2D.py`` shows the
+algorithm; students use it as before::
+
+    import KmeansAnimate2D as animate
+    animate.KmeansAnimate2D(k=3, data=data).animate_jupyter_nb()
+
+The HTML player shows the first frame as a plain ``<img>``, so it is there
+at once, even before (or without) JavaScript, for instance in a notebook
+that Jupyter does not trust. Its buttons find their player from the
+clicked element, not through element ids, so any number of players, even
+identical ones in two notebooks open side by side in JupyterLab, work
+independently, and the same run gives byte-identical HTML.
+"""
+
+import base64
+import io
+import json
+import numbers
+import os
+from typing import NamedTuple
+
+import numpy as np
+
+from _kmeans_checks import check_data, check_int, check_random_state, check_representatives
+
+__all__ = ["AnimationHTML", "Frame", "KmeansAnimate2D"]
+
+
+def _kmeans():
+    """The module KmeansAnimate2D (the algorithm).
+
+    Imported when first needed rather than at the top, because
+    KmeansAnimate2D.py itself imports this module.
+    """
+    import KmeansAnimate2D
+
+    return KmeansAnimate2D
+
+
+class Frame(NamedTuple):
+    """One picture of the animation.
+
+    Attributes
+    ----------
+    step : str
+        ``"initial"`` (initial representatives, points not yet assigned),
+        ``"assignment"`` (points just reassigned, representatives not yet
+        moved) or ``"update"`` (representatives just moved to the means).
+    iteration : int
+        0 for the initial frame, then 1, 2, ...
+    labels : ndarray of shape (n,)
+        Group of every point; -1 while unassigned.
+    centroids : ndarray of shape (k, 2)
+        Representatives shown.
+    J_clust : float
+        Mean squared distance for these labels and representatives
+        (NaN in the initial frame).
+    """
+
+    step: str
+    iteration: int
+    labels: np.ndarray
+    centroids: np.ndarray
+    J_clust: float
+
+
+class AnimationHTML(str):
+    """HTML/JS animation that Jupyter shows exactly once.
+
+    A ``str`` holding the HTML (also available as ``.data``, like
+    ``IPython.display.HTML``). ``KmeansAnimate2D.animate_jupyter_nb`` shows
+    it at once; when it is then also the last expression of the cell,
+    Jupyter would show it a second time, which this class suppresses.
+    """
+
+    @property
+    def data(self):
+        return str(self)
+
+    def _repr_html_(self):
+        return str(self)
+
+    def _ipython_display_(self):
+        from IPython import get_ipython
+        from IPython.display import HTML, display
+
+        shell = get_ipython()
+        cell = getattr(shell, "execution_count", None)
+        if cell is not None and getattr(self, "_shown_in_cell", None) == cell:
+            return
+        self._shown_in_cell = cell
+        display(HTML(str(self)))
+
+
+class KmeansAnimate2D:
+    """Lloyd's k-means on 2-D data, recorded step by step for animation.
+
+    The constructor checks the input and picks the initial representatives
+    (so ``random_state`` is used at once). The algorithm runs in
+    :meth:`run`, which is called by itself the first time a result
+    (``labels_``, ``frames_``, ...) or a picture is needed.
+
+    Parameters
+    ----------
+    k : int
+        Number of groups, 1 <= k <= n.
+    data : ndarray or DataFrame of shape (n, 2)
+        Data vectors x_i, one per row.
+    startCentroids : array-like of shape (k, 2), optional
+        Initial representatives. By default they are chosen by ``init``.
+    columns : sequence of two str, optional
+        Axis labels. Taken from a DataFrame's columns when omitted.
+    labels : sequence of k str, optional
+        Names of the groups, shown in a legend. ``lables`` (the original
+        lab's spelling) is accepted too.
+    random_state : None, int, numpy.random.Generator or RandomState
+        Randomness of the initialisation; see ``check_random_state``.
+    max_iter : int, default=100
+        Maximum number of Lloyd iterations.
+    init : {"random", "k-means++"}, default="random"
+        How to choose initial representatives when ``startCentroids`` is
+        not given: k distinct random data points, or k-means++ seeding.
+
+    Attributes
+    ----------
+    initial_centroids_ : ndarray of shape (k, 2)
+        Representatives the run starts from.
+    labels_ : ndarray of shape (n,)
+        Final group c_i of every point.
+    centroids_ : ndarray of shape (k, 2)
+        Final representatives z_j.
+    n_iter_ : int
+        Number of iterations run (assignment + update each).
+    converged_ : bool
+        Whether the assignment stopped changing within ``max_iter``.
+    J_history_ : list of float
+        J_clust (mean squared distance) after each update step.
+    frames_ : list of Frame
+        ``1 + 2 * n_iter_`` frames: the initial representatives, then an
+        assignment frame and an update frame per iteration.
+
+    Examples
+    --------
+    >>> import KmeansAnimate2D as animate
+    >>> data = animate.generate_blobs(300, 3, random_state=0)
+    >>> run = animate.KmeansAnimate2D(k=3, data=data, random_state=0)
+    >>> run.animate_jupyter_nb()          # doctest: +SKIP
+    >>> run.saveGIF("kmeans.gif", fps=2)  # doctest: +SKIP
+    """
+
+    figsize = (6.0, 5.0)
+    dpi = 80
+
+    # The attributes that run() sets.
+    _RESULTS = frozenset({"labels_", "centroids_", "n_iter_", "converged_", "J_history_", "frames_"})
+
+    def __init__(self, k, data, startCentroids=None, columns=None, labels=None,
+                 random_state=None, max_iter=100, *, init="random", lables=None):
+        self.points = self._check_points(data)
+        n = self.points.shape[0]
+        self.k = check_int(k, "k", 1, n, f"the number of points n={n}")
+        self.max_iter = check_int(max_iter, "max_iter", 1)
+        self.random_state = random_state
+        check_random_state(random_state)  # fail early on a bad type
+        if init not in ("random", "k-means++"):
+            raise ValueError(f'init must be "random" or "k-means++"; got {init!r}')
+        self.init = init
+        if startCentroids is not None:
+            startCentroids = check_representatives(startCentroids, 2, "startCentroids", n_groups=self.k)
+        self.startCentroids = startCentroids
+        if columns is None and hasattr(data, "columns"):
+            columns = list(data.columns)
+        self.columns = self._check_names(columns, 2, "columns")
+        if labels is not None and lables is not None:
+            raise TypeError("give the group names as labels or lables, not both")
+        self.cluster_labels = self._check_names(labels if labels is not None else lables, self.k, "labels")
+        self.initial_centroids_ = self._initial_centroids()
+
+    # -- checks ---------------------------------------------------------------
+
+    @staticmethod
+    def _check_points(data):
+        # Only real arrays (or DataFrames and other objects convertible via
+        # __array__): a nested list is more likely a mistake than 2-D data.
+        if not (isinstance(data, np.ndarray) or hasattr(data, "__array__")):
+            raise TypeError(
+                "data must be a NumPy array (or DataFrame) of shape (n, 2); got "
+                f"{type(data).__name__}; use np.asarray(data) to convert a list"
+            )
+        # A private copy: the frames must not change if the caller later
+        # edits their array.
+        return check_data(data, "data", n_columns=2).copy()
+
+    @staticmethod
+    def _check_names(names, count, what):
+        if names is None:
+            return None
+        if isinstance(names, (str, bytes)):
+            raise TypeError(f"{what} must be a sequence of {count} names, not a single string")
+        names = [str(name) for name in names]
+        if len(names) != count:
+            raise ValueError(f"{what} must hold {count} names; got {len(names)}")
+        return names
+
+    @staticmethod
+    def _check_interval(interval):
+        if not (isinstance(interval, numbers.Real) and interval > 0):
+            raise ValueError(f"interval must be a positive number of milliseconds; got {interval!r}")
+
+    # -- the run ----------------------------------------------------------------
+
+    def _initial_centroids(self):
+        if self.startCentroids is not None:
+            return self.startCentroids.copy()
+        kmeans = _kmeans()
+        if self.init == "k-means++":
+            return kmeans.init_kmeans_plusplus(self.points, self.k, self.random_state)
+        return kmeans.init_random_rows(self.points, self.k, self.random_state)
+
+    def run(self):
+        """Run Lloyd's algorithm and record every step as a :class:`Frame`.
+
+        Called by itself the first time a result or a picture is needed;
+        calling it again gives the same results.
+
+        Returns
+        -------
+        self : KmeansAnimate2D
+        """
+        kmeans = _kmeans()
+        X, Z0 = self.points, self.initial_centroids_
+        unassigned = np.full(X.shape[0], -1, dtype=np.int64)
+        frames = [Frame("initial", 0, unassigned, Z0, float("nan"))]
+
+        def record(iteration, labels, Z, _):
+            # Exact objectives for the pictures; the run's own J_clust comes
+            # from per-group sums and can differ in the last digits.
+            labels = labels.copy()
+            Z_before = frames[-1].centroids
+            frames.append(Frame("assignment", iteration, labels, Z_before,
+                                kmeans.clustering_objective(X, labels, Z_before)))
+            frames.append(Frame("update", iteration, labels, Z, kmeans.clustering_objective(X, labels, Z)))
+
+        labels, Z, _, converged = kmeans._run_lloyd(X, Z0, self.max_iter, record)
+        self.labels_ = labels
+        self.centroids_ = Z
+        self.converged_ = converged
+        self.frames_ = frames
+        self.n_iter_ = frames[-1].iteration
+        self.J_history_ = [frame.J_clust for frame in frames if frame.step == "update"]
+        return self
+
+    def __getattr__(self, name):
+        # Python calls this only for attributes that are not set: the
+        # results of run() before it has run.
+        if name in KmeansAnimate2D._RESULTS and "initial_centroids_" in self.__dict__:
+            self.run()
+            return self.__dict__[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __repr__(self):
+        if "frames_" not in self.__dict__:
+            return f"KmeansAnimate2D(k={self.k}, n={self.points.shape[0]}, not run yet)"
+        return (f"KmeansAnimate2D(k={self.k}, n={self.points.shape[0]}, "
+                f"n_iter_={self.n_iter_}, converged_={self.converged_})")
+
+    # -- drawing ------------------------------------------------------------------
+
+    def _axis_limits(self):
+        # Fixed for the whole animation: every point and every position a
+        # representative takes, plus a 5% margin.
+        every_z = np.vstack([frame.centroids for frame in self.frames_])
+        everything = np.vstack([self.points, every_z])
+        low, high = everything.min(axis=0), everything.max(axis=0)
+        margin = 0.05 * np.where(high > low, high - low, 1.0)
+        return low - margin, high + margin
+
+    def _setup_axes(self, fig):
+        """Draw the parts that never change; return the artists that do."""
+        from matplotlib.lines import Line2D
+
+        colours = _palette(self.k)
+        ax = fig.add_subplot()
+        low, high = self._axis_limits()
+        ax.set_xlim(low[0], high[0])
+        ax.set_ylim(low[1], high[1])
+        if self.columns is not None:
+            ax.set_xlabel(self.columns[0])
+            ax.set_ylabel(self.columns[1])
+        points = ax.scatter(self.points[:, 0], self.points[:, 1], s=18,
+                            color=colours[-1], edgecolors="none", alpha=0.8)
+        paths = [ax.plot([], [], "-", color=colours[j], linewidth=1.2, alpha=0.7)[0]
+                 for j in range(self.k)]
+        representatives = ax.scatter(
+            self.frames_[0].centroids[:, 0], self.frames_[0].centroids[:, 1],
+            s=200, marker="*", color=colours[: self.k], edgecolors="black",
+            linewidths=1.2, zorder=3,
+        )
+        if self.cluster_labels is not None:
+            handles = [Line2D([], [], linestyle="", marker="o", color=colours[j])
+                       for j in range(self.k)]
+            ax.legend(handles, self.cluster_labels, loc="upper left",
+                      bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+            fig.subplots_adjust(left=0.12, right=0.72, top=0.86, bottom=0.11)
+        else:
+            fig.subplots_adjust(left=0.12, right=0.95, top=0.86, bottom=0.11)
+        title = ax.set_title("")
+        return {"points": points, "paths": paths, "representatives": representatives,
+                "title": title, "colours": colours}
+
+    def _title(self, index):
+        frame = self.frames_[index]
+        if frame.step == "initial":
+            return f"k = {self.k}, iteration 0: initial representatives\n "
+        last = self.converged_ and frame.iteration == self.n_iter_
+        done = " (converged)" if last else ""
+        return (f"k = {self.k}, iteration {frame.iteration}: {frame.step} step{done}\n"
+                f"J_clust = {frame.J_clust:.4g}")
+
+    def _draw_frame(self, index, artists):
+        frame = self.frames_[index]
+        colours = artists["colours"]
+        # -1 (unassigned) indexes the grey row at the end of the palette.
+        artists["points"].set_facecolor(colours[frame.labels])
+        artists["representatives"].set_offsets(frame.centroids)
+        # Path of each representative so far: its position after every
+        # update step up to this frame.
+        shown = [self.frames_[0].centroids] + [
+            f.centroids for f in self.frames_[1:index + 1] if f.step == "update"]
+        history = np.stack(shown)
+        for j, path in enumerate(artists["paths"]):
+            path.set_data(history[:, j, 0], history[:, j, 1])
+        artists["title"].set_text(self._title(index))
+        return [artists["points"], artists["representatives"], artists["title"], *artists["paths"]]
+
+    def _offscreen_figure(self):
+        # A Figure with its own Agg canvas is never registered with pyplot:
+        # Jupyter shows no stray static copy and nothing needs closing.
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=self.figsize, dpi=self.dpi)
+        FigureCanvasAgg(fig)
+        return fig
+
+    def _rendered_frames(self):
+        """Draw the frames one by one off screen; yield each as an RGB array."""
+        fig = self._offscreen_figure()
+        artists = self._setup_axes(fig)
+        for index in range(len(self.frames_)):
+            self._draw_frame(index, artists)
+            fig.canvas.draw()
+            yield np.asarray(fig.canvas.buffer_rgba())[:, :, :3].copy()
+
+    # -- public output ------------------------------------------------------------
+
+    def animate(self, interval=500, repeat=True, show=None):
+        """Animate in a desktop window (Tk, Qt, macOS, ... backends).
+
+        Parameters
+        ----------
+        interval : float, default=500
+            Milliseconds between frames.
+        repeat : bool, default=True
+            Start again after the last frame.
+        show : bool, optional
+            Call ``plt.show()`` (which blocks until the window is closed).
+            By default only when the matplotlib backend is interactive.
+
+        Returns
+        -------
+        animation : matplotlib.animation.FuncAnimation
+            Keep a reference while it plays. Its figure belongs to pyplot;
+            close it with ``plt.close(animation._fig)`` when not shown.
+            In Jupyter use :meth:`animate_jupyter_nb` instead.
+        """
+        import matplotlib.pyplot as plt
+        from matplotlib.animation import FuncAnimation
+
+        self._check_interval(interval)
+        fig = plt.figure(figsize=self.figsize)
+        artists = self._setup_axes(fig)
+        animation = FuncAnimation(
+            fig, self._draw_frame, frames=len(self.frames_), fargs=(artists,),
+            init_func=lambda: self._draw_frame(0, artists),
+            interval=interval, repeat=repeat, blit=False,
+        )
+        self._animObj = animation  # an unreferenced animation stops playing
+        if show is None:
+            show = _backend_is_interactive()
+        if show:
+            plt.show()
+        return animation
+
+    def to_jshtml(self, interval=500, default_mode="once"):
+        """Render the animation as self-contained HTML with a JavaScript player.
+
+        Parameters
+        ----------
+        interval : float, default=500
+            Milliseconds between frames.
+        default_mode : {"once", "loop", "reflect"}, default="once"
+            What the player does after the last frame.
+
+        Returns
+        -------
+        html : str
+            One embedded PNG per frame and a player that needs no network;
+            the first frame shows at once. Works in classic Notebook,
+            Notebook 7, JupyterLab, Colab and VS Code. The same run always
+            gives the same HTML.
+        """
+        self._check_interval(interval)
+        if default_mode not in ("once", "loop", "reflect"):
+            raise ValueError(f'default_mode must be "once", "loop" or "reflect"; got {default_mode!r}')
+        images = [_png_data_uri(rgb) for rgb in self._rendered_frames()]
+        return player_html(images, interval, default_mode)
+
+    def animate_jupyter_nb(self, interval=500, default_mode="once"):
+        """Show the animation in Jupyter (Notebook, JupyterLab, Colab).
+
+        Parameters
+        ----------
+        interval : float, default=500
+            Milliseconds between frames.
+        default_mode : {"once", "loop", "reflect"}, default="once"
+            What the player does after the last frame.
+
+        Returns
+        -------
+        html : AnimationHTML
+            The HTML (a ``str`` with ``.data``). It is shown once, even when
+            this call is the last line of the cell. Without IPython
+            nothing is shown and the HTML is just returned.
+        """
+        html = AnimationHTML(self.to_jshtml(interval, default_mode))
+        try:
+            from IPython.display import display
+        except ImportError:
+            return html
+        display(html)
+        return html
+
+    def saveGIF(self, filename, fps=2):
+        """Write the animation as an animated GIF (with Pillow).
+
+        Does not need :meth:`animate` first.
+
+        Parameters
+        ----------
+        filename : str or path-like
+            ".gif" is appended unless the name already ends with it (the
+            original lab expected the name without extension).
+        fps : float, default=2
+            Frames per second.
+
+        Returns
+        -------
+        path : str
+            The file written.
+        """
+        from PIL import Image
+
+        if not (isinstance(fps, numbers.Real) and fps > 0):
+            raise ValueError(f"fps must be a positive number; got {fps!r}")
+        path = os.fspath(filename)
+        if not path.lower().endswith(".gif"):
+            path += ".gif"
+        images = [Image.fromarray(rgb) for rgb in self._rendered_frames()]
+        images[0].save(path, save_all=True, append_images=images[1:],
+                       duration=int(round(1000 / fps)), loop=0)
+        return path
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+
+
+def _palette(k):
+    """k fixed RGBA colours, one per group, plus grey for unassigned points."""
+    from matplotlib import colormaps
+
+    if k <= 10:
+        colours = colormaps["tab10"](np.arange(k))
+    elif k <= 20:
+        colours = colormaps["tab20"](np.arange(k))
+    else:
+        colours = colormaps["turbo"](np.linspace(0.05, 0.95, k))
+    grey = np.array([[0.6, 0.6, 0.6, 1.0]])
+    return np.vstack([colours, grey])
+
+
+def _backend_is_interactive():
+    import matplotlib
+
+    backend = matplotlib.get_backend().lower()
+    try:
+        from matplotlib.backends import BackendFilter, backend_registry
+
+        return backend in backend_registry.list_builtin(BackendFilter.INTERACTIVE)
+    except ImportError:  # matplotlib < 3.9
+        return backend not in {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
+
+
+def _png_data_uri(rgb):
+    """An RGB image (height, width, 3) as a ``data:image/png;base64,...`` URI."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="png")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+# ---------------------------------------------------------------------------
+# The HTML player
+# ---------------------------------------------------------------------------
+
+# The first frame is the <img>'s own src, so it shows before (and without)
+# JavaScript; the others wait in a JSON block. The controls are found from
+# the element clicked (closest .kmeans-player), never by id, so players
+# never interfere, even identical ones on one page.
+_PLAYER_TEMPLATE = """\
+<div class="kmeans-player" role="group" aria-label="Animation of Lloyd's algorithm" data-interval="{interval}">
+<style>
+.kmeans-player {{display: inline-block; text-align: center; font: 13px sans-serif;}}
+.kmeans-player img {{display: block; max-width: 100%; height: auto; margin: 0 auto;}}
+.kmeans-player input[type=range] {{width: 90%; max-width: {width}px;}}
+.kmeans-player button {{min-width: 2.3em; margin: 1px; padding: 2px 4px; font-size: 15px; line-height: 1.2;}}
+.kmeans-player select {{margin-left: 0.5em;}}
+</style>
+<img class="kmeans-player-frame" width="{width}" height="{height}" alt="k-means, one frame per step" src="{first}">
+<div class="kmeans-player-controls">
+<input class="kmeans-player-slider" type="range" min="0" max="{last}" step="1" value="0" aria-label="Frame">
+<div>
+<button type="button" data-action="slower" title="Slower" aria-label="Slower">&minus;</button>
+<button type="button" data-action="first" title="First frame" aria-label="First frame">&#x21E4;</button>
+<button type="button" data-action="previous" title="Previous frame" aria-label="Previous frame">&#x25C2;&#xFE0E;</button>
+<button type="button" data-action="reverse" title="Play backwards" aria-label="Play backwards">&#x25C0;&#xFE0E;</button>
+<button type="button" data-action="pause" title="Pause" aria-label="Pause">&#x275A;&#x275A;</button>
+<button type="button" data-action="play" title="Play" aria-label="Play">&#x25B6;&#xFE0E;</button>
+<button type="button" data-action="next" title="Next frame" aria-label="Next frame">&#x25B8;&#xFE0E;</button>
+<button type="button" data-action="last" title="Last frame" aria-label="Last frame">&#x21E5;</button>
+<button type="button" data-action="faster" title="Faster" aria-label="Faster">+</button>
+</div>
+<span class="kmeans-player-counter">frame 1 of {count}</span>
+<select class="kmeans-player-mode" aria-label="After the last frame">
+<option value="once"{once}>once</option>
+<option value="loop"{loop}>loop</option>
+<option value="reflect"{reflect}>reflect</option>
+</select>
+</div>
+<script type="application/json" class="kmeans-player-frames">{others}</script>
+</div>
+<script>
+(function () {{
+  "use strict";
+  // One set of listeners per page serves every player on it.
+  if (window.kmeansPlayerListening) {{ return; }}
+  window.kmeansPlayerListening = true;
+
+  function player(root) {{
+    if (!root.kmeansPlayer) {{
+      var img = root.querySelector(".kmeans-player-frame");
+      var others = root.querySelector(".kmeans-player-frames");
+      root.kmeansPlayer = {{
+        img: img,
+        frames: [img.getAttribute("src")].concat(others ? JSON.parse(others.textContent) : []),
+        slider: root.querySelector(".kmeans-player-slider"),
+        counter: root.querySelector(".kmeans-player-counter"),
+        mode: root.querySelector(".kmeans-player-mode"),
+        interval: Number(root.getAttribute("data-interval")) || 500,
+        index: 0, direction: 0, timer: null
+      }};
+    }}
+    return root.kmeansPlayer;
+  }}
+
+  function show(p, index) {{
+    p.index = Math.max(0, Math.min(p.frames.length - 1, index));
+    p.img.src = p.frames[p.index];
+    p.slider.value = p.index;
+    p.counter.textContent = "frame " + (p.index + 1) + " of " + p.frames.length;
+  }}
+
+  function pause(p) {{
+    clearTimeout(p.timer);
+    p.timer = null;
+    p.direction = 0;
+  }}
+
+  function tick(p) {{
+    var last = p.frames.length - 1, next = p.index + p.direction;
+    if (next < 0 || next > last) {{
+      if (p.mode.value === "loop") {{
+        next = next < 0 ? last : 0;
+      }} else if (p.mode.value === "reflect" && last > 0) {{
+        p.direction = -p.direction;
+        next = p.index + p.direction;
+      }} else {{
+        pause(p);
+        return;
+      }}
+    }}
+    show(p, next);
+    p.timer = setTimeout(function () {{ tick(p); }}, p.interval);
+  }}
+
+  function play(p, direction) {{
+    pause(p);
+    if (p.mode.value === "once" && p.index === (direction > 0 ? p.frames.length - 1 : 0)) {{
+      show(p, direction > 0 ? 0 : p.frames.length - 1);  // at the end: start again
+    }}
+    p.direction = direction;
+    p.timer = setTimeout(function () {{ tick(p); }}, p.interval);
+  }}
+
+  var actions = {{
+    slower: function (p) {{ p.interval /= 0.7; }},
+    faster: function (p) {{ p.interval *= 0.7; }},
+    first: function (p) {{ pause(p); show(p, 0); }},
+    previous: function (p) {{ pause(p); show(p, p.index - 1); }},
+    next: function (p) {{ pause(p); show(p, p.index + 1); }},
+    last: function (p) {{ pause(p); show(p, p.frames.length - 1); }},
+    reverse: function (p) {{ play(p, -1); }},
+    play: function (p) {{ play(p, 1); }},
+    pause: pause
+  }};
+
+  document.addEventListener("click", function (event) {{
+    var button = event.target.closest ? event.target.closest(".kmeans-player button[data-action]") : null;
+    if (button && actions[button.getAttribute("data-action")]) {{
+      actions[button.getAttribute("data-action")](player(button.closest(".kmeans-player")));
+    }}
+  }});
+  document.addEventListener("input", function (event) {{
+    var slider = event.target.closest ? event.target.closest(".kmeans-player-slider") : null;
+    if (slider) {{
+      var p = player(slider.closest(".kmeans-player"));
+      pause(p);
+      show(p, parseInt(slider.value, 10));
+    }}
+  }});
+}})();
+</script>
+"""
+
+
+def player_html(images, interval=500, default_mode="once"):
+    """The HTML of a player for frames given as PNG data URIs.
+
+    Parameters
+    ----------
+    images : list of str
+        ``data:image/png;base64,...`` URIs, all of the same size.
+    interval : float, default=500
+        Milliseconds between frames.
+    default_mode : {"once", "loop", "reflect"}, default="once"
+        What the player does after the last frame.
+
+    Returns
+    -------
+    html : str
+        Self-contained HTML; each image appears exactly once.
+    """
+    from PIL import Image
+
+    first = base64.b64decode(images[0].split(",", 1)[1])
+    with Image.open(io.BytesIO(first)) as image:
+        width, height = image.size
+    modes = {mode: (" selected" if mode == default_mode else "") for mode in ("once", "loop", "reflect")}
+    return _PLAYER_TEMPLATE.format(
+        interval=f"{float(interval):g}", width=width, height=height, first=images[0],
+        last=len(images) - 1, count=len(images), others=json.dumps(images[1:]), **modes,
+    )
