@@ -1,10 +1,28 @@
-"""Shared fixtures."""
+"""Shared fixtures.
+
+Grading fixtures: the master and release notebooks (read once), a scratch
+course with the master already registered in its gradebook (built once, copied
+by each test that grades), and the one way a test hands in a submission.
+"""
 
 import http.server
+import os
+import shutil
+import signal
 import socket
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
+import nbformat
 import pytest
+
+from coursekit import demo
+from coursekit.gradebook import register_assignment
+from coursekit.paths import ROOT
+
+ASSIGNMENT = "clustering"
 
 
 class _Route:
@@ -68,3 +86,103 @@ def closed_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def master_notebook():
+    """The master notebook (solutions and hidden tests), read once. Read-only: copy before changing it."""
+    return nbformat.read(ROOT / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+
+
+@pytest.fixture(scope="session")
+def release_notebook():
+    """The committed student release of the notebook, read once. Read-only: copy before changing it."""
+    return nbformat.read(ROOT / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+
+
+def write_submission(course, student, notebook, assignment=ASSIGNMENT):
+    """Hand in ``notebook`` as ``student``: write ``submitted/<student>/<assignment>/<assignment>.ipynb``.
+
+    ``notebook`` is a notebook, or bytes written as they are (a corrupt file).
+    Returns the path written.
+    """
+    folder = course / "submitted" / student / assignment
+    folder.mkdir(parents=True)
+    path = folder / f"{assignment}.ipynb"
+    if isinstance(notebook, bytes):
+        path.write_bytes(notebook)
+    else:
+        nbformat.write(notebook, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def submit():
+    """``submit(course, student, notebook, assignment="clustering")``: see :func:`write_submission`."""
+    return write_submission
+
+
+@pytest.fixture(scope="session")
+def registered_course(tmp_path_factory):
+    """A scratch course (the demo course's layout) whose gradebook.db already holds the master; nothing submitted.
+
+    Registering runs ``nbgrader generate_assignment`` (about 5 s). It also leaves
+    ``gradebook.db.registered`` beside the gradebook, saying which master it
+    holds, so grading a copy of this folder skips the registration. Never
+    grade in it: take a copy with ``copy_course``.
+    """
+    course = demo.prepare_demo_course(tmp_path_factory.mktemp("registered") / "course")
+    register_assignment(course, ASSIGNMENT, log=lambda message: None)
+    return course
+
+
+@pytest.fixture(scope="session")
+def copy_course(registered_course):
+    """``copy_course(path, submissions=None)``: a copy of ``registered_course`` at ``path``, returned.
+
+    ``submissions`` maps student ids to what they hand in (see :func:`write_submission`).
+    """
+    def copy_course(path, submissions=None):
+        shutil.copytree(registered_course, path)
+        for student, notebook in (submissions or {}).items():
+            write_submission(path, student, notebook)
+        return path
+
+    return copy_course
+
+
+class GradingRun:
+    """``python -m coursekit grade --root <course> <options>`` running in a process (group) of its own.
+
+    Its stdout and stderr go to the file ``log`` (a full pipe would stall it).
+    """
+
+    def __init__(self, course, *options, log):
+        self.log = Path(log)
+        with open(self.log, "w") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "coursekit", "grade", "--root", str(course), *map(str, options)],
+                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+
+    def wait(self, timeout=600):
+        """Wait until it ends; fail with the end of its output unless it succeeded."""
+        if self.process.wait(timeout=timeout) != 0:
+            pytest.fail(f"{' '.join(self.process.args)} ended with {self.process.returncode}:\n"
+                        f"{self.log.read_text()[-3000:]}")
+
+    def stop(self):
+        """Kill it and its workers if it still runs (when something else failed first)."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+@pytest.fixture(scope="session")
+def start_grading():
+    """``start_grading(course, *options, log=path)``: a :class:`GradingRun` started now.
+
+    For gradings that run at the same time as others (shards, as on separate
+    machines); ``run.wait()`` waits for it, ``run.stop()`` ends it early.
+    """
+    return GradingRun

@@ -21,11 +21,9 @@ from nbgrader.api import Gradebook
 from coursekit import build, demo, notebooks
 from coursekit.feedback import generate_feedback
 from coursekit.grade import grade
-from coursekit.gradebook import register_assignment
 from coursekit.paths import ROOT
 from coursekit.results import FAILED, GRADED, NOT_SUBMITTED
 
-pytestmark = pytest.mark.slow
 ASSIGNMENT = "clustering"
 FULL = 23
 CELL_TIMEOUT = 20
@@ -187,23 +185,16 @@ def _tree_digest(folder):
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory, listener):
-    course = tmp_path_factory.mktemp("trust") / "course"
-    demo.prepare_demo_course(course)
-    master = nbformat.read(course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
-    release = nbformat.read(ROOT / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
-    for student, nb in _submissions(master, release, course, listener).items():
-        folder = course / "submitted" / student / ASSIGNMENT
-        folder.mkdir(parents=True)
-        nbformat.write(nb, folder / f"{ASSIGNMENT}.ipynb")
+def graded(tmp_path_factory, listener, copy_course, submit, master_notebook, release_notebook):
+    """The whole class graded once (2 workers): (course, {student: result}, digest of source/ before, config)."""
+    course = copy_course(tmp_path_factory.mktemp("trust") / "course")  # the master is registered in it
+    for student, nb in _submissions(master_notebook, release_notebook, course, listener).items():
+        submit(course, student, nb)
     for student, payload in {"corrupt": b'{"cells": [', "not_a_notebook": b"\x89PNG\r\n\x1a\n"}.items():
-        folder = course / "submitted" / student / ASSIGNMENT
-        folder.mkdir(parents=True)
-        (folder / f"{ASSIGNMENT}.ipynb").write_bytes(payload)
+        submit(course, student, payload)
 
     # A known student who hands in nothing, and a grade of another student set by hand
     # before grading (it must survive the batch).
-    register_assignment(course, ASSIGNMENT, log=lambda m: None)
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         gradebook.add_student("absent")
     config = build.load_course_config(ROOT)
@@ -225,6 +216,7 @@ def _text(nb):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "student, score, note",
     [
@@ -259,6 +251,7 @@ def test_each_submission_keeps_the_credit_it_earned(graded, student, score, note
         assert any(note in n for n in result.notes), result.notes
 
 
+@pytest.mark.slow
 def test_nothing_a_notebook_leaves_behind_reaches_the_host_or_the_feedback(graded):
     course, results, _, _ = graded
     left = next(n for n in results["links"].notes if "not kept by the grader" in n)
@@ -281,6 +274,7 @@ def test_nothing_a_notebook_leaves_behind_reaches_the_host_or_the_feedback(grade
     assert kept and all(not (course / "autograded" / "perfect" / ASSIGNMENT / k).is_symlink() for k in kept)
 
 
+@pytest.mark.slow
 def test_output_and_disk_floods_are_bounded(graded):
     course, _, _, _ = graded
     flooded = course / "autograded" / "flood" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
@@ -290,6 +284,7 @@ def test_output_and_disk_floods_are_bounded(graded):
     assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < 10_000_000  # not 6 GB
 
 
+@pytest.mark.slow
 def test_a_restored_part0_test_runs_after_the_name_cell(graded):
     course, _, _, _ = graded
     nb = _autograded(course, "deleted_part0")
@@ -298,6 +293,7 @@ def test_a_restored_part0_test_runs_after_the_name_cell(graded):
     assert ids[name_cell + 1] == "student_info_test"
 
 
+@pytest.mark.slow
 def test_loops_in_part1_cost_seconds_and_the_rest_of_the_notebook_runs(graded):
     course, results, _, _ = graded
     nb = _autograded(course, "loops")
@@ -310,6 +306,7 @@ def test_loops_in_part1_cost_seconds_and_the_rest_of_the_notebook_runs(graded):
     assert not any(o.get("output_type") == "error" for o in k_sweep.outputs)
 
 
+@pytest.mark.slow
 def test_unreadable_and_foreign_notebooks_are_not_graded_never_zero(graded):
     _, results, _, _ = graded
     assert results["corrupt"].status == FAILED and "invalid JSON" in results["corrupt"].reason
@@ -319,6 +316,7 @@ def test_unreadable_and_foreign_notebooks_are_not_graded_never_zero(graded):
     assert results["absent"].status == NOT_SUBMITTED and results["absent"].score is None
 
 
+@pytest.mark.slow
 def test_a_stopped_cell_says_why_and_later_failures_are_explained(graded):
     course, _, _, _ = graded
     nb = _autograded(course, "loop")
@@ -328,6 +326,7 @@ def test_a_stopped_cell_says_why_and_later_failures_are_explained(graded):
     assert any("[grader] this test ran after cell" in o.get("text", "") for o in test.outputs)
 
 
+@pytest.mark.slow
 def test_limits_hold_inside_the_sandbox(graded):
     course, _, _, _ = graded
     assert "MemoryError" in _text(_autograded(course, "memory"))
@@ -335,6 +334,7 @@ def test_limits_hold_inside_the_sandbox(graded):
     assert "BlockingIOError" in forks or "Resource temporarily unavailable" in forks
 
 
+@pytest.mark.slow
 def test_student_code_sees_nothing_of_the_course(graded, listener):
     course, _, _, _ = graded
     output = _text(_autograded(course, "snoop"))
@@ -346,6 +346,7 @@ def test_student_code_sees_nothing_of_the_course(graded, listener):
     assert "BEGIN HIDDEN TESTS" not in output
 
 
+@pytest.mark.slow
 def test_nothing_outside_the_students_folders_changed(graded):
     course, results, source_before, _ = graded
     assert _tree_digest(course / "source") == source_before
@@ -356,6 +357,7 @@ def test_nothing_outside_the_students_folders_changed(graded):
         assert perfect.score == FULL
 
 
+@pytest.mark.slow
 def test_a_manual_grade_of_another_student_survives_a_snooping_submission(graded):
     course, _, _, config = graded
     db = f"sqlite:///{course / 'gradebook.db'}"
@@ -369,6 +371,7 @@ def test_a_manual_grade_of_another_student_survives_a_snooping_submission(graded
         assert gradebook.find_submission(ASSIGNMENT, "perfect").score == FULL + 2
 
 
+@pytest.mark.slow
 def test_the_same_submission_graded_twice_gets_the_same_score_and_feedback(graded):
     course, results, _, config = graded
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:

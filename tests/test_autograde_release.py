@@ -15,13 +15,13 @@ from nbgrader.api import Gradebook
 from coursekit import build, notebooks
 from coursekit.paths import ROOT
 
-pytestmark = pytest.mark.slow
 ASSIGNMENT = "clustering"
 AUTOGRADED_POINTS = 23
 
 
 @pytest.fixture(scope="module")
-def graded_course(tmp_path_factory):
+def graded_course(tmp_path_factory, submit):
+    """A scratch course: generate_assignment, three submissions, autograde; returns (course, nbgrader's log)."""
     course = tmp_path_factory.mktemp("course")
     source = course / "source" / ASSIGNMENT
     shutil.copytree(ROOT / "source" / ASSIGNMENT, source)
@@ -34,9 +34,7 @@ def graded_course(tmp_path_factory):
     edited = next(c for c in tampered.cells if notebooks.grade_id(c) == "kmeans_test")
     edited.source = "assert True  # the student replaced the tests"
     for student, nb in {"solution": master, "blank": release, "tampered": tampered}.items():
-        folder = course / "submitted" / student / ASSIGNMENT
-        folder.mkdir(parents=True)
-        nbformat.write(nb, folder / f"{ASSIGNMENT}.ipynb")
+        submit(course, student, nb)
     log = build.run_nbgrader(
         "autograde", ASSIGNMENT, "--create", f"--CourseDirectory.root={course}", cwd=ROOT, fail_on_logged_errors=False
     )
@@ -49,12 +47,14 @@ def _score(course, student):
         return submission.score, {g.name: g.score for nb in submission.notebooks for g in nb.grades}
 
 
+@pytest.mark.slow
 def test_the_solution_earns_every_autograded_point(graded_course):
     course, _ = graded_course
     score, grades = _score(course, "solution")
     assert score == AUTOGRADED_POINTS, {name: s for name, s in grades.items() if name.endswith("_test")}
 
 
+@pytest.mark.slow
 def test_the_untouched_release_scores_zero_and_fails_only_with_not_implemented(graded_course):
     course, _ = graded_course
     score, _ = _score(course, "blank")
@@ -67,6 +67,7 @@ def test_the_untouched_release_scores_zero_and_fails_only_with_not_implemented(g
             assert errors == [expected], f"{notebooks.grade_id(cell)} failed with {errors}"
 
 
+@pytest.mark.slow
 def test_an_edited_test_cell_is_restored_and_reported(graded_course):
     course, log = graded_course
     score, _ = _score(course, "tampered")
@@ -74,6 +75,7 @@ def test_an_edited_test_cell_is_restored_and_reported(graded_course):
     assert "Attribute 'checksum' for cell kmeans_test has changed" in log
 
 
+@pytest.mark.slow
 def test_no_false_checksum_warning_for_hidden_tests(graded_course):
     """jupyter/nbgrader#1961: untouched test cells with hidden tests are not reported as changed."""
     _, log = graded_course

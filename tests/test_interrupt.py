@@ -23,13 +23,11 @@ import sys
 import time
 from pathlib import Path
 
-import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
 from coursekit import build, demo, notebooks
 from coursekit.grade import grade
-from coursekit.gradebook import register_assignment
 from coursekit.parallel import GradingInterrupted, StopOnSignals
 from coursekit.paths import ROOT
 from coursekit.results import GRADED, load_results, status_path
@@ -49,20 +47,12 @@ def _hang(nb):
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory):
+def template(tmp_path_factory, copy_course, release_notebook):
     """A registered scratch course with the class submitted (copied by each test)."""
-    course = tmp_path_factory.mktemp("template") / "course"
-    demo.prepare_demo_course(course)
-    release = nbformat.read(ROOT / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
-    blank = demo.with_student(release, "Ann", "20260001")
-    submissions = {"ann": blank, "ben": demo.with_student(release, "Ben", "not an id"),
+    blank = demo.with_student(release_notebook, "Ann", "20260001")
+    submissions = {"ann": blank, "ben": demo.with_student(release_notebook, "Ben", "not an id"),
                    "cat": blank, "hung": _hang(blank)}
-    for student, nb in submissions.items():
-        folder = course / "submitted" / student / ASSIGNMENT
-        folder.mkdir(parents=True)
-        nbformat.write(nb, folder / f"{ASSIGNMENT}.ipynb")
-    register_assignment(course, ASSIGNMENT, log=lambda m: None)
-    return course
+    return copy_course(tmp_path_factory.mktemp("template") / "course", submissions)
 
 
 def _course(template, tmp_path, students):

@@ -1,4 +1,9 @@
-"""Grading a class in parallel and in shards gives exactly the serial result."""
+"""Grading a class in parallel and in shards gives exactly the serial result.
+
+The serial reference run and the three shards are independent, so they run at
+the same time (a serial run keeps one core busy); the other gradings run one
+after the other.
+"""
 
 import copy
 import os
@@ -12,10 +17,8 @@ from coursekit import autograde, demo
 from coursekit.feedback import generate_feedback
 from coursekit.grade import grade
 from coursekit.parallel import merge_shards, parse_shard, shard_of
-from coursekit.paths import ROOT
-from coursekit.results import FAILED, GRADED
+from coursekit.results import FAILED, GRADED, load_results, status_path
 
-pytestmark = pytest.mark.slow
 ASSIGNMENT = "clustering"
 QUIET = dict(progress=False, log=lambda message: None)
 
@@ -32,15 +35,6 @@ def _class(master, release):
     }
 
 
-def _course(path, submissions):
-    demo.prepare_demo_course(path)
-    for student, nb in submissions.items():
-        folder = path / "submitted" / student / ASSIGNMENT
-        folder.mkdir(parents=True)
-        nbformat.write(nb, folder / f"{ASSIGNMENT}.ipynb")
-    return path
-
-
 def _gradebook_contents(course):
     """Everything autograde wrote, per student and cell."""
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
@@ -55,28 +49,58 @@ def _gradebook_contents(course):
 
 
 @pytest.fixture(scope="module")
-def submissions():
-    master = nbformat.read(ROOT / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
-    release = nbformat.read(ROOT / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
-    return _class(master, release)
+def submissions(master_notebook, release_notebook):
+    """{student: notebook}: ada solved, bo the release, pat partial, casey solved and stripped by Colab."""
+    return _class(master_notebook, release_notebook)
 
 
 @pytest.fixture(scope="module")
-def serial(tmp_path_factory, submissions):
-    course = _course(tmp_path_factory.mktemp("serial") / "course", submissions)
-    results = grade(course, ASSIGNMENT, workers=1, **QUIET)
-    pages = generate_feedback(course, ASSIGNMENT, log=lambda m: None)
-    return course, results, pages
+def serial_and_shards(tmp_path_factory, copy_course, start_grading, submissions):
+    """The class graded serially in this process and, at the same time, in three shards.
+
+    Each shard is ``python -m coursekit grade --shard i/3 --gradebook gradebook-shard-i.db``
+    in a process of its own, as on three machines; the test merges them.
+    Returns {"serial": (course, results, feedback pages), "shards": (course, shard gradebooks)}.
+    """
+    folder = tmp_path_factory.mktemp("parallel")
+    sharded = copy_course(folder / "sharded", submissions)
+    shard_dbs = [folder / f"gradebook-shard-{index}.db" for index in (1, 2, 3)]
+    shards = [start_grading(sharded, "--workers", 1, "--shard", f"{index}/3", "--gradebook", db, log=f"{db}.log")
+              for index, db in enumerate(shard_dbs, start=1)]
+    try:
+        course = copy_course(folder / "serial", submissions)
+        results = grade(course, ASSIGNMENT, workers=1, **QUIET)
+        pages = generate_feedback(course, ASSIGNMENT, log=lambda m: None)
+        for shard in shards:
+            shard.wait()
+    finally:
+        for shard in shards:
+            shard.stop()
+    return {"serial": (course, results, pages), "shards": (sharded, shard_dbs)}
 
 
+@pytest.fixture(scope="module")
+def serial(serial_and_shards):
+    """(course, results, feedback pages) of the class graded by one worker: what every other run must equal."""
+    return serial_and_shards["serial"]
+
+
+@pytest.fixture(scope="module")
+def sharded(serial_and_shards):
+    """(course, the three shard gradebooks) of the class graded in shards, not merged yet."""
+    return serial_and_shards["shards"]
+
+
+@pytest.mark.slow
 def test_serial_scores(serial):
     _, results, _ = serial
     assert {r.student: r.score for r in results} == {"ada": 23, "bo": 1, "pat": 5, "casey": 23}
 
 
-def test_two_workers_give_identical_gradebook_and_feedback(tmp_path, submissions, serial):
+@pytest.mark.slow
+def test_two_workers_give_identical_gradebook_and_feedback(tmp_path, copy_course, submissions, serial):
     serial_course, serial_results, serial_pages = serial
-    course = _course(tmp_path / "course", submissions)
+    course = copy_course(tmp_path / "course", submissions)
     results = grade(course, ASSIGNMENT, workers=2, **QUIET)
     assert [(r.student, r.status, r.score) for r in results] == [(r.student, r.status, r.score) for r in serial_results]
     assert _gradebook_contents(course) == _gradebook_contents(serial_course)
@@ -86,18 +110,12 @@ def test_two_workers_give_identical_gradebook_and_feedback(tmp_path, submissions
         assert page.read_bytes() == serial_pages[student].read_bytes(), student
 
 
-def test_three_shards_merged_equal_one_run(tmp_path, submissions, serial):
+@pytest.mark.slow
+def test_three_shards_merged_equal_one_run(serial, sharded):
     serial_course, serial_results, _ = serial
-    course = _course(tmp_path / "course", submissions)
-    shard_dbs = []
-    for index in (1, 2, 3):
-        db = tmp_path / f"gradebook-shard-{index}.db"
-        grade(course, ASSIGNMENT, shard=(index, 3), gradebook=db, **QUIET)
-        shard_dbs.append(db)
+    course, shard_dbs = sharded
     merge_shards(course, ASSIGNMENT, shard_dbs)
     assert _gradebook_contents(course) == _gradebook_contents(serial_course)
-    from coursekit.results import load_results, status_path
-
     merged = {r.student: r.score for r in load_results(status_path(course, ASSIGNMENT))}
     assert merged == {r.student: r.score for r in serial_results}
 
@@ -113,6 +131,7 @@ def test_shards_partition_the_class():
         parse_shard("4/3")
 
 
+@pytest.mark.slow
 def test_a_rerun_grades_only_new_or_changed_submissions(tmp_path, submissions, serial):
     serial_course, _, _ = serial
     course = tmp_path / "course"
@@ -128,9 +147,10 @@ def test_a_rerun_grades_only_new_or_changed_submissions(tmp_path, submissions, s
     assert ada.stat().st_mtime_ns == before, "ada's unchanged submission was graded again"
 
 
-def test_a_crashed_worker_loses_no_other_students_result(tmp_path, monkeypatch, submissions):
-    course = _course(tmp_path / "course", {"bo": submissions["bo"], "crasher": submissions["bo"],
-                                           "zoe": submissions["bo"]})
+@pytest.mark.slow
+def test_a_crashed_worker_loses_no_other_students_result(tmp_path, monkeypatch, copy_course, submissions):
+    course = copy_course(tmp_path / "course", {"bo": submissions["bo"], "crasher": submissions["bo"],
+                                               "zoe": submissions["bo"]})
     real = autograde.grade_student
 
     def crashing(api, course_root, assignment, student, db=None):

@@ -23,8 +23,6 @@ from nbgrader.api import Gradebook
 from coursekit import cli, demo, feedback
 from coursekit.results import FAILED, GRADED, GradeResult
 
-pytestmark = pytest.mark.slow
-
 EXPECTED = {
     "20260001": (GRADED, 23),  # perfect
     "20260002": (GRADED, 1),  # blank: only NAME and STUDENT_ID
@@ -41,6 +39,7 @@ def demo_run(tmp_path_factory):
     return root, outcome
 
 
+@pytest.mark.slow
 def test_every_student_gets_the_expected_status_and_score(demo_run):
     _, outcome = demo_run
     got = {r.student: (r.status, r.score) for r in outcome["results"]}
@@ -49,12 +48,14 @@ def test_every_student_gets_the_expected_status_and_score(demo_run):
     assert broken.reason == "not a readable notebook (invalid JSON)"
 
 
+@pytest.mark.slow
 def test_the_late_submission_is_marked_late_for_nbgrader(demo_run):
     root, _ = demo_run
     stamp = (root / "submitted" / "20260003" / "clustering" / "timestamp.txt").read_text()
     assert stamp.startswith("2026-11-03 12:00:00")
 
 
+@pytest.mark.slow
 def test_feedback_for_each_graded_student_without_hidden_tests(demo_run):
     root, outcome = demo_run
     master = nbformat.read(root / "source" / "clustering" / "clustering.ipynb", as_version=4)
@@ -73,6 +74,7 @@ def test_feedback_for_each_graded_student_without_hidden_tests(demo_run):
     assert "NotImplementedError" in outcome["feedback"]["20260002"].read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_grades_csv_matches_the_gradebook_and_leaves_failures_blank(demo_run):
     root, outcome = demo_run
     with open(outcome["reports"]["grades_csv"], newline="", encoding="utf-8") as handle:
@@ -86,6 +88,7 @@ def test_grades_csv_matches_the_gradebook_and_leaves_failures_blank(demo_run):
     assert rows["20260005"]["total"] == "" and "invalid JSON" in rows["20260005"]["reason"]
 
 
+@pytest.mark.slow
 def test_class_report_has_its_plots(demo_run):
     _, outcome = demo_run
     page = outcome["reports"]["class_report"].read_text(encoding="utf-8")
@@ -112,6 +115,7 @@ def _get_json(url, token):
         return json.loads(response.read())
 
 
+@pytest.mark.slow
 def test_formgrader_lists_the_assignment_and_the_submissions(demo_run, tmp_path):
     root, _ = demo_run
     port, token = _free_port(), "coursekit-test-token"

@@ -81,18 +81,13 @@ def partial_submission(release):
     return nb
 
 
-def submit(course, student, nb):
-    folder = course / "submitted" / student / ASSIGNMENT
-    folder.mkdir(parents=True)
-    nbformat.write(nb, folder / f"{ASSIGNMENT}.ipynb")
-
-
 def open_gradebook(course):
     return Gradebook(f"sqlite:///{course / 'gradebook.db'}", course_id="clustering-lab")
 
 
 @pytest.fixture(scope="module")
-def course(tmp_path_factory):
+def course(tmp_path_factory, submit):
+    """The tiny course generated and autograded by nbgrader, with alice's written answer graded by hand."""
     course = tmp_path_factory.mktemp("tiny_course")
     master = tiny_master()
     source = course / "source" / ASSIGNMENT
@@ -100,9 +95,9 @@ def course(tmp_path_factory):
     nbformat.write(master, source / f"{ASSIGNMENT}.ipynb")
     build.run_nbgrader("generate_assignment", ASSIGNMENT, "--force", f"--CourseDirectory.root={course}", cwd=ROOT)
     release = nbformat.read(course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
-    submit(course, "alice", master)
-    submit(course, "bob", partial_submission(release))
-    submit(course, "carol", release)
+    submit(course, "alice", master, assignment=ASSIGNMENT)
+    submit(course, "bob", partial_submission(release), assignment=ASSIGNMENT)
+    submit(course, "carol", release, assignment=ASSIGNMENT)
     build.run_nbgrader(
         "autograde", ASSIGNMENT, "--create", f"--CourseDirectory.root={course}", cwd=ROOT, fail_on_logged_errors=False
     )
