@@ -39,15 +39,20 @@ formgrader: venv
 build: venv
 	$(PY) -m coursekit build
 
+# Test modules run TEST_WORKERS at a time (pytest-xdist; one module stays on one
+# worker, so a module's fixtures are built once). TEST_WORKERS=0 runs them in turn.
+TEST_WORKERS ?= 2
+XDIST = -n $(TEST_WORKERS) --dist loadfile
+
 ## test: the whole test suite; "no tests collected" (pytest exit 5) counts as a failure
 test: venv
-	@$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	@$(PY) -m pytest $(XDIST) $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$status
 
 ## test-fast: the unit tier only (no whole notebook graded; about a minute): pytest -m "not slow"
 test-fast: venv
-	@$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	@$(PY) -m pytest -m "not slow" $(XDIST) $(PYTEST_ARGS)
 
 ## data: rebuild data/ offline from installed packages (same bytes every time)
 data: venv
@@ -62,17 +67,17 @@ mnist-full: venv
 
 ## bench: every benchmark, one after the other (about 55 minutes); tables in bench/results/
 bench: venv
-	$(PY) bench/bench_helper.py --out bench/results/helper.md
-	$(PY) bench/bench_notebook.py --out bench/results/notebook.md
-	$(PY) bench/bench_grading.py --out bench/results/grading.md
-	$(PY) bench/bench_hostile.py --out bench/results/hostile.md
+	$(PY) -m bench.bench_helper --out bench/results/helper.md
+	$(PY) -m bench.bench_notebook --out bench/results/notebook.md
+	$(PY) -m bench.bench_grading --out bench/results/grading.md
+	$(PY) -m bench.bench_hostile --out bench/results/hostile.md
 	@cat bench/results/helper.md bench/results/notebook.md bench/results/grading.md bench/results/hostile.md
 
 bench-notebook: venv
-	$(PY) bench/bench_notebook.py --out bench/results/notebook.md
+	$(PY) -m bench.bench_notebook --out bench/results/notebook.md
 
 bench-grading: venv
-	$(PY) bench/bench_grading.py --out bench/results/grading.md
+	$(PY) -m bench.bench_grading --out bench/results/grading.md
 
 ## lock: re-pin requirements.txt from requirements.in (needs the package registry)
 lock:

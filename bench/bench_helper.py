@@ -12,11 +12,12 @@ Measures, as the median of several runs:
   (``KmeansAnimate2D.to_jshtml``), and to write them as a GIF.
 
 Runs alternate between the two implementations so that background load
-affects both alike. Usage::
+affects both alike. Usage, from the repository's root (``-m`` puts the root,
+where the helper is, on the import path)::
 
-    python bench/bench_helper.py            # full run (about a minute)
-    python bench/bench_helper.py --quick    # small sizes, a few seconds
-    python bench/bench_helper.py --out results.json   # or results.md
+    python -m bench.bench_helper            # full run (about a minute)
+    python -m bench.bench_helper --quick    # small sizes, a few seconds
+    python -m bench.bench_helper --out results.json   # or results.md
 
 Targets: ratio (ours / scikit-learn) at most 1.5; HTML rendering under 1 s.
 """
@@ -36,7 +37,6 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import KmeansAnimate2D as kmeans  # noqa: E402
 
 RATIO_TARGET = 1.5

@@ -11,7 +11,7 @@ autograded folder, and how much the grader's disk filled.
 
 Usage::
 
-    .venv/bin/python bench/bench_hostile.py [--rounds 3] [--out bench/results/hostile.md]
+    .venv/bin/python -m bench.bench_hostile [--rounds 3] [--out bench/results/hostile.md]
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def grade_one(name, change, config):
         nbformat.write(nb, folder / f"{ASSIGNMENT}.ipynb")
         free = shutil.disk_usage(scratch).free
         start = time.perf_counter()
-        (result,) = grade(course, ASSIGNMENT, progress=False, config=copy.deepcopy(config), log=lambda m: None)
+        (result,) = grade(course, ASSIGNMENT, progress=False, config=copy.deepcopy(config))
         seconds = time.perf_counter() - start
         graded = course / "autograded" / "s1" / ASSIGNMENT
         return {

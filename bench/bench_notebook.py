@@ -13,7 +13,7 @@ accuracy and the digits predicted for the two photos of a "4".
 
 Usage::
 
-    .venv/bin/python bench/bench_notebook.py [--runs 3] [--quick] [--out bench/results/notebook.md]
+    .venv/bin/python -m bench.bench_notebook [--runs 3] [--quick] [--out bench/results/notebook.md]
 """
 
 from __future__ import annotations

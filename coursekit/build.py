@@ -27,6 +27,7 @@ the same bytes, so a test can rebuild into a temporary folder and compare.
 from __future__ import annotations
 
 import filecmp
+import logging
 import os
 import re
 import shutil
@@ -45,6 +46,8 @@ from .data import DATA_FILES
 from .files import sha256_file, write_atomically
 from .paths import ROOT
 from .repair import released_source
+
+log = logging.getLogger(__name__)
 
 HELPER = "KmeansAnimate2D.py"
 #: Every file of the helper, the module students import first: KmeansAnimate2D.py
@@ -195,10 +198,10 @@ def run_nbgrader(*args, cwd, fail_on_logged_errors=True):
     result = subprocess.run(
         [sys.executable, "-m", "nbgrader", *args], cwd=cwd, env=env, capture_output=True, text=True
     )
-    log = result.stdout + result.stderr
-    if result.returncode != 0 or (fail_on_logged_errors and " | ERROR]" in log):
-        raise BuildError(f"nbgrader {' '.join(args)} failed:\n{log[-4000:]}")
-    return log
+    output = result.stdout + result.stderr
+    if result.returncode != 0 or (fail_on_logged_errors and " | ERROR]" in output):
+        raise BuildError(f"nbgrader {' '.join(args)} failed:\n{output[-4000:]}")
+    return output
 
 
 def generate_release(root, assignment, source_dir, release_dir):
@@ -239,7 +242,7 @@ def normalize_executed(nb):
     return nb
 
 
-def build(root=ROOT, release_root=None, notebooks_dir=None, recalibrate=False, log=print):
+def build(root=ROOT, release_root=None, notebooks_dir=None, recalibrate=False):
     """Build the release and the companion notebook; see the module docstring.
 
     Parameters
@@ -271,23 +274,23 @@ def build(root=ROOT, release_root=None, notebooks_dir=None, recalibrate=False, l
 
     files = course_files(root)
     copied = sync_course_files(source_dir, files)
-    log(f"synced {', '.join(copied) if copied else 'nothing (helper and data up to date)'} into {source_dir}")
+    log.info(f"synced {', '.join(copied) if copied else 'nothing (helper and data up to date)'} into {source_dir}")
     if write_colab_manifest(master_path, settings.colab_base_url, files):
-        log(f"updated the Colab setup cell of {master_path}")
+        log.info(f"updated the Colab setup cell of {master_path}")
 
     master = nbformat.read(master_path, as_version=4)
     problems = notebooks.check_master(master, name=str(master_path.relative_to(root)))
     if problems:
         raise BuildError("the master notebook has problems:\n  " + "\n  ".join(problems))
-    log(f"checked {master_path.name}: {len(notebooks.graded_cells(master))} graded cells, "
+    log.info(f"checked {master_path.name}: {len(notebooks.graded_cells(master))} graded cells, "
         f"{sum(notebooks.graded_cells(master).values()):g} points")
 
     executed = execute_master(source_dir, master_path.name, timeout=int(settings.cell_timeout))
-    log("ran the solution: every test passes")
+    log.info("ran the solution: every test passes")
     times_path = source_dir / timing.CELL_TIMES
     if recalibrate or not timing.cell_times_current(times_path, master_path):
         table = timing.write_cell_times(times_path, master_path, timing.cell_seconds(executed, released_source))
-        log(f"wrote {times_path.relative_to(root)}: the solution's cell times ({table['total_seconds']:.1f} s in all), "
+        log.info(f"wrote {times_path.relative_to(root)}: the solution's cell times ({table['total_seconds']:.1f} s in all), "
             "from which grading sets its time limits")
     executed = normalize_executed(executed)
 
@@ -304,10 +307,10 @@ def build(root=ROOT, release_root=None, notebooks_dir=None, recalibrate=False, l
         _install(staging, release_root / assignment)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    log(f"wrote {release_root / assignment} (no solution, hidden test or model answer in it)")
+    log.info(f"wrote {release_root / assignment} (no solution, hidden test or model answer in it)")
 
     notebooks_dir.mkdir(parents=True, exist_ok=True)
     companion = notebooks_dir / f"{assignment}_solution.ipynb"
     write_atomically(companion, nbformat.writes(executed) + "\n")
-    log(f"wrote {companion} (the executed solution, for lectures)")
+    log.info(f"wrote {companion} (the executed solution, for lectures)")
     return {"release": release_root / assignment, "companion": companion}

@@ -4,6 +4,11 @@ Each sub-command is a thin wrapper around one pipeline module; the modules do
 the work and raise exceptions with messages meant for people, which are
 printed here without a traceback.
 
+Progress and messages go through :mod:`logging` (one logger per module,
+``coursekit.<module>``); :func:`configure_logging` gives them one handler on
+stderr: ``-q`` shows only warnings and errors (and no progress bars), ``-v``
+adds the debug lines.
+
     data      build, verify or download the data files       (coursekit.data)
     build     master notebook -> release/ and notebooks/     (coursekit.build)
     collect   a folder or LMS zip -> submitted/              (coursekit.collect)
@@ -18,6 +23,7 @@ printed here without a traceback.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -33,6 +39,40 @@ from .paths import DATA_DIR, ROOT
 from .report import ReportError, write_report
 from .results import FAILED
 
+log = logging.getLogger(__name__)
+
+
+class MessageFormatter(logging.Formatter):
+    """Lines for people: the message alone, with ``warning:`` or ``error:`` before those."""
+
+    def format(self, record):
+        text = super().format(record)
+        if record.levelno >= logging.WARNING:
+            return f"{record.levelname.lower()}: {text}"
+        return text
+
+
+def configure_logging(verbosity=0, stream=None):
+    """Send the package's log to ``stream`` (default: stderr) through one handler.
+
+    Parameters
+    ----------
+    verbosity : int
+        -1 for warnings and errors only, 0 for progress lines too, 1 or more
+        for debug lines as well.
+    stream : file-like, optional
+        Where the lines go; looked up when called, so a redirected
+        ``sys.stderr`` is honoured.
+    """
+    logger = logging.getLogger("coursekit")
+    for handler in [h for h in logger.handlers if getattr(h, "coursekit_cli", False)]:
+        logger.removeHandler(handler)
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(MessageFormatter("%(message)s"))
+    handler.coursekit_cli = True
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG)
+
 
 def _data_build(args):
     data.build_all(args.data_dir)
@@ -42,13 +82,13 @@ def _data_build(args):
 def _data_verify(args):
     sums = data.verify_data(args.data_dir)
     for name in data.DATA_FILES:
-        print(f"ok  {sums[name]}  {name}")
+        log.info(f"ok  {sums[name]}  {name}")
 
 
 def _data_download_mnist(args):
-    dest = data.download_full_mnist(args.dest, url=args.url, sha256=args.sha256, progress=not args.quiet)
+    dest = data.download_full_mnist(args.dest, url=args.url, sha256=args.sha256, progress=args.verbosity >= 0)
     (x_train, _), (x_test, _) = data.load_mnist_npz(dest)
-    print(f"saved {dest}: {len(x_train):,} training and {len(x_test):,} test images, sha256 verified")
+    log.info(f"saved {dest}: {len(x_train):,} training and {len(x_test):,} test images, sha256 verified")
 
 
 def _build(args):
@@ -63,7 +103,7 @@ def _collect(args):
 def _exit_for(results):
     failed = [r for r in results if r.status == FAILED]
     if failed:
-        print(f"\n{len(failed)} submission(s) could not be graded: " + ", ".join(r.student for r in failed), file=sys.stderr)
+        log.error(f"{len(failed)} submission(s) could not be graded: " + ", ".join(r.student for r in failed))
         return 2
     return 0
 
@@ -72,7 +112,7 @@ def _grade(args):
     results = grade(
         args.root, args.assignment, students=args.students or None, workers=args.workers, force=args.force,
         shard=parse_shard(args.shard) if args.shard else None, gradebook=args.gradebook,
-        allow_unsandboxed=args.allow_unsandboxed,
+        allow_unsandboxed=args.allow_unsandboxed, progress=args.verbosity >= 0,
     )
     return _exit_for(results)
 
@@ -80,7 +120,7 @@ def _grade(args):
 def _merge(args):
     target = gradebook_url(args.root, build.load_course_config(ROOT))
     merged = merge_shards(args.root, args.assignment, args.gradebooks, target_db=target)
-    print(f"merged {len(merged)} graded submission(s) into {target}")
+    log.info(f"merged {len(merged)} graded submission(s) into {target}")
 
 
 def _feedback(args):
@@ -88,8 +128,7 @@ def _feedback(args):
 
 
 def _report(args):
-    for name, path in write_report(args.root, args.assignment).items():
-        print(f"{name}: {path}")
+    write_report(args.root, args.assignment)
 
 
 def _all(args):
@@ -97,10 +136,9 @@ def _all(args):
     if args.source:
         collect(args.source, args.root, assignment=args.assignment)
     results = grade(args.root, args.assignment, workers=args.workers, force=args.force,
-                    allow_unsandboxed=args.allow_unsandboxed)
+                    allow_unsandboxed=args.allow_unsandboxed, progress=args.verbosity >= 0)
     generate_feedback(args.root, args.assignment)
-    for name, path in write_report(args.root, args.assignment, results=results).items():
-        print(f"{name}: {path}")
+    write_report(args.root, args.assignment, results=results)
     return _exit_for(results)
 
 
@@ -123,8 +161,33 @@ def _course_options(parser, students=False, grading=False):
         parser.add_argument("students", nargs="*", help="only these student ids (default: all)")
 
 
+def _output_options():
+    """-q and -v, accepted before the step's name and after it."""
+    options = argparse.ArgumentParser(add_help=False)
+    loudness = options.add_mutually_exclusive_group()
+    loudness.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1, default=argparse.SUPPRESS,
+                          help="only warnings and errors; no progress bars")
+    loudness.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=1, default=argparse.SUPPRESS,
+                          help="debug lines too")
+    return options
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose sub-commands all take the output options."""
+
+    def add_subparsers(self, **kwargs):
+        steps = super().add_subparsers(**kwargs)
+        add_parser = steps.add_parser
+
+        def add_step(name, **options):
+            return add_parser(name, parents=[_output_options()], **options)
+
+        steps.add_parser = add_step
+        return steps
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m coursekit", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="python -m coursekit", description=__doc__.splitlines()[0], parents=[_output_options()])
     steps = parser.add_subparsers(dest="step", required=True)
 
     data_parser = steps.add_parser("data", help="build, verify or download the data files in data/")
@@ -139,7 +202,6 @@ def build_parser():
     download.add_argument("--dest", type=Path, default=DATA_DIR / data.FULL_MNIST_NAME)
     download.add_argument("--url", default=data.KERAS_MNIST_URL)
     download.add_argument("--sha256", default=data.KERAS_MNIST_SHA256, help="expected sha256 (default: the one keras publishes)")
-    download.add_argument("--quiet", action="store_true", help="no progress bar")
     download.set_defaults(run=_data_download_mnist)
 
     step = steps.add_parser("build", help="validate the master, generate release/ and notebooks/, prove no leak")
@@ -186,6 +248,8 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    args.verbosity = getattr(args, "verbosity", 0)
+    configure_logging(args.verbosity)
     try:
         return args.run(args) or 0
     except GradingInterrupted as stopped:
@@ -193,5 +257,5 @@ def main(argv=None):
         return stopped.exit_code
     except (data.DataError, build.BuildError, CollectError, GradeError, FeedbackError, ReportError,
             FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        log.error(str(exc))
         return 1

@@ -41,6 +41,7 @@ is a working one for Canvas downloads; in ``nbgrader_config.py``::
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import zipfile
@@ -51,6 +52,8 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, NamedTuple
 
 from .files import text_table, write_atomically
+
+log = logging.getLogger(__name__)
 
 #: A Canvas download for ``nbgrader zip_collect``: ``.*`` first because the plugin
 #: matches the absolute path; ``file_id`` without the Colab or Canvas
@@ -577,7 +580,7 @@ def _previous_timestamp(path):
         return None
 
 
-def _write_submission(data, timestamp, destination, log, warn):
+def _write_submission(data, timestamp, destination, warn):
     """Write one student's notebook and ``timestamp.txt``; return "new", "updated" or "unchanged"."""
     stamp_path = destination.with_name("timestamp.txt")
     if destination.is_file() and destination.read_bytes() == data:
@@ -588,7 +591,7 @@ def _write_submission(data, timestamp, destination, log, warn):
     action = "updated" if destination.exists() else "new"
     if action == "updated":
         before = _previous_timestamp(stamp_path)
-        log(f"updated {destination}: it differs from the earlier collect")
+        log.info(f"updated {destination}: it differs from the earlier collect")
         if before is not None and timestamp <= before:
             warn(
                 f"{destination}: replaced by a file that is not newer ({_utc_text(timestamp)}, before "
@@ -637,7 +640,7 @@ def _open_source(source):
         raise CollectError(f"{source}: not a readable zip file ({exc})") from exc
 
 
-def collect(source, course_root, assignment="clustering", notebook="clustering.ipynb", log=print):
+def collect(source, course_root, assignment="clustering", notebook="clustering.ipynb"):
     """Collect students' notebooks into ``<course_root>/submitted/<student>/<assignment>/<notebook>``.
 
     Parameters
@@ -651,8 +654,6 @@ def collect(source, course_root, assignment="clustering", notebook="clustering.i
         The nbgrader assignment id.
     notebook : str, default="clustering.ipynb"
         The released notebook's name: every submission is stored under it.
-    log : callable, default=print
-        Receives progress lines, warnings and finally the table.
 
     Returns
     -------
@@ -670,7 +671,7 @@ def collect(source, course_root, assignment="clustering", notebook="clustering.i
 
     def warn(message):
         report.warnings.append(message)
-        log(f"warning: {message}")
+        log.warning(message)
 
     archive = _open_source(source)
     try:
@@ -687,15 +688,15 @@ def collect(source, course_root, assignment="clustering", notebook="clustering.i
         kept, report.duplicates = _resolve_duplicates(by_student, warn)
         for student, candidate in kept.items():
             destination = course_root / "submitted" / student / assignment / notebook
-            _collect_one(student, candidate, destination, report, log, warn)
+            _collect_one(student, candidate, destination, report, warn)
     finally:
         if archive is not None:
             archive.close()
-    log(report.table())
+    log.info(report.table())
     return report
 
 
-def _collect_one(student, candidate, destination, report, log, warn):
+def _collect_one(student, candidate, destination, report, warn):
     """Read, write and record one student's kept notebook."""
     entry = candidate.entry
     data, problem = _read(entry)
@@ -707,6 +708,6 @@ def _collect_one(student, candidate, destination, report, log, warn):
     except ValueError as exc:
         # Still collected: the grade step reports it as failed to grade, so the student hears of it.
         warn(f"{entry.path}: {exc}; collected anyway for {student}")
-    action = _write_submission(data, entry.timestamp, destination, log, warn)
+    action = _write_submission(data, entry.timestamp, destination, warn)
     found_by, late = candidate.match.found_by, candidate.match.late
     report.matched.append(MatchedFile(student, entry.path, destination, found_by, late, entry.timestamp, action))

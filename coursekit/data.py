@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import io
+import logging
 import os
 import urllib.error
 import urllib.request
@@ -34,6 +35,8 @@ import numpy as np
 
 from .files import replace_atomically, sha256_file
 from .paths import DATA_DIR
+
+log = logging.getLogger(__name__)
 
 #: Files shipped in ``data/``, in the order they are built.
 DATA_FILES = ("cat.png", "mnist.npz", "number4.jpg", "number4_paper.jpg")
@@ -283,15 +286,15 @@ def write_checksums(data_dir=DATA_DIR, names=DATA_FILES):
     replace_atomically(data_dir / CHECKSUM_FILE, lambda tmp: tmp.write_text(lines))
 
 
-def build_all(data_dir=DATA_DIR, log=print):
+def build_all(data_dir=DATA_DIR):
     """Rebuild every shipped data file in ``data_dir`` and its ``SHA256SUMS``."""
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     for name in DATA_FILES:
         _BUILDERS[name](data_dir / name)
-        log(f"built {data_dir / name} ({(data_dir / name).stat().st_size:,} bytes)")
+        log.info(f"built {data_dir / name} ({(data_dir / name).stat().st_size:,} bytes)")
     write_checksums(data_dir)
-    log(f"wrote {data_dir / CHECKSUM_FILE}")
+    log.info(f"wrote {data_dir / CHECKSUM_FILE}")
 
 
 def read_checksums(data_dir=DATA_DIR):

@@ -21,6 +21,7 @@ Canvas file name           what it is
 from __future__ import annotations
 
 import copy
+import logging
 import re
 import shutil
 import zipfile
@@ -36,6 +37,8 @@ from .grade import grade
 from .paths import ROOT
 from .report import write_report
 from .timing import CELL_TIMES
+
+log = logging.getLogger(__name__)
 
 DEMO_ROOT = ROOT / "demo-course"
 ASSIGNMENT = "clustering"
@@ -121,7 +124,7 @@ def prepare_demo_course(root=DEMO_ROOT):
     return root
 
 
-def run_demo(root=DEMO_ROOT, build_first=True, log=print):
+def run_demo(root=DEMO_ROOT, build_first=True):
     """Build, then collect, grade, give feedback and report on the demo class.
 
     Returns
@@ -130,22 +133,16 @@ def run_demo(root=DEMO_ROOT, build_first=True, log=print):
         The grade results and the paths of the feedback pages and reports.
     """
     if build_first:
-        build(ROOT, log=log)
+        build(ROOT)
     root = prepare_demo_course(root)
     download = make_demo_zip(
         root / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb",
         ROOT / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb",
         root / "downloads" / "canvas_submissions.zip",
     )
-    log(f"\nmade a demo LMS download: {download}")
-    collect(download, root, assignment=ASSIGNMENT, log=log)
-    results = grade(root, ASSIGNMENT, log=log)
-    pages = generate_feedback(root, ASSIGNMENT, log=lambda message: None)
-    reports = write_report(root, ASSIGNMENT, results=results, log=lambda message: None)
-    log("\nfeedback pages:")
-    for student, page in sorted(pages.items()):
-        log(f"  {student}: {page}")
-    log("reports:")
-    for name, path in reports.items():
-        log(f"  {name}: {path}")
+    log.info(f"made a demo LMS download: {download}")
+    collect(download, root, assignment=ASSIGNMENT)
+    results = grade(root, ASSIGNMENT)
+    pages = generate_feedback(root, ASSIGNMENT)
+    reports = write_report(root, ASSIGNMENT, results=results)
     return {"results": results, "feedback": pages, "reports": reports}

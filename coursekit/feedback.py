@@ -21,6 +21,7 @@ reported, never handed out.
 from __future__ import annotations
 
 import html
+import logging
 import os
 import re
 import shutil
@@ -35,6 +36,8 @@ from .autograde import ensure_tools_on_path, nbgrader_api
 from .files import write_atomically
 from .paths import ROOT
 from .results import GRADED, load_results, status_path
+
+log = logging.getLogger(__name__)
 
 #: Largest graded notebook read back for feedback (the grader caps outputs far below this).
 MAX_NOTEBOOK_BYTES = 64 << 20
@@ -111,7 +114,7 @@ def _install_page(page, destination):
     write_atomically(destination, page.read_bytes())
 
 
-def generate_feedback(course_root=ROOT, assignment="clustering", students=None, log=print):
+def generate_feedback(course_root=ROOT, assignment="clustering", students=None):
     """Write ``feedback/<student>/<assignment>/<assignment>.html`` for graded students.
 
     Parameters
@@ -167,7 +170,7 @@ def generate_feedback(course_root=ROOT, assignment="clustering", students=None, 
             _install_page(page, written[student])
             shutil.rmtree(scratch / "autograded" / student)
     for student, page in sorted(written.items()):
-        log(f"feedback for {student}: {page}")
+        log.info(f"feedback for {student}: {page}")
     if problems:
         raise FeedbackError("feedback failed for some students:\n  " + "\n  ".join(problems))
     return written

@@ -23,6 +23,7 @@ the gradebook and the status file, and a rerun grades only the rest
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -38,6 +39,8 @@ from .parallel import GradingInterrupted, StopOnSignals, grade_in_parallel, shar
 from .paths import ROOT
 from .results import GRADED, NOT_SUBMITTED, GradeResult, StatusFile, load_results, status_path
 from .sandbox import KernelDoesNotStart, Sandbox, SandboxUnavailable, check_kernel, check_sandbox, matplotlib_font_list
+
+log = logging.getLogger(__name__)
 
 
 def unchanged_results(course_root, assignment, students, db, path=None):
@@ -77,7 +80,7 @@ class GradeError(Exception):
     """Grading cannot start (for example: no sandbox and the risk not accepted)."""
 
 
-def require_sandbox(allow_unsandboxed, config=None, log=print):
+def require_sandbox(allow_unsandboxed, config=None):
     """Refuse to run student code without a sandbox, unless the risk is accepted.
 
     Where a sandbox can be made, one trial kernel is started in it: a sandbox
@@ -94,7 +97,7 @@ def require_sandbox(allow_unsandboxed, config=None, log=print):
                 "(c.Sandbox.allow_unsandboxed = True) to grade anyway, with student code able to read and "
                 "change the course folder and the gradebook."
             ) from None
-        log(f"WARNING: grading without a sandbox ({reason}); student code runs with the grader's rights")
+        log.warning(f"grading without a sandbox ({reason}); student code runs with the grader's rights")
         return
     settings = Sandbox(config=config) if config is not None else None
     if settings is not None and not settings.enabled:
@@ -106,7 +109,7 @@ def require_sandbox(allow_unsandboxed, config=None, log=print):
 
 
 def grade(course_root=ROOT, assignment="clustering", students=None, workers=1, force=False, shard=None,
-          gradebook=None, progress=True, allow_unsandboxed=False, config=None, log=print):
+          gradebook=None, progress=True, allow_unsandboxed=False, config=None):
     """Autograde the collected submissions and record every student's status.
 
     Parameters
@@ -149,10 +152,10 @@ def grade(course_root=ROOT, assignment="clustering", students=None, workers=1, f
     """
     autograde.ensure_tools_on_path()
     config = config or build.load_course_config(ROOT)
-    require_sandbox(allow_unsandboxed, config, log=log)
+    require_sandbox(allow_unsandboxed, config)
     course_root = Path(course_root).resolve()
     db = gradebook_url(course_root, config, gradebook)
-    register_assignment(course_root, assignment, db=db, log=log)
+    register_assignment(course_root, assignment, db=db)
     submitted, missing = find_roster(course_root, assignment, students, db=db)
     if shard:
         roster = set(shard_of(submitted + missing, *shard))
@@ -161,7 +164,7 @@ def grade(course_root=ROOT, assignment="clustering", students=None, workers=1, f
     kept = {} if force else unchanged_results(course_root, assignment, submitted, db, path)
     todo = [s for s in submitted if s not in kept]
     if kept:
-        log(f"{len(kept)} submission(s) unchanged since they were graded: kept (use --force to regrade)")
+        log.info(f"{len(kept)} submission(s) unchanged since they were graded: kept (use --force to regrade)")
     best = max_score(db, assignment)
     absent = [GradeResult(student, NOT_SUBMITTED, None, best, "no submission found") for student in missing]
     earlier = _carried_over(course_root, assignment, students, shard, todo)
@@ -170,14 +173,13 @@ def grade(course_root=ROOT, assignment="clustering", students=None, workers=1, f
     config.CourseDirectory.db_url = db
     config.SandboxedKernelManager.workers = workers
     graded = _grade_batch(course_root, assignment, todo, workers, config, db, allow_unsandboxed, status,
-                          progress=progress, log=log)
+                          progress=progress)
     results = sorted(list(kept.values()) + graded + absent, key=lambda r: r.student)
-    log(summary_table(results))
+    log.info(summary_table(results))
     return results
 
 
-def _grade_batch(course_root, assignment, todo, workers, config, db, allow_unsandboxed, status, progress=True,
-                 log=print):
+def _grade_batch(course_root, assignment, todo, workers, config, db, allow_unsandboxed, status, progress=True):
     """Grade ``todo``; each result goes to the gradebook, then to ``status``, as soon as it is ready.
 
     SIGINT and SIGTERM stop the batch: what was finished stays saved, a line
@@ -210,8 +212,8 @@ def _grade_batch(course_root, assignment, todo, workers, config, db, allow_unsan
                 _grade_here(api, course_root, assignment, todo, db, on_done, stop)
             stop.check()  # a signal that came as the last student finished is still obeyed
     except GradingInterrupted:
-        log(f"interrupted: {len(finished)} of {len(todo)} graded and saved; "
-            "rerun `coursekit grade` to grade the rest")
+        log.warning(f"interrupted: {len(finished)} of {len(todo)} graded and saved; "
+                    "rerun `coursekit grade` to grade the rest")
         raise
     return finished
 

@@ -13,6 +13,7 @@ worker hands each student back, and how shards are merged
 from __future__ import annotations
 
 import hashlib
+import logging
 import tempfile
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from nbgrader.api import Gradebook, MissingEntry
 
 from . import build
 from .paths import ROOT
+
+log = logging.getLogger(__name__)
 
 
 def db_url(course_root):
@@ -51,7 +54,7 @@ def _registration_marker(course_root, db):
     return Path(course_root) / (".gradebook-" + hashlib.sha256(db.encode()).hexdigest()[:12] + ".registered")
 
 
-def register_assignment(course_root, assignment, db=None, log=print):
+def register_assignment(course_root, assignment, db=None):
     """Make sure the gradebook knows the master's cells (needed by autograde).
 
     Runs ``nbgrader generate_assignment`` against the gradebook (``db``, a
@@ -74,7 +77,7 @@ def register_assignment(course_root, assignment, db=None, log=print):
     others = [line for line in (marker.read_text().splitlines() if marker.is_file() else [])
               if not line.startswith(f"{assignment} ")]
     marker.write_text("\n".join(others + [wanted]) + "\n")
-    log(f"registered {assignment} in {db}")
+    log.info(f"registered {assignment} in {db}")
 
 
 def _knows(db, assignment):

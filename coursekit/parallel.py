@@ -356,7 +356,7 @@ def merge_shards(course_root, assignment, gradebooks, target_db=None):
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such shard gradebook")
     target_db = target_db or db_url(course_root)
-    register_assignment(course_root, assignment, db=target_db, log=lambda message: None)
+    register_assignment(course_root, assignment, db=target_db)
     merged = merge_gradebooks(target_db, [f"sqlite:///{Path(p).resolve()}" for p in gradebooks], assignment)
     status = status_path(course_root, assignment)
     results = {}

@@ -44,6 +44,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import logging
 import math
 import re
 import sqlite3
@@ -66,6 +67,8 @@ from . import notebooks
 from .files import write_atomically
 from .pages import render
 from .results import FAILED, GRADED, NOT_SUBMITTED, STATUSES, load_results, status_path
+
+log = logging.getLogger(__name__)
 
 GRADES_CSV = "grades.csv"
 CLASS_REPORT = "class_report.html"
@@ -529,7 +532,7 @@ def class_report_html(sheet, images):
 # --- The step ------------------------------------------------------------------------------
 
 
-def write_report(course_root, assignment="clustering", results=None, out_dir=None, log=print):
+def write_report(course_root, assignment="clustering", results=None, out_dir=None):
     """Write ``grades.csv`` and ``class_report.html`` for one assignment.
 
     Parameters
@@ -543,9 +546,6 @@ def write_report(course_root, assignment="clustering", results=None, out_dir=Non
         ``reports/<assignment>/grading_status.json``.
     out_dir : path-like, optional
         Where to write; default ``course_root/reports/<assignment>/``.
-    log : callable
-        Receives one line per file written.
-
     Returns
     -------
     dict
@@ -569,6 +569,6 @@ def write_report(course_root, assignment="clustering", results=None, out_dir=Non
     paths = {"grades_csv": out_dir / GRADES_CSV, "class_report": out_dir / CLASS_REPORT}
     write_atomically(paths["grades_csv"], csv_text)
     write_atomically(paths["class_report"], page)
-    log(f"wrote {paths['grades_csv']} ({len(sheet.rows)} students, {len(sheet.graded)} graded)")
-    log(f"wrote {paths['class_report']}")
+    log.info(f"wrote {paths['grades_csv']} ({len(sheet.rows)} students, {len(sheet.graded)} graded)")
+    log.info(f"wrote {paths['class_report']}")
     return paths

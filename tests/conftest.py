@@ -19,6 +19,7 @@ import nbformat
 import pytest
 
 from coursekit import demo
+from coursekit.cli import MessageFormatter
 from coursekit.gradebook import register_assignment
 from coursekit.paths import ROOT
 
@@ -50,6 +51,34 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+
+class LogLines:
+    """The package's log lines so far, as the command line shows them (``warning: `` before warnings)."""
+
+    def __init__(self, caplog):
+        self._caplog = caplog
+        self._formatter = MessageFormatter("%(message)s")
+
+    def _lines(self):
+        return [self._formatter.format(record) for record in self._caplog.records
+                if record.name.startswith("coursekit")]
+
+    def __iter__(self):
+        return iter(self._lines())
+
+    def __getitem__(self, index):
+        return self._lines()[index]
+
+    def __len__(self):
+        return len(self._lines())
+
+
+@pytest.fixture
+def log_lines(caplog):
+    """Live view of the log lines the code under test writes (INFO and up)."""
+    caplog.set_level("INFO", logger="coursekit")
+    return LogLines(caplog)
 
 
 @pytest.fixture
@@ -132,7 +161,7 @@ def registered_course(tmp_path_factory):
     grade in it: take a copy with ``copy_course``.
     """
     course = demo.prepare_demo_course(tmp_path_factory.mktemp("registered") / "course")
-    register_assignment(course, ASSIGNMENT, log=lambda message: None)
+    register_assignment(course, ASSIGNMENT)
     return course
 
 

@@ -201,8 +201,7 @@ def graded(tmp_path_factory, listener, copy_course, submit, master_notebook, rel
     config.Execute.timeout = CELL_TIMEOUT
     config.GuardedExecute.notebook_timeout = 400
     source_before = _tree_digest(course / "source")
-    results = {r.student: r for r in grade(course, ASSIGNMENT, workers=2, progress=False, config=config,
-                                          log=lambda m: None)}
+    results = {r.student: r for r in grade(course, ASSIGNMENT, workers=2, progress=False, config=config)}
     return course, results, source_before, config
 
 
@@ -259,7 +258,7 @@ def test_nothing_a_notebook_leaves_behind_reaches_the_host_or_the_feedback(grade
                  "cat_compressed_99.png (symlink)"):
         assert name in left, left
     students = ["perfect", "links", "duplicated", "flood"]
-    pages = generate_feedback(course, ASSIGNMENT, students=students, log=lambda m: None)
+    pages = generate_feedback(course, ASSIGNMENT, students=students)
     assert sorted(pages) == sorted(students)
     for student in students:
         folder = course / "autograded" / student / ASSIGNMENT
@@ -365,7 +364,7 @@ def test_a_manual_grade_of_another_student_survives_a_snooping_submission(graded
         answer = gradebook.find_grade("question1", ASSIGNMENT, ASSIGNMENT, "perfect")
         answer.manual_score = 2
         gradebook.db.commit()
-    grade(course, ASSIGNMENT, students=["snoop"], progress=False, config=config, log=lambda m: None)
+    grade(course, ASSIGNMENT, students=["snoop"], progress=False, config=config)
     with Gradebook(db) as gradebook:
         assert gradebook.find_grade("question1", ASSIGNMENT, ASSIGNMENT, "perfect").manual_score == 2
         assert gradebook.find_submission(ASSIGNMENT, "perfect").score == FULL + 2
@@ -377,9 +376,9 @@ def test_the_same_submission_graded_twice_gets_the_same_score_and_feedback(grade
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         before = {s: gradebook.find_submission(ASSIGNMENT, s).score for s in ("perfect", "loop")}
     again = {r.student: r for r in grade(course, ASSIGNMENT, students=["perfect", "loop"], progress=False,
-                                        config=config, log=lambda m: None)}
+                                        config=config)}
     assert {s: again[s].score for s in before} == before
-    pages = generate_feedback(course, ASSIGNMENT, students=["perfect"], log=lambda m: None)
+    pages = generate_feedback(course, ASSIGNMENT, students=["perfect"])
     first = pages["perfect"].read_text()
-    second = generate_feedback(course, ASSIGNMENT, students=["perfect"], log=lambda m: None)["perfect"].read_text()
+    second = generate_feedback(course, ASSIGNMENT, students=["perfect"])["perfect"].read_text()
     assert first == second

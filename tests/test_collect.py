@@ -77,8 +77,8 @@ def course(tmp_path):
 
 
 @pytest.fixture
-def messages():
-    return []
+def messages(log_lines):
+    return log_lines
 
 
 # --------------------------------------------------------------------------
@@ -110,7 +110,7 @@ def messages():
 def test_each_naming_gives_the_student_and_destination(tmp_path, course, messages, path, student, found_by, late):
     data = notebook_bytes("20251234")
     source = make_folder(tmp_path / "in", {path: data})
-    report = collect(source, course, log=messages.append)
+    report = collect(source, course)
     assert report.ok, report.table()
     [row] = report.matched
     assert (row.student, row.found_by, row.late, row.source_path) == (student, found_by, late, path)
@@ -133,7 +133,7 @@ def test_canvas_zip_with_a_late_one_and_a_colab_rename(tmp_path, course, message
             ".DS_Store": b"junk",
         },
     )
-    report = collect(source, course, log=messages.append)
+    report = collect(source, course)
     assert report.ok
     rows = {row.student: row for row in report.matched}
     assert sorted(rows) == ["12345", "23456", "34567"]
@@ -158,7 +158,7 @@ def test_moodle_folders_in_a_zip(tmp_path, course, messages):
             "Ann Lee_34567_assignsubmission_onlinetext_/onlinetext.html": b"<p>hello</p>",
         },
     )
-    report = collect(source, course, log=messages.append)
+    report = collect(source, course)
     assert report.ok
     assert sorted((row.student, row.found_by) for row in report.matched) == [
         ("12345", "Moodle"), ("23456", "Moodle"), ("34567", "Moodle")
@@ -178,7 +178,7 @@ def test_folder_of_id_named_notebooks(tmp_path, course, messages):
             "notes.txt": b"not a notebook",
         },
     )
-    report = collect(source, course, log=messages.append)
+    report = collect(source, course)
     assert sorted(row.student for row in report.matched) == ["20250001", "20250002", "jdoe"]
     for student in ("20250001", "20250002", "jdoe"):
         assert submitted(course, student).is_file()
@@ -192,7 +192,7 @@ def test_folder_of_id_named_notebooks(tmp_path, course, messages):
 # --------------------------------------------------------------------------
 def test_no_id_in_the_name_uses_student_id_from_the_notebook(tmp_path, course, messages):
     source = make_folder(tmp_path / "in", {"alice/clustering.ipynb": notebook_bytes("20259999")})
-    report = collect(source, course, log=messages.append)
+    report = collect(source, course)
     [row] = report.matched
     assert (row.student, row.found_by) == ("20259999", "notebook STUDENT_ID")
     assert submitted(course, "20259999").is_file()
@@ -200,7 +200,7 @@ def test_no_id_in_the_name_uses_student_id_from_the_notebook(tmp_path, course, m
 
 def test_no_id_and_empty_student_id_is_unmatched_with_the_reason(tmp_path, course, messages):
     source = make_folder(tmp_path / "in", {"Copy of clustering.ipynb": notebook_bytes("")})
-    report = collect(source, course, log=messages.append)
+    report = collect(source, course)
     assert not report.ok
     assert report.matched == []
     assert report.unmatched == [("Copy of clustering.ipynb", NO_ID_REASON)]
@@ -209,7 +209,7 @@ def test_no_id_and_empty_student_id_is_unmatched_with_the_reason(tmp_path, cours
 
 def test_no_id_and_a_corrupt_file_is_unmatched(tmp_path, course, messages):
     source = make_folder(tmp_path / "in", {"clustering.ipynb": b"{not json"})
-    report = collect(source, course, log=messages.append)
+    report = collect(source, course)
     [(path, reason)] = report.unmatched
     assert path == "clustering.ipynb"
     assert "not a readable notebook" in reason
@@ -217,14 +217,14 @@ def test_no_id_and_a_corrupt_file_is_unmatched(tmp_path, course, messages):
 
 def test_invalid_student_id_in_the_notebook_is_unmatched(tmp_path, course, messages):
     source = make_folder(tmp_path / "in", {"clustering.ipynb": notebook_bytes("../../etc")})
-    [(_, reason)] = collect(source, course, log=messages.append).unmatched
+    [(_, reason)] = collect(source, course).unmatched
     assert "'../../etc'" in reason and "not a valid id" in reason
     assert not (course / "submitted").exists()
 
 
 def test_a_corrupt_file_with_an_id_in_its_name_is_still_collected(tmp_path, course, messages):
     source = make_folder(tmp_path / "in", {"20250001.ipynb": b"{broken"})
-    report = collect(source, course, log=messages.append)
+    report = collect(source, course)
     assert report.ok
     assert submitted(course, "20250001").read_bytes() == b"{broken"
     assert any("20250001.ipynb" in w and "not a readable notebook" in w for w in report.warnings)
@@ -257,7 +257,7 @@ def test_duplicates_keep_the_newest_with_a_warning(tmp_path, course, messages):
         tmp_path / "in",
         {"20250001.ipynb": (new, 1_700_000_000), "20250001_clustering.ipynb": (old, 1_600_000_000)},
     )
-    report = collect(source, course, log=messages.append)
+    report = collect(source, course)
     assert submitted(course, "20250001").read_bytes() == new
     assert report.duplicates == [("20250001", "20250001.ipynb", ("20250001_clustering.ipynb",))]
     [warning] = [w for w in report.warnings if "notebooks" in w]
@@ -273,7 +273,7 @@ def test_duplicates_with_equal_timestamps_keep_the_name_that_sorts_last(tmp_path
             "doejane_12345_67891_clustering-1.ipynb": notebook_bytes(extra="  # b"),
         },
     )
-    report = collect(source, course, log=messages.append)
+    report = collect(source, course)
     assert submitted(course, "12345").read_bytes() == notebook_bytes(extra="  # b")
     kept, dropped = "doejane_12345_67891_clustering-1.ipynb", "doejane_12345_67890_clustering.ipynb"
     assert report.duplicates == [("12345", kept, (dropped,))]
@@ -288,7 +288,7 @@ def test_zip_slip_entries_are_rejected(tmp_path, course, messages):
     members = {name: notebook_bytes("20250666") for name in evil}
     members["20250001.ipynb"] = notebook_bytes("20250001")
     source = make_zip(tmp_path / "evil.zip", members)
-    report = collect(source, course, log=messages.append)
+    report = collect(source, course)
     assert [row.student for row in report.matched] == ["20250001"]
     assert sorted(path for path, _ in report.unmatched) == sorted(evil)
     assert all("unsafe path" in reason for _, reason in report.unmatched)
@@ -299,7 +299,7 @@ def test_zip_slip_entries_are_rejected(tmp_path, course, messages):
 def test_a_notebook_over_the_size_cap_is_not_read(tmp_path, course, messages, monkeypatch):
     monkeypatch.setattr(collect_module, "MAX_NOTEBOOK_BYTES", 200)
     source = make_zip(tmp_path / "big.zip", {"20250001.ipynb": notebook_bytes(extra=" " * 500)})
-    report = collect(source, course, log=messages.append)
+    report = collect(source, course)
     [(path, reason)] = report.unmatched
     assert path == "20250001.ipynb" and "larger than" in reason
     assert not (course / "submitted").exists()
@@ -314,15 +314,15 @@ def test_a_bad_source_raises_naming_the_file(tmp_path, course, name, content, co
     if content is not None:
         (tmp_path / name).write_bytes(content)
     with pytest.raises(CollectError, match=complaint) as error:
-        collect(tmp_path / name, course, log=lambda _: None)
+        collect(tmp_path / name, course)
     assert name in str(error.value)
 
 
 def test_a_course_inside_the_source_folder_is_not_collected_again(tmp_path, messages):
     source = make_folder(tmp_path / "in", {"clustering.ipynb": notebook_bytes("20250001")})
     course = source / "course"
-    collect(source, course, log=messages.append)
-    report = collect(source, course, log=messages.append)
+    collect(source, course)
+    report = collect(source, course)
     assert [(row.source_path, row.action) for row in report.matched] == [("clustering.ipynb", "unchanged")]
     assert report.duplicates == []
 
@@ -330,7 +330,7 @@ def test_a_course_inside_the_source_folder_is_not_collected_again(tmp_path, mess
 def test_collecting_from_the_submitted_folder_is_refused(course):
     (course / "submitted").mkdir()
     with pytest.raises(CollectError, match="where collect writes"):
-        collect(course / "submitted", course, log=lambda _: None)
+        collect(course / "submitted", course)
 
 
 # --------------------------------------------------------------------------
@@ -345,7 +345,7 @@ def test_the_table_lists_matched_and_unmatched(tmp_path, course, messages):
             "clustering (1).ipynb": notebook_bytes(""),
         },
     )
-    report = collect(source, course, log=messages.append)
+    report = collect(source, course)
     table = report.table()
     assert messages[-1] == table
     lines = table.splitlines()
@@ -370,9 +370,9 @@ def test_collecting_the_same_source_again_changes_nothing(tmp_path, course, mess
             "smithjohn_23456_78901_clustering.ipynb": notebook_bytes("20250002"),
         },
     )
-    first = collect(source, course, log=messages.append)
+    first = collect(source, course)
     before = snapshot(course)
-    second = collect(source, course, log=messages.append)
+    second = collect(source, course)
     assert snapshot(course) == before
     assert {row.action for row in first.matched} == {"new"}
     assert {row.action for row in second.matched} == {"unchanged"}
@@ -381,10 +381,10 @@ def test_collecting_the_same_source_again_changes_nothing(tmp_path, course, mess
 
 def test_a_changed_submission_is_updated_and_others_are_kept(tmp_path, course, messages):
     other = make_folder(course / "submitted" / "99999" / "clustering", {"clustering.ipynb": b"earlier student"})
-    collect(make_zip(tmp_path / "v1.zip", {"20250001.ipynb": notebook_bytes()}), course, log=messages.append)
+    collect(make_zip(tmp_path / "v1.zip", {"20250001.ipynb": notebook_bytes()}), course)
     newer = notebook_bytes(extra="  # fixed")
     later = (2025, 3, 2, 10, 0, 0)
-    report = collect(make_zip(tmp_path / "v2.zip", {"20250001.ipynb": (newer, later)}), course, log=messages.append)
+    report = collect(make_zip(tmp_path / "v2.zip", {"20250001.ipynb": (newer, later)}), course)
     assert [row.action for row in report.matched] == ["updated"]
     assert submitted(course, "20250001").read_bytes() == newer
     assert any(m.startswith("updated ") and "20250001" in m for m in messages)
@@ -394,10 +394,9 @@ def test_a_changed_submission_is_updated_and_others_are_kept(tmp_path, course, m
 
 
 def test_replacing_with_an_older_file_warns_that_autograde_may_skip_it(tmp_path, course, messages):
-    collect(make_zip(tmp_path / "v1.zip", {"20250001.ipynb": (notebook_bytes(), (2025, 3, 2, 10, 0, 0))}), course,
-            log=messages.append)
+    collect(make_zip(tmp_path / "v1.zip", {"20250001.ipynb": (notebook_bytes(), (2025, 3, 2, 10, 0, 0))}), course)
     older = make_zip(tmp_path / "v0.zip", {"20250001.ipynb": (notebook_bytes(extra="  # v0"), WHEN)})
-    report = collect(older, course, log=messages.append)
+    report = collect(older, course)
     assert [row.action for row in report.matched] == ["updated"]
     assert any("not newer" in w and "--force" in w for w in report.warnings)
 

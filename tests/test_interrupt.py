@@ -141,36 +141,35 @@ def _assert_consistent(course):
 
 
 def _rerun(course):
-    """Grade again in this process, with a short cell time limit; return (results, log)."""
+    """Grade again in this process, with a short cell time limit; return the results by student."""
     config = build.load_course_config(ROOT)
     config.Execute.timeout = 3
-    messages = []
-    results = grade(course, ASSIGNMENT, workers=2, config=config, progress=False, log=messages.append)
-    return {r.student: r for r in results}, messages
+    results = grade(course, ASSIGNMENT, workers=2, config=config, progress=False)
+    return {r.student: r for r in results}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_stopped_batch_keeps_what_it_graded_and_the_rerun_does_the_rest(template, tmp_path, start, signum):
+def test_a_stopped_batch_keeps_what_it_graded_and_the_rerun_does_the_rest(template, tmp_path, start, signum, log_lines):
     course = _course(template, tmp_path, ["ann", "ben", "hung"])
     process = start(course)
     _poll(lambda: _saved(course), process, course, "a graded student in the status file")
     os.killpg(process.pid, signum)  # the whole group, as a terminal's Ctrl-C; workers leave it to the main process
     process.wait(timeout=WAIT)
-    out, err = _output(course)
+    _, err = _output(course)
 
     assert process.returncode == 128 + signum, err[-3000:]
     assert "Traceback" not in err, err[-3000:]
     assert not (course / ".grading").exists(), "worker gradebooks are removed"
     saved = _assert_consistent(course)
     assert saved and "hung" not in saved
-    assert f"interrupted: {len(saved)} of 3 graded and saved" in out
+    assert f"warning: interrupted: {len(saved)} of 3 graded and saved" in err
     untouched = {s: (course / "autograded" / s / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").stat().st_mtime_ns for s in saved}
 
     handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    results, messages = _rerun(course)
+    results = _rerun(course)
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers, "handlers restored"
-    assert f"{len(saved)} submission(s) unchanged since they were graded: kept (use --force to regrade)" in messages
+    assert f"{len(saved)} submission(s) unchanged since they were graded: kept (use --force to regrade)" in log_lines
     for student, mtime in untouched.items():
         assert (course / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").stat().st_mtime_ns == mtime
     assert {s: (r.status, r.score) for s, r in results.items()} == {

@@ -19,8 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import KmeansAnimate2D as km  # noqa: E402
+import KmeansAnimate2D as km  # noqa: E402  (the repository root is on pytest's pythonpath)
 
 pytestmark = pytest.mark.timeout(120)
 

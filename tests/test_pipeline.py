@@ -35,7 +35,7 @@ EXPECTED = {
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo") / "course"
-    outcome = demo.run_demo(root, build_first=False, log=lambda message: None)
+    outcome = demo.run_demo(root, build_first=False)
     return root, outcome
 
 

@@ -126,7 +126,7 @@ def test_colab_manifest_in_master_is_current(master):
 @pytest.mark.slow
 def test_generated_folders_are_what_the_build_makes_now(tmp_path):
     """release/ and notebooks/ are byte-identical to a fresh build (else: run `make build`)."""
-    build.build(ROOT, release_root=tmp_path / "release", notebooks_dir=tmp_path / "notebooks", log=lambda m: None)
+    build.build(ROOT, release_root=tmp_path / "release", notebooks_dir=tmp_path / "notebooks")
     fresh, committed = tmp_path / "release" / ASSIGNMENT, RELEASE_DIR
     assert sorted(p.name for p in fresh.iterdir()) == sorted(p.name for p in committed.iterdir())
     stale = [p.name for p in fresh.iterdir() if p.read_bytes() != (committed / p.name).read_bytes()]

@@ -111,7 +111,7 @@ def course(tmp_path_factory, submit):
 @pytest.fixture(scope="module")
 def written(course, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    paths = report.write_report(course, ASSIGNMENT, results=RESULTS, out_dir=out, log=lambda _: None)
+    paths = report.write_report(course, ASSIGNMENT, results=RESULTS, out_dir=out)
     csv_text = paths["grades_csv"].read_text(encoding="utf-8")
     return {"paths": paths, "rows": list(csv.DictReader(io.StringIO(csv_text))), "csv": csv_text,
             "html": paths["class_report"].read_text(encoding="utf-8")}
@@ -211,29 +211,28 @@ def test_html_lists_status_counts_parts_and_escapes_student_text(written):
 def test_same_data_gives_the_same_bytes_and_leaves_the_gradebook_alone(course, written, tmp_path):
     gradebook = course / "gradebook.db"
     before = gradebook.read_bytes(), gradebook.stat().st_mtime_ns
-    again = report.write_report(course, ASSIGNMENT, results=list(reversed(RESULTS)), out_dir=tmp_path, log=lambda _: None)
+    again = report.write_report(course, ASSIGNMENT, results=list(reversed(RESULTS)), out_dir=tmp_path)
     for key, path in written["paths"].items():
         assert again[key].read_bytes() == path.read_bytes(), key
     assert (gradebook.read_bytes(), gradebook.stat().st_mtime_ns) == before
 
 
 @pytest.mark.slow
-def test_defaults_read_the_grading_status_and_write_under_reports(course, tmp_path):
+def test_defaults_read_the_grading_status_and_write_under_reports(course, tmp_path, log_lines):
     scratch = tmp_path / "course"
     shutil.copytree(course / "source", scratch / "source")
     shutil.copy2(course / "gradebook.db", scratch / "gradebook.db")
     save_results(status_path(scratch, ASSIGNMENT), RESULTS)
-    lines = []
-    paths = report.write_report(scratch, ASSIGNMENT, log=lines.append)
+    paths = report.write_report(scratch, ASSIGNMENT)
     assert paths == {"grades_csv": scratch / "reports" / ASSIGNMENT / "grades.csv",
                      "class_report": scratch / "reports" / ASSIGNMENT / "class_report.html"}
-    assert all(path.is_file() for path in paths.values()) and len(lines) == 2
+    assert all(path.is_file() for path in paths.values()) and len(log_lines) == 2
 
 
 @pytest.mark.slow
 def test_without_graded_students_there_are_no_plots_but_the_reasons(course, tmp_path):
     results = [r for r in RESULTS if r.status != GRADED]
-    paths = report.write_report(course, ASSIGNMENT, results=results, out_dir=tmp_path, log=lambda _: None)
+    paths = report.write_report(course, ASSIGNMENT, results=results, out_dir=tmp_path)
     page = paths["class_report"].read_text(encoding="utf-8")
     assert IMG_TAG not in page and "No student was graded" in page and "no submission was found" in page
     assert len(paths["grades_csv"].read_text(encoding="utf-8").splitlines()) == 3

@@ -7,14 +7,13 @@ import pytest
 from coursekit import grade, sandbox
 
 
-def test_grading_refuses_without_a_sandbox_unless_the_risk_is_accepted(monkeypatch, capsys):
+def test_grading_refuses_without_a_sandbox_unless_the_risk_is_accepted(monkeypatch, log_lines):
     monkeypatch.setattr(sandbox, "bwrap_path", lambda: None)
     monkeypatch.setattr(grade, "check_sandbox", sandbox.check_sandbox)
     with pytest.raises(grade.GradeError, match="bubblewrap is not installed.*--allow-unsandboxed"):
         grade.require_sandbox(allow_unsandboxed=False)
-    messages = []
-    grade.require_sandbox(allow_unsandboxed=True, log=messages.append)
-    assert messages and "WARNING: grading without a sandbox" in messages[0]
+    grade.require_sandbox(allow_unsandboxed=True)
+    assert log_lines and "warning: grading without a sandbox" in log_lines[0]
 
 
 def test_the_sandboxed_process_sees_only_its_folder(tmp_path):
@@ -280,5 +279,5 @@ def test_grading_does_not_start_when_no_kernel_can_run_in_the_sandbox(tmp_path):
     config = build.load_course_config(ROOT)
     config.Sandbox.memory_limit_mb = 8
     with pytest.raises(grade.GradeError, match="(?s)nobody was graded.*did not start.*kernel's stderr"):
-        grade.grade(course, "clustering", progress=False, config=config, log=lambda m: None)
+        grade.grade(course, "clustering", progress=False, config=config)
     assert not status_path(course, "clustering").exists()
