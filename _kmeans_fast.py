@@ -16,6 +16,11 @@ keep one Lloyd iteration within 1.5x of scikit-learn's
   directly, so ties still go to the lowest index;
 - group sums with ``np.bincount`` per coordinate, or, in many dimensions,
   with a sparse one-hot matrix product;
+- in many dimensions, blocks of rows handled by as many threads as BLAS
+  may use, each calling a one-thread BLAS (as scikit-learn does): an idle
+  multi-threaded BLAS keeps spinning after each product and slows whatever
+  runs next. Blocks are fixed by the data's size alone and their sums are
+  added in order, so the results do not depend on the number of threads;
 - J_clust after an update step from the group sums alone (no extra pass
   over the data);
 - scratch arrays reused between iterations.
@@ -30,7 +35,16 @@ data ``X`` of shape (n, d), float32 or float64, C-contiguous; ``Z`` float64
 of shape (k, d); labels int64 of shape (n,).
 """
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+
 import numpy as np
+
+try:  # installed with scikit-learn; without it BLAS keeps its own threads
+    from threadpoolctl import ThreadpoolController
+except ImportError:  # pragma: no cover
+    ThreadpoolController = None
 
 # Up to this many dimensions, distances are computed directly as
 # sum_a (x_ia - z_ja)^2, which is exact and, with so few terms, as fast as
@@ -52,6 +66,10 @@ BINCOUNT_MAX_DIM = 32
 # 1000 rows keeps the float64 copy of a block in cache.
 SUM_BLOCK_ROWS = 1024
 
+# Rows per part of the data whose group sums are computed on their own (by
+# one thread) and then added in order.
+SUM_PART_ROWS = 8 * SUM_BLOCK_ROWS
+
 # Bound on the number of float64 entries in other temporary arrays.
 MAX_TEMP_ENTRIES = 1 << 18
 
@@ -63,6 +81,47 @@ MAX_TEMP_ENTRIES = 1 << 18
 # BINCOUNT_MAX_DIM dimensions at most SUM_BLOCK_ROWS points are summed, one
 # block, in the order np.add.at uses.
 PLAIN_MAX_ENTRIES = SUM_BLOCK_ROWS * (BINCOUNT_MAX_DIM + 1)
+
+
+def threads_allowed():
+    """Threads the fast paths may use: the limit set for OpenMP or BLAS, else the usable cores."""
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class Lanes:
+    """Numbered tasks run in up to ``threads`` threads, each with its own Workspace.
+
+    Task i runs in lane i % threads; a lane runs its tasks in order. With
+    more than one lane, BLAS is held to one thread meanwhile.
+    """
+
+    def __init__(self, threads=None):
+        self.threads = max(1, threads or threads_allowed())
+        self.workspaces = [Workspace() for _ in range(self.threads)]
+        self._blas = ThreadpoolController() if self.threads > 1 and ThreadpoolController else None
+
+    def run(self, count, task):
+        """``[task(i, workspace) for i in range(count)]``, spread over the lanes."""
+        lanes = min(self.threads, count)
+        if lanes <= 1:
+            return [task(i, self.workspaces[0]) for i in range(count)]
+
+        def lane(first):
+            return {i: task(i, self.workspaces[first]) for i in range(first, count, lanes)}
+
+        limit = self._blas.limit(limits=1, user_api="blas") if self._blas else nullcontext()
+        with limit, ThreadPoolExecutor(lanes) as pool:
+            done = {}
+            for results in pool.map(lane, range(lanes)):
+                done.update(results)
+        return [done[i] for i in range(count)]
 
 
 def _block_rows(k, entries):
@@ -195,7 +254,7 @@ def _nearest_among_candidates(X_rows, Z, candidates):
     return labels
 
 
-def _nearest_by_product(X_ones, Z, x_norms, X_exact, Z_exact, labels, workspace):
+def _nearest_by_product(X_ones, Z, x_norms, X_exact, Z_exact, labels, lanes):
     """Nearest representative via the expanded distance, ties checked exactly.
 
     Distances come from ||x||^2 - 2 x.z + ||z||^2 with one matrix product
@@ -217,7 +276,8 @@ def _nearest_by_product(X_ones, Z, x_norms, X_exact, Z_exact, labels, workspace)
         The same points and representatives in the caller's coordinates.
     labels : int64 ndarray of shape (n,)
         Output: index of the nearest representative, ties to the lowest.
-    workspace : Workspace
+    lanes : Lanes
+        Blocks of rows are shared out among its threads.
     """
     n, d = X_ones.shape[0], Z.shape[1]
     k = Z.shape[0]
@@ -240,10 +300,11 @@ def _nearest_by_product(X_ones, Z, x_norms, X_exact, Z_exact, labels, workspace)
     # compared, and the bound is doubled again as a margin.
     tol_scale = 2.0 * (d + 4) * np.finfo(dtype).eps
     rows = min(n, _block_rows(k, PRODUCT_BLOCK_ENTRIES))
-    block = workspace.get("products", (rows, k), dtype)
-    for start in range(0, n, rows):
+
+    def block(number, workspace):
+        start = number * rows
         stop = min(n, start + rows)
-        D = block[: stop - start]
+        D = workspace.get("products", (rows, k), dtype)[: stop - start]
         np.matmul(X_ones[start:stop], W, out=D)
         index = np.arange(stop - start)
         nearest = D.argmin(axis=1)
@@ -258,6 +319,8 @@ def _nearest_by_product(X_ones, Z, x_norms, X_exact, Z_exact, labels, workspace)
             nearest[unsure] = _nearest_among_candidates(X_exact[start + unsure], Z_exact, candidates)
         labels[start:stop] = nearest
 
+    lanes.run(-(-n // rows), block)
+
 
 # ---------------------------------------------------------------------------
 # Update step
@@ -265,7 +328,7 @@ def _nearest_by_product(X_ones, Z, x_norms, X_exact, Z_exact, labels, workspace)
 
 
 def _one_hot_sums(X, labels, k, workspace):
-    """Per-group sums of the rows of X via sparse one-hot products."""
+    """Per-group sums of the rows of X via sparse one-hot products, block by block."""
     from scipy import sparse
 
     sums = np.zeros((k, X.shape[1]))
@@ -288,7 +351,20 @@ def _one_hot_sums(X, labels, k, workspace):
     return sums
 
 
-def group_sums(X, labels, k, columns=None, workspace=None):
+def _one_hot_sums_in_parts(X, labels, k, lanes):
+    """``_one_hot_sums`` on parts of SUM_PART_ROWS rows, shared out among ``lanes``; added in order."""
+    def part(number, workspace):
+        start = number * SUM_PART_ROWS
+        return _one_hot_sums(X[start:start + SUM_PART_ROWS], labels[start:start + SUM_PART_ROWS], k, workspace)
+
+    parts = lanes.run(-(-X.shape[0] // SUM_PART_ROWS), part)
+    sums = parts[0]
+    for other in parts[1:]:
+        sums += other
+    return sums
+
+
+def group_sums(X, labels, k, columns=None, lanes=None):
     """Per-group sums and sizes.
 
     Parameters
@@ -299,7 +375,8 @@ def group_sums(X, labels, k, columns=None, workspace=None):
     columns : ndarray of shape (d, n), optional
         X transposed to contiguous rows, which np.bincount reads faster
         than the strided columns of X.
-    workspace : Workspace, optional
+    lanes : Lanes, optional
+        Threads for many dimensions (default: a new one).
 
     Returns
     -------
@@ -310,7 +387,7 @@ def group_sums(X, labels, k, columns=None, workspace=None):
     """
     counts = np.bincount(labels, minlength=k)
     if X.shape[1] > BINCOUNT_MAX_DIM:
-        return _one_hot_sums(X, labels, k, workspace or Workspace()), counts
+        return _one_hot_sums_in_parts(X, labels, k, lanes or Lanes()), counts
     if columns is None:
         columns = X.T
     sums = np.empty((k, X.shape[1]))
@@ -366,6 +443,9 @@ class PreparedPoints:
     Parameters
     ----------
     X : ndarray of shape (n, d), float32 or float64, checked
+    threads : int, optional
+        Threads for many dimensions (default: ``threads_allowed()``); the
+        results are the same for any number.
 
     Attributes
     ----------
@@ -375,9 +455,10 @@ class PreparedPoints:
         sum_i ||x_i - shift||^2, in float64.
     """
 
-    def __init__(self, X):
+    def __init__(self, X, threads=None):
         self.X = X
-        self.workspace = Workspace()
+        self.lanes = Lanes(threads)
+        self.workspace = self.lanes.workspaces[0]
         n, d = X.shape
         if d <= DIRECT_MAX_DIM:
             self.columns = np.ascontiguousarray(X.T, dtype=np.float64)
@@ -414,10 +495,11 @@ class PreparedPoints:
         """
         labels = np.empty(self.X.shape[0], dtype=np.int64) if out is None else out
         if self.columns is not None:
+            # In two dimensions the blocks are too small for threads to pay.
             _nearest_direct(self.columns, Z, labels, self.workspace)
         else:
             _nearest_by_product(self.centered_ones, Z - self.shift, self.centered_norms,
-                                self.X, Z, labels, self.workspace)
+                                self.X, Z, labels, self.lanes)
         return labels
 
     def update(self, labels, Z_prev):
@@ -441,7 +523,7 @@ class PreparedPoints:
             Group means; an empty group keeps its row of ``Z_prev``.
         J_clust : float
         """
-        sums, counts = group_sums(self.X, labels, Z_prev.shape[0], self.columns, self.workspace)
+        sums, counts = group_sums(self.X, labels, Z_prev.shape[0], self.columns, self.lanes)
         Z = means_or_previous(sums, counts, Z_prev)
         offsets = Z - self.shift
         between = float(counts @ np.einsum("ij,ij->i", offsets, offsets))

@@ -301,6 +301,27 @@ def test_update_and_objective_plain_formulas_and_fast_paths_agree_bit_for_bit(n,
     assert km.clustering_objective(X, labels, Z) == fast.objective(checked, labels, Z)
 
 
+@pytest.mark.parametrize("d", [2, 40])
+def test_the_fast_paths_give_the_same_bits_for_any_number_of_threads(d):
+    """Blocks and parts depend on the data alone: 1 thread or 3 give the same labels, means and J_clust."""
+    import threading
+
+    import _kmeans_fast as fast
+
+    X = blobs(3 * fast.SUM_PART_ROWS + 5, d, 7, seed=d, dtype=np.float32)
+    Z = X[:7].astype(np.float64)
+    runs = []
+    for threads in (1, 3):
+        points = fast.PreparedPoints(X, threads=threads)
+        labels = points.nearest(Z)
+        runs.append((labels, *points.update(labels, Z)))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+    assert runs[0][2] == runs[1][2]
+    together = threading.Barrier(3, timeout=10)  # raises BrokenBarrierError unless three lanes run at once
+    assert fast.Lanes(3).run(6, lambda i, workspace: (together.wait(), i)[1]) == list(range(6))
+
+
 # ---------------------------------------------------------------------------
 # update step and objective
 # ---------------------------------------------------------------------------
