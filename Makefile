@@ -46,12 +46,14 @@ XDIST = -n $(TEST_WORKERS) --dist loadfile
 
 ## test: the whole test suite; "no tests collected" (pytest exit 5) counts as a failure
 test: venv
+	@tools/ensure_system_packages.sh --tests
 	@$(PY) -m pytest $(XDIST) $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$status
 
 ## test-fast: the unit tier only (no whole notebook graded; about a minute): pytest -m "not slow"
 test-fast: venv
+	@tools/ensure_system_packages.sh --tests
 	@$(PY) -m pytest -m "not slow" $(XDIST) $(PYTEST_ARGS)
 
 ## data: rebuild data/ offline from installed packages (same bytes every time)

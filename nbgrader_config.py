@@ -13,7 +13,10 @@ from nbgrader.preprocessors import CheckCellMetadata, ClearSolutions, Execute, G
 
 from coursekit.collect import NBGRADER_ZIP_COLLECT_REGEXP
 from coursekit.execute import GuardedExecute, StderrIsNotFailure
-from coursekit.preprocessors import CheckCellMetadataOnce, ClearStudentInfo, HideHiddenTests, RestoreLockedCells
+from coursekit.feedback_page import NBGRADER_CSS, NBGRADER_TEMPLATES, FeedbackExporter
+from coursekit.feedback_page import TEMPLATES as FEEDBACK_TEMPLATES
+from coursekit.preprocessors import (CheckCellMetadataOnce, ClearStudentInfo, HideHiddenTests, RestoreLockedCells,
+                                     SummarizeExercises)
 from coursekit.repair import RepairSubmission
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -105,7 +108,17 @@ c.Sandbox.shm_limit_mb = 64
 # code (nbgrader shows it by default: jupyter/nbgrader#917, #1363).
 _feedback = list(GenerateFeedback.class_traits()["preprocessors"].default())
 _feedback.insert(_feedback.index(GetGrades) + 1, HideHiddenTests)
+# Then a summary at the top of the page: each exercise by its title, its points
+# and the first message of a failed test.
+_feedback.insert(_feedback.index(HideHiddenTests) + 1, SummarizeExercises)
 c.GenerateFeedback.preprocessors = _feedback
+# One self-contained HTML file that works offline: formulas rendered to MathML
+# when the page is made, no script or style from a CDN, long lines wrapped
+# (coursekit/feedback_page.py, coursekit/templates/nbconvert/coursekit_feedback/).
+c.GenerateFeedback.exporter_class = FeedbackExporter
+c.FeedbackExporter.template_name = "coursekit_feedback"
+c.FeedbackExporter.extra_template_basedirs = [str(FEEDBACK_TEMPLATES), str(NBGRADER_TEMPLATES)]
+c.FeedbackExporter.extra_template_paths = [str(NBGRADER_TEMPLATES), str(NBGRADER_CSS)]
 
 # --- Plain `nbgrader zip_collect` -----------------------------------------------------
 # `python -m coursekit collect` is the course's collector. For instructors who run

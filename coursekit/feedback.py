@@ -4,7 +4,10 @@
 ``generate_feedback`` for every student the grade step graded; the course's
 :class:`coursekit.preprocessors.HideHiddenTests` (configured in
 ``nbgrader_config.py``) removes hidden-test code and the traceback lines that
-quote it, while each test's points and error message stay.
+quote it, while each test's points and error message stay;
+:class:`coursekit.preprocessors.SummarizeExercises` lists the exercises at the
+top, and :mod:`coursekit.feedback_page` renders a page that needs no network
+(formulas as MathML, the course's template).
 
 Only the page leaves. nbgrader's ``generate_feedback`` copies every file of
 the student's autograded folder into the feedback folder, following links;

@@ -11,6 +11,9 @@ They are switched on in ``nbgrader_config.py``:
   cells with hidden tests (jupyter/nbgrader#1961).
 - :class:`HideHiddenTests` (``GenerateFeedback.preprocessors``) removes hidden
   tests, and the traceback lines that quote them, from feedback.
+- :class:`SummarizeExercises` (``GenerateFeedback.preprocessors``, after
+  nbgrader's ``GetGrades``) lists each exercise of the feedback page by its
+  title, with its points and the first message of a failed test.
 - :class:`CheckCellMetadataOnce` (``Autograde.sanitize_preprocessors`` and
   ``autograde_preprocessors``, in place of nbgrader's ``CheckCellMetadata``)
   makes the same checks with the metadata schema compiled once.
@@ -23,13 +26,13 @@ import re
 from jsonschema.exceptions import best_match
 from jsonschema.validators import validator_for
 from nbgrader import utils
-from nbgrader.api import MissingEntry
+from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.nbgraderformat import MetadataValidator, ValidationError
 from nbgrader.nbgraderformat.common import BaseMetadataValidator, SchemaTooNewError, SchemaTooOldError
 from nbgrader.preprocessors import CheckCellMetadata, NbGraderPreprocessor, OverwriteCells
 from nbgrader.preprocessors.clearhiddentests import ClearHiddenTests
 from nbformat.v4 import new_code_cell
-from traitlets import List, Unicode
+from traitlets import Int, List, Unicode
 
 
 class ClearStudentInfo(NbGraderPreprocessor):
@@ -137,6 +140,109 @@ class HideHiddenTests(NbGraderPreprocessor):
             if output.get("output_type") == "error":
                 output["traceback"] = redact_traceback(output.get("traceback", []), cell.get("execution_count"))
         return cell, resources
+
+
+_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$", re.MULTILINE)
+_POINTS_NOTE = re.compile(r"\s*\[[^\]]*\]\s*$")
+
+
+def first_line(text, limit):
+    """The first non-blank line of ``text``, cut to ``limit`` characters (with an ellipsis)."""
+    line = next((line.strip() for line in str(text).splitlines() if line.strip()), "")
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "\u2026"
+
+
+class SummarizeExercises(NbGraderPreprocessor):
+    """For feedback: each exercise by its title, its points, and why a test failed.
+
+    Graded cells are grouped under the Markdown heading before them, of one
+    of ``heading_levels`` ("## Exercise 1.3: the clustering objective [1 point]"
+    gives "Exercise 1.3: the clustering objective"); a higher heading ends
+    the group, and graded cells under no such heading are named after their
+    ``grade_id``. Needs nbgrader's ``GetGrades`` before it (it puts each
+    graded cell's score and points into its metadata).
+
+    The list goes to ``resources["exercise_summary"]`` for the feedback
+    template: one dict per exercise with ``title`` (Markdown text, may hold
+    ``$...$``), ``anchor`` (the ``grade_id`` of its first graded cell),
+    ``score`` (None while a hand-graded answer is not graded yet),
+    ``points``, ``graded_by_hand`` and ``message`` (the error of the first
+    failed test, first line only, or ""). An answer graded by hand counts as
+    not graded yet (score None) while the gradebook says it needs a manual
+    grade (nbgrader scores it 0 until then); one left as released, which
+    nbgrader scores 0 by itself, gets the message "not answered".
+    """
+
+    heading_levels = List(Int(), default_value=[2, 3], help="Markdown heading levels that name an exercise").tag(
+        config=True)
+    max_message_chars = Int(240, help="Longest failure message shown in the summary").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        self._by_hand = self._manual_grading_states(nb, resources)
+        exercises, title, current = [], None, None
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                for hashes, text in _HEADING.findall(cell.source):
+                    if len(hashes) in self.heading_levels:
+                        title, current = _POINTS_NOTE.sub("", text), None
+                    elif len(hashes) < min(self.heading_levels):
+                        title, current = None, None
+            if not utils.is_grade(cell):
+                continue
+            meta = cell.metadata.nbgrader
+            if current is None:
+                name = title or meta["grade_id"].removesuffix("_test").replace("_", " ").capitalize()
+                current = dict(title=name, anchor=meta["grade_id"], score=0.0, points=0.0,
+                               graded_by_hand=False, message="")
+                exercises.append(current)
+            self._add(current, cell, meta)
+        resources["exercise_summary"] = exercises
+        return nb, resources
+
+    @staticmethod
+    def _manual_grading_states(nb, resources):
+        """{grade_id: "pending" or "unanswered"} for the answers graded by hand, from the gradebook."""
+        info = resources.get("nbgrader", {})
+        manual = [cell.metadata.nbgrader["grade_id"] for cell in nb.cells
+                  if utils.is_grade(cell) and utils.is_solution(cell)]
+        states = {}
+        if not manual or "db_url" not in info:
+            return states
+        with Gradebook(info["db_url"]) as gradebook:
+            for grade_id in manual:
+                try:
+                    grade = gradebook.find_grade(grade_id, info["notebook"], info["assignment"], info["student"])
+                except MissingEntry:
+                    continue
+                if grade.needs_manual_grade:
+                    states[grade_id] = "pending"
+                elif grade.manual_score is None and not grade.auto_score:
+                    states[grade_id] = "unanswered"  # nbgrader's 0 for an answer left as released
+        return states
+
+    def _add(self, exercise, cell, meta):
+        exercise["points"] += float(meta.get("points") or 0)
+        state = self._by_hand.get(meta["grade_id"])
+        score = None if state == "pending" else meta.get("score")
+        if score is None or exercise["score"] is None:
+            exercise["score"] = None
+        else:
+            exercise["score"] += float(score)
+        if utils.is_solution(cell):  # an answer graded by hand (a test cell is never a solution)
+            exercise["graded_by_hand"] = True
+            if state == "unanswered" and not exercise["message"]:
+                exercise["message"] = "not answered"
+        elif score is not None and float(score) < float(meta.get("points") or 0) and not exercise["message"]:
+            exercise["message"] = self._failure(cell)
+
+    def _failure(self, cell):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error" and output.get("ename") == "NotImplementedError":
+                return "not answered yet: the answer still raises NotImplementedError"
+            if output.get("output_type") == "error":
+                evalue = first_line(output.get("evalue", ""), self.max_message_chars)
+                return f"{output.get('ename', 'Error')}: {evalue}" if evalue else output.get("ename", "Error")
+        return "this test did not pass"
 
 
 class _SchemaCompiledOnce(BaseMetadataValidator):

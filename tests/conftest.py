@@ -81,6 +81,35 @@ def log_lines(caplog):
     return LogLines(caplog)
 
 
+#: Screenshots the browser tests take, for a person to look at (not committed).
+SCREENSHOTS = ROOT / "tests" / "screenshots"
+
+
+@pytest.fixture
+def chromium():
+    """Debian's chromium, driven by Playwright (its own browser download is not needed).
+
+    One per test, set up after the wider fixtures: Playwright's sync API runs
+    an event loop in this thread while it is open, and kernels (nbclient's
+    ``asyncio.run``) cannot start meanwhile. Skipped where chromium is
+    missing, except under CI (``make test`` installs it there with apt-get),
+    where a missing browser is a failure.
+    """
+    path = shutil.which("chromium")
+    if path is None:
+        message = "needs Debian's chromium (apt-get install chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    SCREENSHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
 @pytest.fixture
 def http_server():
     """A throw-away HTTP server on 127.0.0.1; ``serve(path, body, ...)`` adds a route.

@@ -767,7 +767,8 @@ def test_html_player_shows_the_first_frame_without_javascript(small_run):
     assert f'max="{len(images) - 1}"' in html and "maxcdn" not in html
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (apt-get install chromium)")
+@pytest.mark.skipif(shutil.which("chromium") is None and os.environ.get("CI") != "true",
+                    reason="needs Debian's chromium (apt-get install chromium; CI installs it)")
 def test_html_player_in_headless_chromium(small_run, tmp_path):
     """Two identical players on one page: each shows frame 0 at once and obeys only its own buttons."""
     player = small_run.to_jshtml(interval=50)

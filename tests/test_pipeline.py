@@ -20,6 +20,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
+from conftest import SCREENSHOTS
 from coursekit import cli, demo, feedback
 from coursekit.results import FAILED, GRADED, GradeResult
 
@@ -72,6 +73,54 @@ def test_feedback_for_each_graded_student_without_hidden_tests(demo_run):
     assert "final J_clust differs from the reference run" in partial
     assert re.search(r"Score:\s*0(\.0)?\s*/\s*3(\.0)?", partial)
     assert "NotImplementedError" in outcome["feedback"]["20260002"].read_text(encoding="utf-8")
+
+
+MATHML = "http://www.w3.org/1998/Math/MathML"
+PAGE_STATE = """() => ({
+    formulas: document.querySelectorAll('math').length,
+    mathml: [...document.querySelectorAll('math')].filter(m => m.namespaceURI === '%s'
+                                                            && m.getBoundingClientRect().width > 0).length,
+    rawTex: [...document.querySelectorAll('.text_cell_render, .summary')]
+        .filter(e => /\\$[^$]+\\$/.test(e.innerText)).map(e => e.innerText.slice(0, 80)),
+    overflowing: [...document.querySelectorAll('pre, .summary td')]
+        .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.innerText.slice(0, 80)),
+    pageWidth: document.documentElement.scrollWidth,
+    rows: [...document.querySelectorAll('.summary tbody tr')].map(r => [...r.cells].map(c => c.innerText.trim())),
+})""" % MATHML
+
+
+@pytest.mark.slow
+def test_feedback_pages_read_offline_in_a_browser(demo_run, chromium):
+    """Each page opened in Chromium with the network off: nothing fetched, every formula drawn, nothing cut off."""
+    _, outcome = demo_run
+    for student, path in sorted(outcome["feedback"].items()):
+        context = chromium.new_context(offline=True, viewport={"width": 1000, "height": 900})
+        requested = []
+        context.on("request", lambda request: requested.append(request.url))
+        page = context.new_page()
+        page.goto(path.as_uri())
+        page.wait_for_load_state("load")
+        state = page.evaluate(PAGE_STATE)
+        page.screenshot(path=SCREENSHOTS / f"feedback_{student}.png")
+        context.close()
+
+        assert [url for url in requested if url != path.as_uri() and not url.startswith("data:")] == [], student
+        assert state["formulas"] > 50 and state["mathml"] == state["formulas"], (student, state["formulas"])
+        assert state["rawTex"] == [], student
+        assert state["overflowing"] == [] and state["pageWidth"] <= 1000, (student, state["overflowing"])
+        rows = {row[0]: row[1:] for row in state["rows"]}
+        assert len(rows) == 17, student
+        assert rows["Exercise 1.1: the partition step"][0] == ("0 / 2" if student == "20260002" else "2 / 2")
+        assert rows["Question 1"] == (["0 / 2", "not answered"] if student == "20260002" else
+                                      ["\u2013 / 2", "graded by hand; not graded yet"]), student
+        if student == "20260003":  # partial: J_clust summed instead of averaged
+            assert rows["Exercise 1.3: the clustering objective"][0] == "0 / 1"
+            assert rows["Exercise 1.3: the clustering objective"][1].startswith("AssertionError: distances squared")
+            assert rows["Exercise 2.1: from image to data matrix"] == [
+                "0 / 1", "not answered yet: the answer still raises NotImplementedError"]
+        if student == "20260001":
+            assert all(points.split(" / ")[0] == points.split(" / ")[1] for points, _ in rows.values()
+                       if not points.startswith("\u2013")), rows
 
 
 @pytest.mark.slow

@@ -2,11 +2,15 @@
 # System packages the course needs besides Python, installed with apt-get when
 # missing and this runs as root on Debian/Ubuntu; otherwise it says what to install.
 #   bubblewrap  the sandbox for student code while grading (always needed)
+#   chromium    the browser of the browser tests (with --tests: make test, make test-fast)
 #   postgresql  a server for the shared-gradebook test (only under CI=true)
 set -euo pipefail
 
 missing=()
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+if [ "${1:-}" = "--tests" ] && ! command -v chromium >/dev/null 2>&1; then
+  missing+=(chromium)
+fi
 if [ "${CI:-}" = "true" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   missing+=(postgresql)
 fi
