@@ -15,6 +15,11 @@ here it runs in a scratch course that holds nothing but a copy of the graded
 notebook, read as a regular file of bounded size and written anew by nbformat
 (:func:`copy_graded_notebook`). ``feedback/<student>/<assignment>/`` then holds
 the one HTML file: no data, no helper, nothing the student's code left behind.
+A submission that came through nbgrader's exchange (``nbgrader submit`` then
+``nbgrader collect``) also gets its ``timestamp.txt`` and
+``submission_secret.txt`` back beside the page, checked to be what nbgrader
+writes (:func:`exchange_receipts`): ``nbgrader release_feedback`` needs both
+to address the page to the student who submitted.
 
 As a last line of defence every page is scanned for the master's hidden-test
 and solution lines before it is kept: a page that would leak is deleted and
@@ -44,6 +49,12 @@ log = logging.getLogger(__name__)
 
 #: Largest graded notebook read back for feedback (the grader caps outputs far below this).
 MAX_NOTEBOOK_BYTES = 64 << 20
+#: What ``nbgrader submit`` writes: an ISO time, and ``secrets.token_hex(64)``.
+_RECEIPTS = {
+    "timestamp.txt": re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?( ?[A-Za-z]+|[+-]\d{2}:?\d{2})?\s*"),
+    "submission_secret.txt": re.compile(r"[0-9a-f]{32,256}\s*"),
+}
+_RECEIPT_MAX_BYTES = 512
 
 
 class FeedbackError(Exception):
@@ -106,8 +117,39 @@ def copy_graded_notebook(course_root, assignment, student, scratch):
     nbformat.write(nb, folder / name)
 
 
-def _install_page(page, destination):
-    """Make ``destination``'s folder hold exactly the page (old copies of data files go)."""
+def exchange_receipts(course_root, assignment, student):
+    """The ``timestamp.txt`` and ``submission_secret.txt`` of an exchange submission, if they are sound.
+
+    nbgrader's ``release_feedback`` reads both from the feedback folder. They
+    come from the student's side of the exchange, so each is taken only as a
+    regular file of a few bytes that reads like what nbgrader writes (an ISO
+    time; 32 to 256 hexadecimal digits).
+
+    Returns
+    -------
+    dict
+        {file name: bytes}, possibly empty (not an exchange submission).
+    """
+    folder = Path(course_root) / "submitted" / student / assignment
+    receipts = {}
+    for name, pattern in _RECEIPTS.items():
+        if not (folder / name).exists() and not (folder / name).is_symlink():
+            continue
+        try:
+            data = read_regular_file(folder / name, _RECEIPT_MAX_BYTES)
+            text = data.decode("ascii")
+        except (UnsafeFile, UnicodeDecodeError) as error:
+            log.warning(f"{folder / name}: not used ({error}); nbgrader's release_feedback will skip {student}")
+            continue
+        if not pattern.fullmatch(text):
+            log.warning(f"{folder / name}: not what nbgrader writes; nbgrader's release_feedback will skip {student}")
+            continue
+        receipts[name] = data
+    return receipts
+
+
+def _install_page(page, destination, receipts):
+    """Make ``destination``'s folder hold exactly the page and the receipts (old copies of data files go)."""
     folder = destination.parent
     if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
         folder.unlink()
@@ -115,6 +157,8 @@ def _install_page(page, destination):
         shutil.rmtree(folder)  # never follows links inside
     folder.mkdir(parents=True)
     write_atomically(destination, page.read_bytes())
+    for name, data in receipts.items():
+        write_atomically(folder / name, data)
 
 
 def generate_feedback(course_root=ROOT, assignment="clustering", students=None):
@@ -170,7 +214,7 @@ def generate_feedback(course_root=ROOT, assignment="clustering", students=None):
                 problems.append(f"{student}: feedback withheld, it would show hidden tests ({leaks[0]!r} ...)")
                 continue
             written[student] = feedback_path(course_root, assignment, student)
-            _install_page(page, written[student])
+            _install_page(page, written[student], exchange_receipts(course_root, assignment, student))
             shutil.rmtree(scratch / "autograded" / student)
     for student, page in sorted(written.items()):
         log.info(f"feedback for {student}: {page}")

@@ -146,6 +146,7 @@ def test_class_report_has_its_plots(demo_run):
 
 
 def test_exit_code_says_when_something_could_not_be_graded(capsys):
+    cli.configure_logging()  # as main() does, onto the captured stderr
     ok = [GradeResult("a", GRADED, 1.0, 2.0)]
     assert cli._exit_for(ok) == 0
     assert cli._exit_for(ok + [GradeResult("b", FAILED, None, 2.0, "kernel died")]) == 2
