@@ -8,6 +8,7 @@ then checks of what each role gets, and of formgrader's API on the result.
 import csv
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -21,7 +22,7 @@ import pytest
 from nbgrader.api import Gradebook
 
 from conftest import SCREENSHOTS
-from coursekit import cli, demo, feedback
+from coursekit import cli, demo, feedback, report
 from coursekit.results import FAILED, GRADED, GradeResult
 
 EXPECTED = {
@@ -196,3 +197,35 @@ def test_formgrader_lists_the_assignment_and_the_submissions(demo_run, tmp_path)
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+@pytest.mark.slow
+def test_written_answers_graded_in_formgrader_reach_grades_csv_and_feedback(demo_run, tmp_path):
+    """Manual grades entered through nbgrader's API (as formgrader does), then feedback and report rerun."""
+    root, _ = demo_run
+    course = tmp_path / "course"
+    shutil.copytree(root, course)  # the module's other tests keep the class as graded
+    manual = {"question1": 2.0, "question2": 1.0, "question3": 0.5}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        for grade_id, points in manual.items():
+            # What formgrader's GradeHandler.put does with a score typed in.
+            grade = gradebook.find_grade(grade_id, "clustering", "clustering", "20260001")
+            grade.manual_score = points
+            grade.needs_manual_grade = False
+        gradebook.find_comment("question1", "clustering", "clustering", "20260001").manual_comment = "Well argued."
+        gradebook.db.commit()
+
+    pages = feedback.generate_feedback(course, "clustering", students=["20260001"])
+    report.write_report(course, "clustering")
+
+    with open(course / "reports" / "clustering" / "grades.csv", newline="") as handle:
+        rows = {row["student_id"]: row for row in csv.DictReader(handle)}
+    assert float(rows["20260001"]["total"]) == 23 + 3.5
+    assert float(rows["20260003"]["total"]) == 5, "other students unchanged"
+    page = pages["20260001"].read_text(encoding="utf-8")
+    top = page[:page.index('id="notebook"')]
+    assert "Your score: <strong>26.5</strong>" in top and "still to come" not in top
+    assert re.search(r'href="#question1">Question 1</a></td>\s*<td class="points">2 / 2</td>\s*'
+                     r'<td class="message">graded by hand</td>', top)
+    assert re.search(r'href="#question3">Question 3</a></td>\s*<td class="points">0.5 / 1</td>', top)
+    assert "Well argued." in page
