@@ -12,6 +12,8 @@ One module per pipeline step, with a thin command-line interface on top
   :mod:`coursekit.gradebook` (the gradebook: registration, roster, scores, merges);
 - :mod:`coursekit.feedback` writes HTML feedback per student, without hidden tests;
 - :mod:`coursekit.report` writes ``grades.csv`` and the class report;
+- :mod:`coursekit.lms` writes the same totals and the feedback pages in Moodle's and
+  Canvas's bulk formats (and a plain zip of pages);
 - :mod:`coursekit.demo` runs the whole job on a bundled demo class.
 
 Imports run one way: cli -> steps -> parallel -> autograde -> gradebook.

@@ -15,7 +15,7 @@ adds the debug lines.
     grade     autograde submitted/ -> gradebook + statuses   (coursekit.grade; parallel, autograde, gradebook)
     merge     shard gradebooks -> gradebook.db               (coursekit.parallel, coursekit.gradebook)
     feedback  HTML feedback per graded student               (coursekit.feedback)
-    report    grades.csv and the class report                (coursekit.report)
+    report    grades.csv, the class report and the LMS files (coursekit.report, coursekit.lms)
     all       build, collect, grade, feedback, report        (the whole job)
     demo      the whole job on a bundled demo class          (coursekit.demo)
 """
@@ -34,6 +34,7 @@ from .demo import DEMO_ROOT, run_demo
 from .feedback import FeedbackError, generate_feedback
 from .grade import GradeError, grade
 from .gradebook import gradebook_url
+from .lms import LmsError, check_canvas_export, write_lms_files
 from .parallel import GradingInterrupted, merge_shards, parse_shard
 from .paths import DATA_DIR, ROOT
 from .report import ReportError, write_report
@@ -129,9 +130,12 @@ def _feedback(args):
 
 def _report(args):
     write_report(args.root, args.assignment)
+    write_lms_files(args.root, args.assignment, canvas_export=args.canvas_export, canvas_column=args.canvas_column)
 
 
 def _all(args):
+    if args.canvas_export:
+        check_canvas_export(args.canvas_export, args.assignment, args.canvas_column)
     build.build(args.root)
     if args.source:
         collect(args.source, args.root, assignment=args.assignment)
@@ -139,6 +143,8 @@ def _all(args):
                     allow_unsandboxed=args.allow_unsandboxed, progress=args.verbosity >= 0)
     generate_feedback(args.root, args.assignment)
     write_report(args.root, args.assignment, results=results)
+    write_lms_files(args.root, args.assignment, results=results, canvas_export=args.canvas_export,
+                    canvas_column=args.canvas_column)
     return _exit_for(results)
 
 
@@ -159,6 +165,22 @@ def _course_options(parser, students=False, grading=False):
         parser.add_argument("--force", action="store_true", help="regrade unchanged submissions too")
     if students:
         parser.add_argument("students", nargs="*", help="only these student ids (default: all)")
+
+
+def _existing_file(text):
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    return path
+
+
+def _lms_options(parser):
+    parser.add_argument("--canvas-export", type=_existing_file, metavar="PATH",
+                        help="a Canvas gradebook export (CSV) to fill with the totals: "
+                             "reports/<assignment>/lms/canvas_gradebook_import.csv")
+    parser.add_argument("--canvas-column", metavar="NAME",
+                        help="the export's column for this assignment, its header or Canvas assignment id "
+                             "(default: the one column whose title starts with the assignment's name)")
 
 
 def _output_options():
@@ -231,13 +253,15 @@ def build_parser():
     _course_options(step, students=True)
     step.set_defaults(run=_feedback)
 
-    step = steps.add_parser("report", help="grades.csv and the class report")
+    step = steps.add_parser("report", help="grades.csv, the class report, and the LMS files in reports/<assignment>/lms/")
     _course_options(step)
+    _lms_options(step)
     step.set_defaults(run=_report)
 
     step = steps.add_parser("all", help="the whole job: build, [collect SOURCE,] grade, feedback, report")
     step.add_argument("source", type=Path, nargs="?", help="a folder or LMS zip to collect first")
     _course_options(step, grading=True)
+    _lms_options(step)
     step.set_defaults(run=_all)
 
     step = steps.add_parser("demo", help="the whole job on a bundled demo class (in demo-course/)")
@@ -255,7 +279,7 @@ def main(argv=None):
     except GradingInterrupted as stopped:
         # Ctrl-C or SIGTERM while grading: what was finished is saved (grade() said how much).
         return stopped.exit_code
-    except (data.DataError, build.BuildError, CollectError, GradeError, FeedbackError, ReportError,
+    except (data.DataError, build.BuildError, CollectError, GradeError, FeedbackError, ReportError, LmsError,
             FileNotFoundError) as exc:
         log.error(str(exc))
         return 1

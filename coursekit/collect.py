@@ -6,8 +6,9 @@ for it, ``submitted/<student>/clustering/clustering.ipynb``, with a
 ``timestamp.txt`` beside it so that nbgrader's late penalties see when it was
 handed in. The student id comes from, in this order:
 
-1. a Moodle folder or name ``Full Name_<participant id>_assignsubmission_file_``
-   (``found_by="Moodle"``);
+1. a Moodle folder or name ``Full Name_<participant id>_assignsubmission_file_``,
+   or a folder ``Full Name_<participant id>_assignsubmission_file`` as Moodle 4.1
+   and later name it (``found_by="Moodle"``);
 2. a Canvas name ``login[_LATE]_<user id>_<submission id>_<file name>``
    (``found_by="Canvas"``; ``_LATE_`` only sets the late flag);
 3. a plain name ``<id>.ipynb``, ``<id>_clustering.ipynb`` or
@@ -25,6 +26,17 @@ files) and files that are not notebooks are skipped.
 Zip members are read one by one, never extracted: absolute paths and ``..``
 are refused (zip-slip) and a member larger than :data:`MAX_NOTEBOOK_BYTES`
 is not read.
+
+Where each submission came from
+-------------------------------
+Collect also records, per student, the LMS the submission came from, so that
+later steps can address the student in the LMS's own terms
+(:class:`LmsIdentity`): for Moodle the full name and the exact folder name of
+the download, for Canvas the login and user id, otherwise ``"files"``. The
+record is ``reports/<assignment>/lms_identities.json`` (:func:`identities_path`),
+kept out of ``submitted/`` (whose files reach the grading sandbox and
+nbgrader's roster), merged with what earlier collects recorded and written
+atomically with sorted keys; :func:`load_identities` reads it.
 
 Plain ``nbgrader zip_collect``
 ------------------------------
@@ -46,7 +58,7 @@ import os
 import re
 import zipfile
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Callable, NamedTuple
@@ -80,11 +92,20 @@ FOUND_BY_CANVAS = "Canvas"
 FOUND_BY_MOODLE = "Moodle"
 FOUND_BY_NOTEBOOK = "notebook STUDENT_ID"
 
+#: Where a submission came from (``LmsIdentity.lms``).
+LMS_MOODLE = "moodle"
+LMS_CANVAS = "canvas"
+LMS_FILES = "files"
+LMS_KINDS = (LMS_MOODLE, LMS_CANVAS, LMS_FILES)
+IDENTITIES_FILE = "lms_identities.json"
+
 NO_ID_REASON = "no student id in the file name and STUDENT_ID is empty in the notebook"
 
 _STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _CANVAS = re.compile(r"(?P<login>[^_]+?)(?P<late>_LATE)?_(?P<user>[0-9]+)_(?P<submission>[0-9]+)_(?P<file>.+)")
 _MOODLE = re.compile(r"(?P<name>.+)_(?P<participant>[0-9]+)_assignsubmission_file_(?P<file>.*)")
+# Moodle 4.1 and later: the folder has no trailing "_" (mod/assign/classes/downloader.php).
+_MOODLE_FOLDER = re.compile(r"(?P<name>.+)_(?P<participant>[0-9]+)_assignsubmission_file")
 _COPY_PREFIX = re.compile(r"^(?:Copy of )+", re.IGNORECASE)
 _COPY_SUFFIX = re.compile(r"(?: \([0-9]+\)|-Copy[0-9]*)+$")
 _UNTITLED = re.compile(r"untitled[0-9]*", re.IGNORECASE)
@@ -98,7 +119,8 @@ _JUNK_FOLDERS = {"__MACOSX", ".ipynb_checkpoints", "__pycache__"}
 
 
 class CollectError(Exception):
-    """The source cannot be read at all (missing, not a folder or zip, corrupt zip)."""
+    """The source cannot be read at all (missing, not a folder or zip, corrupt zip), or the record of
+    earlier collects (``lms_identities.json``) is unreadable."""
 
 
 class Unmatched(NamedTuple):
@@ -144,6 +166,8 @@ class MatchedFile:
         When it was handed in (UTC): the zip entry's time or the file's mtime.
     action : str
         ``"new"``, ``"updated"`` or ``"unchanged"`` (compared with an earlier collect).
+    identity : LmsIdentity or None
+        Where the submission came from, in the LMS's own terms.
     """
 
     student: str
@@ -153,6 +177,7 @@ class MatchedFile:
     late: bool
     timestamp: datetime
     action: str = "new"
+    identity: LmsIdentity | None = None
 
 
 @dataclass
@@ -247,14 +272,28 @@ def _is_notebook_name(name):
     return name.lower().endswith(".ipynb")
 
 
-def _moodle_match(parts):
-    """The participant id of a Moodle folder (or flat file name) anywhere in the path."""
+def _moodle_folder(parts):
+    """(match, folder) of the Moodle folder (or flat file name) anywhere in the path, or None.
+
+    ``folder`` is the folder's name as downloaded, or for a flat file name its
+    prefix ``Full Name_<participant id>_assignsubmission_file_``.
+    """
     for index, part in enumerate(parts):
+        last = index == len(parts) - 1
         match = _MOODLE.fullmatch(part)
         # A folder ends in "_file_"; without folders Moodle prefixes the file name.
-        if match and (match["file"] == "" or index == len(parts) - 1):
-            return NameMatch(match["participant"], FOUND_BY_MOODLE)
+        if match and (match["file"] == "" or last):
+            return match, part[: len(part) - len(match["file"])]
+        match = _MOODLE_FOLDER.fullmatch(part)
+        if match and not last:
+            return match, part
     return None
+
+
+def _moodle_match(parts):
+    """The participant id of a Moodle folder (or flat file name) anywhere in the path."""
+    found = _moodle_folder(parts)
+    return NameMatch(found[0]["participant"], FOUND_BY_MOODLE) if found else None
 
 
 def _canvas_match(file_name):
@@ -369,6 +408,131 @@ def _id_from_notebook(data):
             "(letters, digits, '.', '_', '-')"
         )
     return value, None
+
+
+# --------------------------------------------------------------------------
+# Where each submission came from
+# --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LmsIdentity:
+    """Where a student's submission came from, in the LMS's own terms.
+
+    Attributes
+    ----------
+    lms : str
+        ``"moodle"``, ``"canvas"`` or ``"files"`` (a plain file or folder).
+    moodle_full_name, moodle_participant_id : str
+        Moodle: the full name and participant id in the download's folder name.
+    moodle_folder : str
+        Moodle: the folder's exact name in the download
+        (``Full Name_<participant id>_assignsubmission_file_``, without the last
+        ``_`` from Moodle 4.1 on); for a download without folders, the same
+        prefix of the file's name.
+    canvas_login, canvas_user_id : str
+        Canvas: the login and user id at the start of the file's name.
+    """
+
+    lms: str
+    moodle_full_name: str = ""
+    moodle_participant_id: str = ""
+    moodle_folder: str = ""
+    canvas_login: str = ""
+    canvas_user_id: str = ""
+
+    def to_json(self):
+        """The fields that are set, for ``lms_identities.json``."""
+        return {key: value for key, value in asdict(self).items() if value}
+
+
+_IDENTITY_FIELDS = {f.name for f in fields(LmsIdentity)}
+
+
+def identity_from_path(path, found_by):
+    """The :class:`LmsIdentity` of a submission at ``path`` (in the source) identified by ``found_by``."""
+    parts = PurePosixPath(path).parts
+    if found_by == FOUND_BY_MOODLE:
+        match, folder = _moodle_folder(parts)
+        return LmsIdentity(LMS_MOODLE, moodle_full_name=match["name"], moodle_participant_id=match["participant"],
+                           moodle_folder=folder)
+    if found_by == FOUND_BY_CANVAS:
+        match = _CANVAS.fullmatch(parts[-1])
+        return LmsIdentity(LMS_CANVAS, canvas_login=match["login"], canvas_user_id=match["user"])
+    return LmsIdentity(LMS_FILES)
+
+
+def identities_path(course_root, assignment):
+    """``<course_root>/reports/<assignment>/lms_identities.json``."""
+    return Path(course_root) / "reports" / assignment / IDENTITIES_FILE
+
+
+def _identity_problem(student, entry):
+    """Why a JSON entry is not a usable identity, or None."""
+    if not is_valid_student_id(student):
+        return f"{student!r} is not a valid student id"
+    if not isinstance(entry, dict) or entry.get("lms") not in LMS_KINDS:
+        return f"student {student}: expected an object whose \"lms\" is one of {', '.join(LMS_KINDS)}"
+    unknown = sorted(set(entry) - _IDENTITY_FIELDS)
+    if unknown or not all(isinstance(value, str) for value in entry.values()):
+        return f"student {student}: unknown fields {unknown} or values that are not strings"
+    if entry["lms"] == LMS_MOODLE:
+        found = _moodle_folder((entry.get("moodle_folder", ""), "page"))
+        if not found or found[0]["participant"] != entry.get("moodle_participant_id"):
+            return (f"student {student}: moodle_folder {entry.get('moodle_folder')!r} is not a Moodle folder name "
+                    f"with participant id {entry.get('moodle_participant_id')!r}")
+    if entry["lms"] == LMS_CANVAS and not re.fullmatch(r"[0-9]+", entry.get("canvas_user_id", "")):
+        return f"student {student}: canvas_user_id {entry.get('canvas_user_id')!r} is not a Canvas user id"
+    return None
+
+
+def load_identities(course_root, assignment):
+    """Where each collected student's submission came from.
+
+    Returns
+    -------
+    dict
+        {student id: :class:`LmsIdentity`}; empty when nothing was collected
+        by this step (submissions from nbgrader's exchange, say).
+
+    Raises
+    ------
+    CollectError
+        When the file is not what collect writes; the message names it.
+    """
+    path = identities_path(course_root, assignment)
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CollectError(f"{path}: cannot be read ({exc}); delete it and collect again") from exc
+    if not isinstance(data, dict):
+        raise CollectError(f"{path}: expected an object of student ids; delete it and collect again")
+    for student, entry in data.items():
+        problem = _identity_problem(student, entry)
+        if problem:
+            raise CollectError(f"{path}: {problem}; delete it and collect again")
+    return {student: LmsIdentity(**entry) for student, entry in data.items()}
+
+
+def identities_json(identities):
+    """The text of ``lms_identities.json``: sorted keys, so the same identities give the same bytes."""
+    data = {student: identity.to_json() for student, identity in identities.items()}
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def save_identities(course_root, assignment, identities):
+    """Write ``identities`` (all of them: merge with :func:`load_identities` first) atomically.
+
+    The file is left untouched when it already holds exactly this.
+    """
+    path = identities_path(course_root, assignment)
+    text = identities_json(identities)
+    if path.is_file() and path.read_bytes() == text.encode("utf-8"):
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, text)
+    log.debug(f"recorded where {len(identities)} student(s)' submissions came from in {path}")
+    return path
 
 
 # --------------------------------------------------------------------------
@@ -649,7 +813,9 @@ def collect(source, course_root, assignment="clustering", notebook="clustering.i
         A folder of notebooks (searched recursively) or a ``.zip`` downloaded
         from an LMS (Canvas, Moodle) or assembled by hand.
     course_root : path-like
-        The nbgrader course folder; only ``submitted/`` under it is written.
+        The nbgrader course folder; only ``submitted/`` under it is written,
+        and ``reports/<assignment>/lms_identities.json`` (where each
+        submission came from, merged with earlier collects).
     assignment : str, default="clustering"
         The nbgrader assignment id.
     notebook : str, default="clustering.ipynb"
@@ -668,6 +834,7 @@ def collect(source, course_root, assignment="clustering", notebook="clustering.i
     _check_names(assignment, notebook)
     source, course_root = Path(source), Path(course_root)
     report = CollectReport(source=str(source), course_root=str(course_root))
+    known = load_identities(course_root, assignment)  # refuse an unreadable record before writing anything
 
     def warn(message):
         report.warnings.append(message)
@@ -692,6 +859,8 @@ def collect(source, course_root, assignment="clustering", notebook="clustering.i
     finally:
         if archive is not None:
             archive.close()
+    if report.matched:
+        save_identities(course_root, assignment, {**known, **{m.student: m.identity for m in report.matched}})
     log.info(report.table())
     return report
 
@@ -710,4 +879,6 @@ def _collect_one(student, candidate, destination, report, warn):
         warn(f"{entry.path}: {exc}; collected anyway for {student}")
     action = _write_submission(data, entry.timestamp, destination, warn)
     found_by, late = candidate.match.found_by, candidate.match.late
-    report.matched.append(MatchedFile(student, entry.path, destination, found_by, late, entry.timestamp, action))
+    identity = identity_from_path(entry.path, found_by)
+    report.matched.append(
+        MatchedFile(student, entry.path, destination, found_by, late, entry.timestamp, action, identity))

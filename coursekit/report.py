@@ -25,7 +25,8 @@ source of truth for points) and the grade step's results, and writes to
     expects Canvas's own layout (its exported gradebook CSV) and treats unknown
     columns as new assignments, so copy ``total`` into the assignment's column
     of a Canvas export, matched on ``student_id``, rather than uploading this
-    file as it is.
+    file as it is: :mod:`coursekit.lms` does that, and writes Moodle's own bulk
+    formats, from the same totals.
 
 ``class_report.html``
     One self-contained page (inline CSS, plots as base64 PNG, no scripts, no
@@ -89,6 +90,8 @@ DEFAULT_REASONS = {
 }
 #: Spreadsheets run a cell starting with one of these as a formula (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: How the date of the data (when the gradebook last changed) is written; always UTC.
+GRADEBOOK_DATE_FORMAT = "%Y-%m-%d %H:%M UTC"
 
 
 
@@ -192,7 +195,7 @@ def read_master(course_root, assignment):
 def gradebook_date(db_path):
     """When the gradebook last changed, in UTC to the minute: the date of the data."""
     changed = datetime.fromtimestamp(Path(db_path).stat().st_mtime, tz=timezone.utc)
-    return changed.strftime("%Y-%m-%d %H:%M UTC")
+    return changed.strftime(GRADEBOOK_DATE_FORMAT)
 
 
 @contextmanager

@@ -1,5 +1,6 @@
 """The collect step on hand-made folders and zips: every naming case, duplicates, safety, re-runs."""
 
+import json
 import os
 import subprocess
 import sys
@@ -441,3 +442,93 @@ def test_nbgrader_zip_collect_with_our_regex_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr
     for student in CANVAS_FILES.values():
         assert submitted(root, student).read_bytes() == notebook_bytes(student), result.stderr
+
+
+# --------------------------------------------------------------------------
+# Where each submission came from: lms_identities.json
+# --------------------------------------------------------------------------
+def identities_file(root):
+    return root / "reports" / "clustering" / "lms_identities.json"
+
+
+def test_moodle_41_folders_without_the_last_underscore_are_moodle(tmp_path, course, messages):
+    # Moodle 4.1 and later name the folder "<name>_<id>_assignsubmission_file" (no trailing "_").
+    path = "Jane Doe_12345_assignsubmission_file/Copy of clustering.ipynb"
+    assert student_from_name(path) == ("12345", "Moodle", False)
+    report = collect(make_zip(tmp_path / "moodle41.zip", {path: notebook_bytes("20250001")}), course)
+    [row] = report.matched
+    assert (row.student, row.found_by) == ("12345", "Moodle")
+    # A file (not a folder) of that form is not a Moodle name.
+    assert student_from_name("Jane Doe_12345_assignsubmission_file") is None
+
+
+def test_collect_records_where_each_submission_came_from(tmp_path, course, messages):
+    source = make_zip(tmp_path / "mixed.zip", {
+        "Jane Doe_12345_assignsubmission_file_/clustering.ipynb": notebook_bytes("20250001"),
+        "José Álvarez_23456_assignsubmission_file/clustering (1).ipynb": notebook_bytes("20250002"),
+        "Ann Lee_34567_assignsubmission_file_clustering.ipynb": notebook_bytes("20250003"),
+        "smithjohn_LATE_700002_900002_clustering.ipynb": notebook_bytes("20250004"),
+        "20250005.ipynb": notebook_bytes("20250005"),
+        "someone/clustering.ipynb": notebook_bytes("20250006"),
+    })
+    report = collect(source, course)
+    assert report.ok
+    expected = {
+        "12345": {"lms": "moodle", "moodle_full_name": "Jane Doe", "moodle_participant_id": "12345",
+                  "moodle_folder": "Jane Doe_12345_assignsubmission_file_"},
+        "23456": {"lms": "moodle", "moodle_full_name": "José Álvarez", "moodle_participant_id": "23456",
+                  "moodle_folder": "José Álvarez_23456_assignsubmission_file"},
+        "34567": {"lms": "moodle", "moodle_full_name": "Ann Lee", "moodle_participant_id": "34567",
+                  "moodle_folder": "Ann Lee_34567_assignsubmission_file_"},
+        "700002": {"lms": "canvas", "canvas_login": "smithjohn", "canvas_user_id": "700002"},
+        "20250005": {"lms": "files"},
+        "20250006": {"lms": "files"},
+    }
+    path = identities_file(course)
+    assert json.loads(path.read_text(encoding="utf-8")) == expected
+    # Course-level state, never in a student's submitted folder (it would reach the sandbox and the roster).
+    assert not [p for p in (course / "submitted").rglob("*") if p.name == path.name]
+    loaded = collect_module.load_identities(course, "clustering")
+    assert {s: i.to_json() for s, i in loaded.items()} == expected
+    assert {row.student: row.identity for row in report.matched} == loaded
+
+
+def test_identities_merge_with_earlier_collects_and_rerun_to_the_same_bytes(tmp_path, course, messages):
+    first = make_zip(tmp_path / "canvas.zip", {"doejane_700001_900001_clustering.ipynb": notebook_bytes()})
+    second = make_folder(tmp_path / "late", {"20250009.ipynb": notebook_bytes("20250009")})
+    collect(first, course)
+    collect(second, course)
+    path = identities_file(course)
+    data = path.read_bytes()
+    assert json.loads(data) == {"700001": {"lms": "canvas", "canvas_login": "doejane", "canvas_user_id": "700001"},
+                                "20250009": {"lms": "files"}}
+    text = data.decode("utf-8")
+    assert text.index('"20250009"') < text.index('"700001"') and text.endswith("}\n")  # sorted keys
+    before = path.stat().st_mtime_ns
+    collect(second, course)
+    collect(first, course)
+    assert path.read_bytes() == data and path.stat().st_mtime_ns == before
+    # The same student collected again from elsewhere: the latest source is what is recorded.
+    collect(make_zip(tmp_path / "moodle.zip", {"Jane Doe_700001_assignsubmission_file_/x.ipynb": notebook_bytes()}),
+            course)
+    assert json.loads(path.read_bytes())["700001"]["lms"] == "moodle"
+    assert not list(path.parent.glob("*.part"))
+
+
+@pytest.mark.parametrize("content, complaint", [
+    ("{not json", "cannot be read"),
+    ('["700001"]', "expected an object"),
+    ('{"700001": {"lms": "blackboard"}}', "student 700001"),
+    ('{"1": {"lms": "moodle", "moodle_participant_id": "1", "moodle_folder": "../1_assignsubmission_file_"}}',
+     "not a Moodle folder name"),
+    ('{"1": {"lms": "canvas", "canvas_user_id": "1; rm"}}', "not a Canvas user id"),
+])
+def test_an_unreadable_identities_file_is_refused_before_collecting(tmp_path, course, content, complaint):
+    path = identities_file(course)
+    path.parent.mkdir(parents=True)
+    path.write_text(content, encoding="utf-8")
+    source = make_folder(tmp_path / "in", {"20250001.ipynb": notebook_bytes("20250001")})
+    with pytest.raises(CollectError, match=complaint) as error:
+        collect(source, course)
+    assert str(path) in str(error.value)
+    assert not (course / "submitted").exists()
