@@ -86,6 +86,8 @@ PAGE_STATE = """() => ({
     overflowing: [...document.querySelectorAll('pre, .summary td')]
         .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.innerText.slice(0, 80)),
     pageWidth: document.documentElement.scrollWidth,
+    summaryTop: document.querySelector('.summary').getBoundingClientRect().top,
+    players: [...document.querySelectorAll('.output_html img')].filter(i => i.naturalWidth > 0).length,
     rows: [...document.querySelectorAll('.summary tbody tr')].map(r => [...r.cells].map(c => c.innerText.trim())),
 })""" % MATHML
 
@@ -95,10 +97,11 @@ def test_feedback_pages_read_offline_in_a_browser(demo_run, chromium):
     """Each page opened in Chromium with the network off: nothing fetched, every formula drawn, nothing cut off."""
     _, outcome = demo_run
     for student, path in sorted(outcome["feedback"].items()):
-        context = chromium.new_context(offline=True, viewport={"width": 1000, "height": 900})
-        requested = []
+        context = chromium.new_context(offline=True, viewport={"width": 1000, "height": 800})
+        requested, script_errors = [], []
         context.on("request", lambda request: requested.append(request.url))
         page = context.new_page()
+        page.on("pageerror", lambda error: script_errors.append(str(error)))
         page.goto(path.as_uri())
         page.wait_for_load_state("load")
         state = page.evaluate(PAGE_STATE)
@@ -106,6 +109,8 @@ def test_feedback_pages_read_offline_in_a_browser(demo_run, chromium):
         context.close()
 
         assert [url for url in requested if url != path.as_uri() and not url.startswith("data:")] == [], student
+        assert script_errors == [], (student, script_errors)
+        assert state["summaryTop"] < 200, "the summary is the first thing on the page"
         assert state["formulas"] > 50 and state["mathml"] == state["formulas"], (student, state["formulas"])
         assert state["rawTex"] == [], student
         assert state["overflowing"] == [] and state["pageWidth"] <= 1000, (student, state["overflowing"])
@@ -120,6 +125,7 @@ def test_feedback_pages_read_offline_in_a_browser(demo_run, chromium):
             assert rows["Exercise 2.1: from image to data matrix"] == [
                 "0 / 1", "not answered yet: the answer still raises NotImplementedError"]
         if student == "20260001":
+            assert state["players"] >= 1, "the animation player shows its first frame"
             assert all(points.split(" / ")[0] == points.split(" / ")[1] for points, _ in rows.values()
                        if not points.startswith("\u2013")), rows
 
