@@ -3,6 +3,8 @@
 
 PY := .venv/bin/python
 PYTEST_ARGS ?=
+CANVAS_EXPORT ?=
+CANVAS_OPTION = $(if $(CANVAS_EXPORT),--canvas-export "$(CANVAS_EXPORT)")
 
 .PHONY: venv demo build grade-all collect grade feedback report formgrader test test-fast data data-verify mnist-full bench bench-notebook bench-grading lock clean
 
@@ -17,7 +19,7 @@ demo: venv
 
 ## grade-all: the whole job on the real course; SUBMISSIONS=<folder or LMS zip> to collect first
 grade-all: venv
-	$(PY) -m coursekit all $(SUBMISSIONS)
+	$(PY) -m coursekit all $(SUBMISSIONS) $(CANVAS_OPTION)
 
 collect: venv
 	$(PY) -m coursekit collect $(SUBMISSIONS)
@@ -28,8 +30,9 @@ grade: venv
 feedback: venv
 	$(PY) -m coursekit feedback
 
+## report: grades.csv, the class report and the LMS files; CANVAS_EXPORT=<gradebook export.csv> fills a Canvas export
 report: venv
-	$(PY) -m coursekit report
+	$(PY) -m coursekit report $(CANVAS_OPTION)
 
 ## formgrader: JupyterLab with nbgrader's formgrader, for grading written answers by hand
 formgrader: venv
