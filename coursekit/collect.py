@@ -475,8 +475,11 @@ def _identity_problem(student, entry):
     if unknown or not all(isinstance(value, str) for value in entry.values()):
         return f"student {student}: unknown fields {unknown} or values that are not strings"
     if entry["lms"] == LMS_MOODLE:
-        found = _moodle_folder((entry.get("moodle_folder", ""), "page"))
-        if not found or found[0]["participant"] != entry.get("moodle_participant_id"):
+        folder = entry.get("moodle_folder", "")
+        found = _moodle_folder((folder, "page"))
+        # One part of a path, as collect records it: a separator would let a zip member leave its folder.
+        separator = re.search(r"[/\\\0]", folder)
+        if not found or separator or found[0]["participant"] != entry.get("moodle_participant_id"):
             return (f"student {student}: moodle_folder {entry.get('moodle_folder')!r} is not a Moodle folder name "
                     f"with participant id {entry.get('moodle_participant_id')!r}")
     if entry["lms"] == LMS_CANVAS and not re.fullmatch(r"[0-9]+", entry.get("canvas_user_id", "")):

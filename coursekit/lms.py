@@ -106,6 +106,8 @@ OUTPUTS = (MOODLE_ZIP, MOODLE_WORKSHEET, CANVAS_CSV, PLAIN_ZIP)
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 #: Largest feedback page read (a perfect notebook's page is about 2.5 MB).
 MAX_PAGE_BYTES = 64 << 20
+#: Cells that lost points named in a Moodle comment; the rest are counted (the page lists them all).
+COMMENT_MAX_CELLS = 5
 
 # Moodle's English strings, as its importer compares them (mod/assign/lang/en/assign.php,
 # lang/en/moodle.php, assignfeedback_comments).
@@ -271,7 +273,9 @@ def feedback_comment(row, sheet):
     lost = [f"{q.grade_id} ({format_number(row.scores[q.grade_id])} of {format_number(q.points)})"
             for q in sheet.questions if q.grade_id not in row.pending and row.scores[q.grade_id] < q.points]
     if lost:
-        text += " Points lost in: " + ", ".join(lost) + "."
+        more = len(lost) - COMMENT_MAX_CELLS
+        text += " Points lost in: " + ", ".join(lost[:COMMENT_MAX_CELLS])
+        text += f" and {more} more cells." if more > 0 else "."
     if row.pending:
         text += " Still to be graded by hand: " + ", ".join(row.pending) + "."
     return html.escape(text, quote=False)

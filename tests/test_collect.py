@@ -519,7 +519,9 @@ def test_identities_merge_with_earlier_collects_and_rerun_to_the_same_bytes(tmp_
     ("{not json", "cannot be read"),
     ('["700001"]', "expected an object"),
     ('{"700001": {"lms": "blackboard"}}', "student 700001"),
-    ('{"1": {"lms": "moodle", "moodle_participant_id": "1", "moodle_folder": "../1_assignsubmission_file_"}}',
+    ('{"1": {"lms": "moodle", "moodle_participant_id": "1", "moodle_folder": "../x_1_assignsubmission_file_"}}',
+     "not a Moodle folder name"),
+    ('{"1": {"lms": "moodle", "moodle_participant_id": "2", "moodle_folder": "x_1_assignsubmission_file"}}',
      "not a Moodle folder name"),
     ('{"1": {"lms": "canvas", "canvas_user_id": "1; rm"}}', "not a Canvas user id"),
 ])

@@ -263,6 +263,13 @@ def test_worksheet_comments_sum_up_total_lost_points_and_pending_answers(written
     }
 
 
+def test_a_comment_names_a_few_cells_and_counts_the_rest(course, monkeypatch):
+    monkeypatch.setattr(lms, "COMMENT_MAX_CELLS", 1)
+    sheet = read_gradesheet(course, ASSIGNMENT, RESULTS)
+    row = next(r for r in sheet.rows if r.student == "700002")  # lost points in all three cells
+    assert lms.feedback_comment(row, sheet) == "Total 0 of 5. Points lost in: square_test (0 of 2) and 2 more cells."
+
+
 # --- The Canvas file ------------------------------------------------------------------------------
 
 
