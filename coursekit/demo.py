@@ -34,6 +34,7 @@ from .build import build
 from .collect import collect
 from .feedback import generate_feedback
 from .grade import grade
+from .lms import write_lms_files
 from .paths import ROOT
 from .report import write_report
 from .timing import CELL_TIMES
@@ -110,6 +111,35 @@ def make_demo_zip(master_path, release_path, zip_path):
     return zip_path
 
 
+#: The demo class as Canvas lists it: (sortable name, Canvas user id, login); one student has no row.
+CANVAS_ROSTER = [
+    ("Lovelace, Ada", "20260001", "lovelaceada"),
+    ("Blank, Bo", "20260002", "blankbo"),
+    ("Partial, Pat", "20260003", "partialpat"),
+    ("Colab, Casey", "20260004", "colabcasey"),
+    ("Broken, Brook", "20260005", "brokenbrook"),
+]
+CANVAS_COLUMN = "Clustering lab (4242)"
+
+
+def make_demo_canvas_export(path, roster=CANVAS_ROSTER):
+    """A gradebook export as Canvas's "Export" gives it, with an empty column for the lab.
+
+    Columns Student, ID, SIS User ID, SIS Login ID, Section, one per
+    assignment ("Title (assignment id)") and Canvas's read-only totals; a
+    "Points Possible" row under the header.
+    """
+    header = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "Quiz 1 (4241)", CANVAS_COLUMN,
+              "Current Score", "Final Score"]
+    rows = [["    Points Possible", "", "", "", "", "10", "27", "(read only)", "(read only)"]]
+    rows += [[name, user_id, f"S{user_id}", login, "Section 1", "8", "", "", ""] for name, user_id, login in roster]
+    lines = [",".join(f'"{cell}"' if "," in cell else cell for cell in row) for row in [header] + rows]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 def prepare_demo_course(root=DEMO_ROOT):
     """A fresh course folder holding a copy of the master notebook."""
     root = Path(root)
@@ -127,10 +157,14 @@ def prepare_demo_course(root=DEMO_ROOT):
 def run_demo(root=DEMO_ROOT, build_first=True):
     """Build, then collect, grade, give feedback and report on the demo class.
 
+    The report includes the LMS files: the demo class comes from Canvas, so
+    a made-up Canvas gradebook export (``downloads/canvas_gradebook_export.csv``)
+    is filled in with the totals.
+
     Returns
     -------
     dict
-        The grade results and the paths of the feedback pages and reports.
+        The grade results and the paths of the feedback pages, reports and LMS files.
     """
     if build_first:
         build(ROOT)
@@ -145,4 +179,6 @@ def run_demo(root=DEMO_ROOT, build_first=True):
     results = grade(root, ASSIGNMENT)
     pages = generate_feedback(root, ASSIGNMENT)
     reports = write_report(root, ASSIGNMENT, results=results)
-    return {"results": results, "feedback": pages, "reports": reports}
+    export = make_demo_canvas_export(root / "downloads" / "canvas_gradebook_export.csv")
+    lms_files = write_lms_files(root, ASSIGNMENT, results=results, canvas_export=export)
+    return {"results": results, "feedback": pages, "reports": reports, "lms": lms_files}

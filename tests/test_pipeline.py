@@ -22,7 +22,7 @@ import pytest
 from nbgrader.api import Gradebook
 
 from conftest import SCREENSHOTS
-from coursekit import cli, demo, feedback, report
+from coursekit import cli, demo, feedback, lms, report
 from coursekit.results import FAILED, GRADED, GradeResult
 
 EXPECTED = {
@@ -144,6 +144,24 @@ def test_grades_csv_matches_the_gradebook_and_leaves_failures_blank(demo_run):
     assert rows["20260005"]["total"] == "" and "invalid JSON" in rows["20260005"]["reason"]
 
 
+def _canvas_column(path):
+    """{Canvas user id: the lab's cell} of a Canvas gradebook CSV."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    column = rows[0].index(demo.CANVAS_COLUMN)
+    return {row[1]: row[column] for row in rows[2:]}
+
+
+@pytest.mark.slow
+def test_the_canvas_export_comes_back_with_the_totals(demo_run):
+    root, outcome = demo_run
+    path = outcome["lms"].paths["canvas_gradebook_import.csv"]
+    assert path == root / "reports" / "clustering" / "lms" / "canvas_gradebook_import.csv"
+    assert _canvas_column(path) == {"20260001": "23", "20260002": "1", "20260003": "5", "20260004": "23",
+                                    "20260005": ""}  # not graded: left as exported, never a silent 0
+    assert sorted(p.name for p in path.parent.iterdir()) == ["canvas_gradebook_import.csv"]
+
+
 @pytest.mark.slow
 def test_class_report_has_its_plots(demo_run):
     _, outcome = demo_run
@@ -223,11 +241,13 @@ def test_written_answers_graded_in_formgrader_reach_grades_csv_and_feedback(demo
 
     pages = feedback.generate_feedback(course, "clustering", students=["20260001"])
     report.write_report(course, "clustering")
+    canvas = lms.write_lms_files(course, "clustering", canvas_export=course / "downloads" / "canvas_gradebook_export.csv")
 
     with open(course / "reports" / "clustering" / "grades.csv", newline="") as handle:
         rows = {row["student_id"]: row for row in csv.DictReader(handle)}
     assert float(rows["20260001"]["total"]) == 23 + 3.5
     assert float(rows["20260003"]["total"]) == 5, "other students unchanged"
+    assert _canvas_column(canvas.paths["canvas_gradebook_import.csv"])["20260001"] == "26.5"
     page = pages["20260001"].read_text(encoding="utf-8")
     top = page[:page.index('id="notebook"')]
     assert "Your score: <strong>26.5</strong>" in top and "still to come" not in top
