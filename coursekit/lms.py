@@ -87,8 +87,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import nbformat
+
 from .collect import LMS_CANVAS, LMS_FILES, LMS_MOODLE, load_identities
-from .feedback import UnsafeFile, feedback_path, read_regular_file
+from .feedback import UnsafeFile, feedback_path, leaked_lines, read_regular_file, secret_lines
 from .files import replace_atomically, write_atomically
 from .report import GRADEBOOK_DATE_FORMAT, format_number, read_gradesheet, spreadsheet_safe
 from .results import GRADED, load_results, status_path
@@ -189,11 +191,13 @@ class LmsFiles:
 # --- Feedback pages and zips ------------------------------------------------------------------
 
 
-def read_pages(course_root, assignment, students):
+def read_pages(course_root, assignment, students, secrets=()):
     """The feedback page of each student, and the students without one.
 
     Only ``feedback/<student>/<assignment>/<assignment>.html`` is read, as a
     regular file (never through a link): whatever else is in the folder stays.
+    A page is scanned again for the master's hidden-test lines ``secrets``
+    (as the feedback step does): one that shows any is left out, with a warning.
 
     Returns
     -------
@@ -207,10 +211,17 @@ def read_pages(course_root, assignment, students):
             missing.append(student)
             continue
         try:
-            pages[student] = read_regular_file(path, MAX_PAGE_BYTES)
+            data = read_regular_file(path, MAX_PAGE_BYTES)
         except UnsafeFile as error:
             log.warning(f"{error}; not put in any LMS file")
             missing.append(student)
+            continue
+        leaks = leaked_lines(data.decode("utf-8", "replace"), secrets) if secrets else []
+        if leaks:
+            log.warning(f"{path}: shows a hidden test ({leaks[0]!r}); not put in any LMS file")
+            missing.append(student)
+            continue
+        pages[student] = data
     return pages, missing
 
 
@@ -638,7 +649,8 @@ def write_lms_files(course_root, assignment="clustering", results=None, out_dir=
     kinds = {row.student: _lms(identities, row.student) for row in sheet.rows}
 
     # Everything is made in memory first: a problem with the Canvas export leaves the folder as it was.
-    pages, missing = read_pages(course_root, assignment, [row.student for row in sheet.graded])
+    master = nbformat.read(course_root / "source" / assignment / f"{assignment}.ipynb", as_version=4)
+    pages, missing = read_pages(course_root, assignment, [row.student for row in sheet.graded], secret_lines(master))
     contents, summaries = {}, {}
     if LMS_MOODLE in kinds.values():
         members = moodle_zip_members(pages, identities, assignment)

@@ -474,3 +474,14 @@ def test_a_missing_canvas_export_is_a_usage_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         cli.main(["report", "--root", str(tmp_path), "--canvas-export", str(tmp_path / "nope.csv")])
     assert stop.value.code == 2 and "nope.csv: no such file" in capsys.readouterr().err
+
+
+def test_a_page_that_shows_a_hidden_test_leaves_in_no_lms_file(tmp_path, log_lines):
+    secret = "assert _hidden_check(values) == 42, 'a hidden test line'"
+    for student, body in (("ann", b"<p>fine</p>"), ("bob", f"<pre>{secret}</pre>".encode())):
+        folder = tmp_path / "feedback" / student / ASSIGNMENT
+        folder.mkdir(parents=True)
+        (folder / f"{ASSIGNMENT}.html").write_bytes(body)
+    pages, missing = lms.read_pages(tmp_path, ASSIGNMENT, ["ann", "bob"], secrets={secret})
+    assert list(pages) == ["ann"] and missing == ["bob"]
+    assert any(line.startswith("warning: ") and "shows a hidden test" in line for line in log_lines)
