@@ -26,6 +26,21 @@ from coursekit.paths import ROOT
 ASSIGNMENT = "clustering"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Modules with the most slow tests first (the order within a module kept).
+
+    Test modules run two at a time, a module on one worker (``make test``):
+    started last, a module that grades whole notebooks would keep one worker
+    busy long after the other has run out of work; started first, the quick
+    modules fill the end.
+    """
+    slow = {}
+    for item in items:
+        slow[item.module.__name__] = slow.get(item.module.__name__, 0) + bool(item.get_closest_marker("slow"))
+    first_seen = {name: index for index, name in enumerate(dict.fromkeys(item.module.__name__ for item in items))}
+    items.sort(key=lambda item: (-slow[item.module.__name__], first_seen[item.module.__name__]))
+
+
 class _Route:
     def __init__(self, body, status=200, declared_length=None):
         self.body = body

@@ -4,21 +4,28 @@ release_assignment -> two students fetch_assignment and submit (one solved,
 one partial) -> collect -> ``coursekit grade`` -> ``coursekit feedback`` ->
 release_feedback -> each student fetch_feedback gets their own page, and only it.
 
-The exchange is a local folder (``Exchange.root``). nbgrader names a student
-after the process's user, except for the user ``jovyan`` (the user of the
-Jupyter Docker stacks behind JupyterHub), where ``JUPYTERHUB_USER`` names
-them: the students' commands run that way, with a home folder each.
+The exchange is a local folder (``Exchange.root``). Each side calls nbgrader's
+exchange in-process, as the Jupyter server does for the Assignments panel
+(students) and formgrader (instructor, through ``NbGraderAPI``). nbgrader
+names a student after the process's user, except for the user ``jovyan``
+(the user of the Jupyter Docker stacks behind JupyterHub), where
+``JUPYTERHUB_USER`` names them: the students' calls run that way, with a home
+folder each.
 """
 
-import os
 import re
 import shutil
-import subprocess
-import sys
 
 import nbformat
+import nbgrader.utils
 import pytest
+from nbgrader.auth import Authenticator
+from nbgrader.coursedir import CourseDirectory
+from nbgrader.exchange import ExchangeFactory
+from traitlets.config import Config
 
+from coursekit import build
+from coursekit.autograde import nbgrader_api
 from coursekit.demo import partial_submission, with_student
 from coursekit.feedback import exchange_receipts, generate_feedback
 from coursekit.grade import grade
@@ -27,29 +34,30 @@ from coursekit.results import GRADED
 
 ASSIGNMENT = "clustering"
 COURSE_ID = "clustering-lab"  # nbgrader_config.py
-# A student's nbgrader as JupyterHub runs it: the user is jovyan, JUPYTERHUB_USER says who.
-AS_HUB_USER = ("import sys, nbgrader.utils; nbgrader.utils.get_osusername = lambda: 'jovyan'; "
-               "from nbgrader.apps.nbgraderapp import main; sys.argv[0] = 'nbgrader'; main()")
 
 
-def _run(command, cwd, env=None):
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, f"{' '.join(map(str, command))}:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
-    return result.stdout + result.stderr
+def instructor(action, course, exchange):
+    """``NbGraderAPI.<action>(assignment)`` on the scratch course, with the course's nbgrader_config.py."""
+    config = build.load_course_config(ROOT)
+    config.Exchange.root = str(exchange)
+    outcome = getattr(nbgrader_api(course, config=config), action)(ASSIGNMENT)
+    assert outcome["success"], f"{action}: {outcome.get('error')}\n{outcome.get('log', '')[-3000:]}"
 
 
-def instructor(*args, course, exchange):
-    """``nbgrader <args>`` in the repository (its nbgrader_config.py), on the scratch course."""
-    return _run([sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={course}",
-                 f"--Exchange.root={exchange}"], cwd=ROOT)
-
-
-def student(name, home, *args, exchange):
-    """``nbgrader <args>`` as JupyterHub user ``name``, in their home folder."""
-    env = {**os.environ, "HOME": str(home), "JUPYTERHUB_USER": name}
-    env.pop("JUPYTER_DATA_DIR", None)
-    return _run([sys.executable, "-c", AS_HUB_USER, *args, f"--course={COURSE_ID}", f"--Exchange.root={exchange}"],
-                cwd=home, env=env)
+def student(name, home, action, exchange):
+    """The exchange's ``action`` (FetchAssignment, Submit, FetchFeedback) as JupyterHub user ``name``."""
+    config = Config()
+    config.CourseDirectory.course_id = COURSE_ID
+    config.Exchange.root = str(exchange)
+    config.Exchange.assignment_dir = str(home)
+    config.Exchange.cache = str(home / ".local" / "share" / "jupyter" / "nbgrader_cache")
+    coursedir = CourseDirectory(config=config)
+    coursedir.assignment_id = ASSIGNMENT
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(nbgrader.utils, "get_osusername", lambda: "jovyan")
+        patch.setenv("JUPYTERHUB_USER", name)
+        exchange_class = getattr(ExchangeFactory(config=config), action)
+        exchange_class(coursedir=coursedir, authenticator=Authenticator(config=config), config=config).start()
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +68,7 @@ def hub(tmp_path_factory, copy_course, master_notebook, release_notebook):
     shutil.copytree(ROOT / "release" / ASSIGNMENT, course / "release" / ASSIGNMENT)  # as `make build` made it
     exchange = base / "exchange"
     exchange.mkdir()
-    instructor("release_assignment", ASSIGNMENT, course=course, exchange=exchange)
+    instructor("release_assignment", course, exchange)
 
     answers = {"ann": with_student(master_notebook, "Ann Able", "20260011"),
                "bob": with_student(partial_submission(master_notebook, release_notebook), "Bob Busy", "20260012")}
@@ -68,18 +76,18 @@ def hub(tmp_path_factory, copy_course, master_notebook, release_notebook):
     for name, notebook in answers.items():
         homes[name] = base / "home" / name
         homes[name].mkdir(parents=True)
-        student(name, homes[name], "fetch_assignment", ASSIGNMENT, exchange=exchange)
+        student(name, homes[name], "FetchAssignment", exchange)
         fetched = homes[name] / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
         assert fetched.is_file() and (homes[name] / ASSIGNMENT / "KmeansAnimate2D.py").is_file()
         nbformat.write(notebook, fetched)  # the student's work
-        student(name, homes[name], "submit", ASSIGNMENT, exchange=exchange)
+        student(name, homes[name], "Submit", exchange)
 
-    instructor("collect", ASSIGNMENT, course=course, exchange=exchange)
+    instructor("collect", course, exchange)
     results = {r.student: r for r in grade(course, ASSIGNMENT, workers=2, progress=False)}
     pages = generate_feedback(course, ASSIGNMENT)
-    instructor("release_feedback", ASSIGNMENT, course=course, exchange=exchange)
+    instructor("release_feedback", course, exchange)
     for name, home in homes.items():
-        student(name, home, "fetch_feedback", ASSIGNMENT, exchange=exchange)
+        student(name, home, "FetchFeedback", exchange)
     return dict(course=course, homes=homes, results=results, pages=pages)
 
 
