@@ -13,6 +13,7 @@ names a student after the process's user, except for the user ``jovyan``
 folder each.
 """
 
+import os
 import re
 import shutil
 
@@ -151,6 +152,15 @@ def test_a_secret_that_is_not_what_nbgrader_writes_stays_behind(tmp_path, secret
     _submission(tmp_path, {"timestamp.txt": TIMESTAMP, "submission_secret.txt": secret})
     assert exchange_receipts(tmp_path, ASSIGNMENT, "ann") == {"timestamp.txt": TIMESTAMP}
     assert any(line.startswith("warning: ") and "submission_secret.txt" in line for line in log_lines)
+
+
+def test_a_fifo_or_a_huge_receipt_stays_behind(tmp_path):
+    folder = _submission(tmp_path, {"submission_secret.txt": SECRET})
+    os.mkfifo(folder / "timestamp.txt")
+    assert exchange_receipts(tmp_path, ASSIGNMENT, "ann") == {"submission_secret.txt": SECRET}
+    (folder / "timestamp.txt").unlink()
+    (folder / "timestamp.txt").write_bytes(TIMESTAMP + b" " * 10_000_000)
+    assert exchange_receipts(tmp_path, ASSIGNMENT, "ann") == {"submission_secret.txt": SECRET}
 
 
 def test_a_linked_receipt_is_not_followed(tmp_path):

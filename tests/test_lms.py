@@ -485,3 +485,21 @@ def test_a_page_that_shows_a_hidden_test_leaves_in_no_lms_file(tmp_path, log_lin
     pages, missing = lms.read_pages(tmp_path, ASSIGNMENT, ["ann", "bob"], secrets={secret})
     assert list(pages) == ["ann"] and missing == ["bob"]
     assert any(line.startswith("warning: ") and "shows a hidden test" in line for line in log_lines)
+
+
+def test_a_linked_a_fifo_or_a_huge_page_leaves_in_no_lms_file(tmp_path, monkeypatch, log_lines):
+    """Only a regular feedback page of sensible size is packed; nothing is followed through a link."""
+    outside = tmp_path / "outside.html"
+    outside.write_bytes(b"<p>not this student's page</p>")
+    folders = {}
+    for student in ("ann", "linked", "fifo", "huge"):
+        folders[student] = tmp_path / "feedback" / student / ASSIGNMENT
+        folders[student].mkdir(parents=True)
+    (folders["ann"] / f"{ASSIGNMENT}.html").write_bytes(b"<p>fine</p>")
+    (folders["linked"] / f"{ASSIGNMENT}.html").symlink_to(outside)
+    os.mkfifo(folders["fifo"] / f"{ASSIGNMENT}.html")
+    (folders["huge"] / f"{ASSIGNMENT}.html").write_bytes(b"x" * 2048)
+    monkeypatch.setattr(lms, "MAX_PAGE_BYTES", 1024)
+    pages, missing = lms.read_pages(tmp_path, ASSIGNMENT, ["ann", "linked", "fifo", "huge"])
+    assert pages == {"ann": b"<p>fine</p>"} and missing == ["linked", "fifo", "huge"]
+    assert sum(line.startswith("warning: ") and "not put in any LMS file" in line for line in log_lines) == 3
