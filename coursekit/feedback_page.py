@@ -27,13 +27,9 @@ from pathlib import Path
 import nbgrader
 from latex2mathml.converter import convert as _latex2mathml
 from nbconvert.exporters import HTMLExporter
+from jinja2 import pass_context
 from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 from traitlets import default
-
-try:  # Jinja2 >= 3
-    from jinja2 import pass_context
-except ImportError:  # pragma: no cover
-    from jinja2 import contextfilter as pass_context
 
 log = logging.getLogger(__name__)
 
