@@ -63,7 +63,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Callable, NamedTuple
 
-from .files import text_table, write_atomically
+from .files import UnsafeFile, read_regular_file, text_table, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,12 @@ _STUDENT_ID_LINE = re.compile(
     r"""(?P<value>[rRuU]?"[^"\n]*"|[rRuU]?'[^'\n]*'|[0-9]+)[ \t]*(?:\#.*)?$""",
     re.MULTILINE,
 )
+_NAME_LINE = re.compile(
+    r"""^[ \t]*NAME[ \t]*(?::[^=\n]*)?=[ \t]*(?P<value>[rRuU]?"[^"\n]*"|[rRuU]?'[^'\n]*')[ \t]*(?:\#.*)?$""",
+    re.MULTILINE,
+)
+#: Longest display name kept for a student; characters that are not printable, and <>&, are dropped.
+MAX_NAME_CHARS = 80
 _JUNK_FOLDERS = {"__MACOSX", ".ipynb_checkpoints", "__pycache__"}
 
 
@@ -349,16 +355,32 @@ def student_from_name(path, notebook="clustering.ipynb"):
 def student_id_in_notebook(data):
     """The value assigned to ``STUDENT_ID`` in a notebook's code cells.
 
+    See :func:`assigned_in_notebook`.
+    """
+    return assigned_in_notebook(data, _STUDENT_ID_LINE)
+
+
+def name_in_notebook(data):
+    """The string assigned to ``NAME`` in a notebook's code cells (see :func:`assigned_in_notebook`)."""
+    return assigned_in_notebook(data, _NAME_LINE)
+
+
+def assigned_in_notebook(data, line):
+    """The value a code cell of the notebook assigns with a line matching ``line``.
+
     Parameters
     ----------
     data : bytes
         The notebook file.
+    line : re.Pattern
+        An assignment line with the value in group ``value`` (a quoted
+        string, or digits for ``STUDENT_ID``).
 
     Returns
     -------
     str or None
         The stripped value of the last assignment ("" when empty), or None when
-        no code cell assigns ``STUDENT_ID``.
+        no code cell assigns it.
 
     Raises
     ------
@@ -377,9 +399,45 @@ def student_id_in_notebook(data):
             continue
         source = cell.get("source", "")
         source = "".join(source) if isinstance(source, list) else str(source)
-        for match in _STUDENT_ID_LINE.finditer(source):
+        for match in line.finditer(source):
             value = _unquote(match["value"]).strip()
     return value
+
+
+def display_name(text):
+    """``text`` fit to show as a name: printable characters but ``<>&``, spaces collapsed, at most MAX_NAME_CHARS."""
+    kept = "".join(ch if ch.isprintable() and ch not in "<>&" else " " for ch in str(text))
+    return " ".join(kept.split())[:MAX_NAME_CHARS].strip()
+
+
+def student_names(course_root, assignment, students, notebook="clustering.ipynb"):
+    """The name of each student, for nbgrader's gradebook (formgrader lists students by name).
+
+    The full name in the Moodle download the submission came from, else the
+    ``NAME`` the student wrote in the submitted notebook (read as a regular
+    file of at most MAX_NOTEBOOK_BYTES, never through a link). Students with
+    neither are left out.
+
+    Returns
+    -------
+    dict
+        {student id: name}.
+    """
+    identities = load_identities(course_root, assignment)
+    names = {}
+    for student in students:
+        identity = identities.get(student)
+        name = identity.moodle_full_name if identity is not None else ""
+        if not name:
+            path = Path(course_root) / "submitted" / student / assignment / notebook
+            try:
+                name = name_in_notebook(read_regular_file(path, MAX_NOTEBOOK_BYTES)) or ""
+            except (UnsafeFile, ValueError):
+                name = ""
+        name = display_name(name)
+        if name:
+            names[student] = name
+    return names
 
 
 def _unquote(literal):

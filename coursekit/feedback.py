@@ -30,10 +30,8 @@ from __future__ import annotations
 
 import html
 import logging
-import os
 import re
 import shutil
-import stat
 import tempfile
 from pathlib import Path
 
@@ -41,7 +39,7 @@ import nbformat
 
 from . import build, notebooks
 from .autograde import ensure_tools_on_path, nbgrader_api
-from .files import write_atomically
+from .files import UnsafeFile, read_regular_file, write_atomically
 from .paths import ROOT
 from .results import GRADED, load_results, status_path
 
@@ -81,26 +79,6 @@ def leaked_lines(page_text, secrets):
 
 def feedback_path(course_root, assignment, student):
     return Path(course_root) / "feedback" / student / assignment / f"{assignment}.html"
-
-
-class UnsafeFile(ValueError):
-    """A file to be read for a student is not a plain regular file of sensible size."""
-
-
-def read_regular_file(path, max_bytes):
-    """The bytes of ``path``, which must be a regular file (not a link) of at most ``max_bytes``."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
-    except OSError as error:
-        raise UnsafeFile(f"{path}: cannot be opened as a regular file ({error.strerror})") from None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise UnsafeFile(f"{path}: not a regular file")
-        data = handle.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise UnsafeFile(f"{path}: larger than {max_bytes >> 20} MB")
-    return data
 
 
 def copy_graded_notebook(course_root, assignment, student, scratch):

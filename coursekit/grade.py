@@ -33,8 +33,9 @@ from sqlalchemy.exc import SAWarning
 from tqdm import tqdm
 
 from . import autograde, build
+from .collect import student_names
 from .files import text_table
-from .gradebook import find_roster, gradebook_url, max_score, read_score, register_assignment
+from .gradebook import find_roster, gradebook_url, max_score, read_score, register_assignment, set_student_names
 from .parallel import GradingInterrupted, StopOnSignals, grade_in_parallel, shard_of
 from .paths import ROOT
 from .results import GRADED, NOT_SUBMITTED, GradeResult, StatusFile, load_results, status_path
@@ -157,6 +158,7 @@ def grade(course_root=ROOT, assignment="clustering", students=None, workers=1, f
     db = gradebook_url(course_root, config, gradebook)
     register_assignment(course_root, assignment, db=db)
     submitted, missing = find_roster(course_root, assignment, students, db=db)
+    set_student_names(db, student_names(course_root, assignment, submitted, f"{assignment}.ipynb"))
     if shard:
         roster = set(shard_of(submitted + missing, *shard))
         submitted, missing = [s for s in submitted if s in roster], [s for s in missing if s in roster]

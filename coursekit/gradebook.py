@@ -104,6 +104,18 @@ def find_roster(course_root, assignment, students=None, db=None):
     return submitted, missing
 
 
+def set_student_names(db, names):
+    """Give students their names in the gradebook at URL ``db`` (formgrader lists "Last, First").
+
+    ``names`` is {student id: full name}; the last word is the last name.
+    Students are created when missing, as autograde would create them.
+    """
+    with Gradebook(db) as gradebook:
+        for student, name in names.items():
+            first, _, last = name.rpartition(" ")
+            gradebook.update_or_create_student(student, first_name=first or None, last_name=last)
+
+
 def read_score(db, assignment, student):
     """(score, max_score) of a student's submission from the gradebook at URL ``db``."""
     with Gradebook(db) as gradebook:

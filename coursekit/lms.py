@@ -90,8 +90,8 @@ from pathlib import Path
 import nbformat
 
 from .collect import LMS_CANVAS, LMS_FILES, LMS_MOODLE, load_identities
-from .feedback import UnsafeFile, feedback_path, leaked_lines, read_regular_file, secret_lines
-from .files import replace_atomically, write_atomically
+from .feedback import feedback_path, leaked_lines, secret_lines
+from .files import UnsafeFile, read_regular_file, replace_atomically, write_atomically
 from .report import GRADEBOOK_DATE_FORMAT, format_number, read_gradesheet, spreadsheet_safe
 from .results import GRADED, load_results, status_path
 

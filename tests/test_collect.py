@@ -10,10 +10,12 @@ from datetime import datetime, timezone
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbgrader.api import Gradebook
 from nbgrader.plugins.zipcollect import FileNameCollectorPlugin
 from nbgrader.utils import parse_utc
 
 from coursekit import collect as collect_module
+from coursekit.autograde import ensure_tools_on_path
 from coursekit.collect import (
     NBGRADER_ZIP_COLLECT_REGEXP,
     NO_ID_REASON,
@@ -22,6 +24,7 @@ from coursekit.collect import (
     student_from_name,
     student_id_in_notebook,
 )
+from coursekit.gradebook import set_student_names
 
 WHEN = (2025, 3, 1, 10, 0, 0)  # a zip entry's date_time
 
@@ -534,3 +537,36 @@ def test_an_unreadable_identities_file_is_refused_before_collecting(tmp_path, co
         collect(source, course)
     assert str(path) in str(error.value)
     assert not (course / "submitted").exists()
+
+
+# --------------------------------------------------------------------------
+# Names, for nbgrader's gradebook (formgrader lists students by name)
+# --------------------------------------------------------------------------
+def test_names_come_from_the_moodle_download_else_from_name_in_the_notebook(tmp_path, course):
+    source = make_zip(tmp_path / "mixed.zip", {
+        "Jane Q Doe_700001_assignsubmission_file_/clustering.ipynb": notebook_bytes("700001", "J. D."),
+        "20250002.ipynb": notebook_bytes("20250002", "  Bo\tBlank \x07"),
+        "20250003.ipynb": notebook_bytes("20250003", "<script>alert(1)</script>" + "x" * 200),
+        "20250004.ipynb": notebook_bytes("20250004", ""),
+    })
+    collect(source, course)
+    (tmp_path / "elsewhere.ipynb").write_bytes(notebook_bytes("20250005", "Not Followed"))
+    linked = submitted(course, "20250005")
+    linked.parent.mkdir(parents=True)
+    linked.symlink_to(tmp_path / "elsewhere.ipynb")
+    students = ["700001", "20250002", "20250003", "20250004", "20250005", "20250006"]
+    names = collect_module.student_names(course, "clustering", students)
+    assert names["700001"] == "Jane Q Doe"  # the LMS's name, not what the student typed
+    assert names["20250002"] == "Bo Blank"
+    assert names["20250003"].startswith("script alert(1) /script xxx") and len(names["20250003"]) == 80
+    assert "20250004" not in names and "20250005" not in names and "20250006" not in names
+
+
+def test_names_reach_the_gradebook_as_formgrader_shows_them(tmp_path):
+    ensure_tools_on_path()  # nbgrader runs alembic to create the database
+    db = f"sqlite:///{tmp_path / 'gradebook.db'}"
+    set_student_names(db, {"700001": "Jane Q Doe", "20250002": "Blank"})
+    set_student_names(db, {"700001": "Jane Doe"})
+    with Gradebook(db) as gradebook:
+        people = {s.id: (s.first_name, s.last_name) for s in gradebook.students}
+    assert people == {"700001": ("Jane", "Doe"), "20250002": (None, "Blank")}

@@ -218,6 +218,10 @@ def test_formgrader_lists_the_assignment_and_the_submissions(demo_run, tmp_path)
         graded = {s["student"] for s in submissions if s["autograded"]}
         assert {"20260001", "20260002", "20260003", "20260004"} <= graded
         assert all(s["needs_manual_grade"] for s in submissions if s["student"] == "20260001")
+        # Students by name (formgrader showed "None, None"): from NAME in their notebooks here.
+        students = {s["id"]: (s["first_name"], s["last_name"]) for s in _get_json(f"{base}/students", token)}
+        assert students["20260001"] == ("Ada", "Lovelace") and students["20260003"] == ("Pat", "Partial")
+        assert students["20260005"] == (None, None)  # a cut-off file has no readable NAME
     finally:
         server.terminate()
         server.wait(timeout=20)
