@@ -11,10 +11,9 @@ import os
 from nbgrader.converters import Autograde, GenerateAssignment, GenerateFeedback
 from nbgrader.preprocessors import CheckCellMetadata, ClearSolutions, Execute, GetGrades, OverwriteCells
 
+from coursekit import feedback_page
 from coursekit.collect import NBGRADER_ZIP_COLLECT_REGEXP
 from coursekit.execute import GuardedExecute, StderrIsNotFailure
-from coursekit.feedback_page import NBGRADER_CSS, NBGRADER_TEMPLATES, FeedbackExporter
-from coursekit.feedback_page import TEMPLATES as FEEDBACK_TEMPLATES
 from coursekit.preprocessors import (CheckCellMetadataOnce, ClearStudentInfo, HideHiddenTests, RestoreLockedCells,
                                      SummarizeExercises)
 from coursekit.repair import RepairSubmission
@@ -115,10 +114,7 @@ c.GenerateFeedback.preprocessors = _feedback
 # One self-contained HTML file that works offline: formulas rendered to MathML
 # when the page is made, no script or style from a CDN, long lines wrapped
 # (coursekit/feedback_page.py, coursekit/templates/nbconvert/coursekit_feedback/).
-c.GenerateFeedback.exporter_class = FeedbackExporter
-c.FeedbackExporter.template_name = "coursekit_feedback"
-c.FeedbackExporter.extra_template_basedirs = [str(FEEDBACK_TEMPLATES), str(NBGRADER_TEMPLATES)]
-c.FeedbackExporter.extra_template_paths = [str(NBGRADER_TEMPLATES), str(NBGRADER_CSS)]
+feedback_page.configure(c)
 
 # --- Plain `nbgrader zip_collect` -----------------------------------------------------
 # `python -m coursekit collect` is the course's collector. For instructors who run

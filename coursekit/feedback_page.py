@@ -4,8 +4,8 @@ nbgrader's ``generate_feedback`` renders the graded notebook with nbconvert's
 :class:`~nbconvert.exporters.HTMLExporter` and nbgrader's "feedback"
 template, which loads MathJax from a CDN: offline (a downloaded page, a campus
 network that blocks CDNs) every formula shows as raw TeX. The course's
-exporter, :class:`FeedbackExporter` (set as ``c.GenerateFeedback.exporter_class``
-in ``nbgrader_config.py``), changes three things:
+exporter, :class:`FeedbackExporter` (set up by :func:`configure`, called from
+``nbgrader_config.py``), changes three things:
 
 - formulas in Markdown are turned into MathML when the page is made
   (:func:`latex_to_mathml`, with latex2mathml), which browsers draw without
@@ -91,21 +91,27 @@ class MathMLRenderer(IPythonRenderer):
         return latex_to_mathml(f"\\begin{{{name}}}{body}\\end{{{name}}}", display=True)
 
 
+def configure(config):
+    """Make nbgrader's ``generate_feedback`` render pages with :class:`FeedbackExporter` and its template.
+
+    Set in the configuration, not as the class's defaults: nbgrader's
+    GenerateFeedback puts its own template into ``HTMLExporter``'s
+    configuration, which would win over any default of a subclass.
+
+    Parameters
+    ----------
+    config : traitlets.config.Config
+        The course's nbgrader configuration (``nbgrader_config.py``'s ``c``).
+    """
+    config.GenerateFeedback.exporter_class = FeedbackExporter
+    config.FeedbackExporter.template_name = "coursekit_feedback"
+    config.FeedbackExporter.extra_template_basedirs = [str(TEMPLATES), str(NBGRADER_TEMPLATES)]
+    # nbgrader's folder itself too, for ``extends 'feedback/index.html.j2'``, and its bootstrap.min.css.
+    config.FeedbackExporter.extra_template_paths = [str(NBGRADER_TEMPLATES), str(NBGRADER_CSS)]
+
+
 class FeedbackExporter(HTMLExporter):
     """HTML for a feedback page: formulas as MathML, no network, the course's template."""
-
-    @default("template_name")
-    def _template_name_default(self):
-        return "coursekit_feedback"
-
-    @default("extra_template_basedirs")
-    def _extra_template_basedirs_default(self):
-        return [str(TEMPLATES), str(NBGRADER_TEMPLATES)]
-
-    @default("extra_template_paths")
-    def _extra_template_paths_default(self):
-        # nbgrader's folder itself too, for ``extends 'feedback/index.html.j2'``.
-        return [str(NBGRADER_TEMPLATES), str(NBGRADER_CSS)]
 
     @default("embed_images")
     def _embed_images_default(self):
