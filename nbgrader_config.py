@@ -14,8 +14,8 @@ from nbgrader.preprocessors import CheckCellMetadata, ClearSolutions, Execute, G
 from coursekit import feedback_page
 from coursekit.collect import NBGRADER_ZIP_COLLECT_REGEXP
 from coursekit.execute import GuardedExecute, StderrIsNotFailure
-from coursekit.preprocessors import (CheckCellMetadataOnce, ClearStudentInfo, HideHiddenTests, RestoreLockedCells,
-                                     SummarizeExercises)
+from coursekit.preprocessors import (CheckCellMetadataOnce, ClearStudentInfo, HideHiddenTests, NameUnfinishedExercises,
+                                     RestoreLockedCells, SummarizeExercises)
 from coursekit.repair import RepairSubmission
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -46,6 +46,9 @@ c.CourseBuild.colab_base_url = (
 # The master fills NAME and STUDENT_ID so its own tests pass; blank them for students.
 _generate = list(GenerateAssignment.class_traits()["preprocessors"].default())
 _generate.insert(_generate.index(ClearSolutions) + 1, ClearStudentInfo)
+# Each `raise NotImplementedError()` stub names its exercise, so a cell far
+# below that calls an unfinished function says which exercise to finish.
+_generate.insert(_generate.index(ClearStudentInfo) + 1, NameUnfinishedExercises)
 c.GenerateAssignment.preprocessors = _generate
 
 # --- Autograding ----------------------------------------------------------------

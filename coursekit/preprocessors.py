@@ -5,6 +5,9 @@ They are switched on in ``nbgrader_config.py``:
 - :class:`ClearStudentInfo` (``GenerateAssignment.preprocessors``) blanks the
   ``NAME`` and ``STUDENT_ID`` that the master notebook fills in so that its
   own tests pass.
+- :class:`NameUnfinishedExercises` (``GenerateAssignment.preprocessors``, after
+  nbgrader's ``ClearSolutions``) makes each ``raise NotImplementedError()``
+  stub of the release say which exercise is not done yet.
 - :class:`RestoreLockedCells` (``Autograde.sanitize_preprocessors``, in place of
   nbgrader's ``OverwriteCells``) restores locked cells from the gradebook like
   ``OverwriteCells``, without the false "checksum has changed" warning for test
@@ -21,6 +24,7 @@ They are switched on in ``nbgrader_config.py``:
 
 from __future__ import annotations
 
+import json
 import re
 
 from jsonschema.exceptions import best_match
@@ -33,6 +37,11 @@ from nbgrader.preprocessors import CheckCellMetadata, NbGraderPreprocessor, Over
 from nbgrader.preprocessors.clearhiddentests import ClearHiddenTests
 from nbformat.v4 import new_code_cell
 from traitlets import Int, List, Unicode
+
+
+_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$", re.MULTILINE)
+_POINTS_NOTE = re.compile(r"\s*\[[^\]]*\]\s*$")
+_BARE_STUB = re.compile(r"\braise NotImplementedError(?:\(\))?(?=\s*$)", re.MULTILINE)
 
 
 class ClearStudentInfo(NbGraderPreprocessor):
@@ -53,6 +62,40 @@ class ClearStudentInfo(NbGraderPreprocessor):
                     rf'^(\s*{re.escape(name)}\s*=\s*)(["\']).*?\2(.*)$', r'\1""\3', cell.source, flags=re.MULTILINE
                 )
         return cell, resources
+
+
+class NameUnfinishedExercises(NbGraderPreprocessor):
+    """Give each code stub of the release the name of its exercise.
+
+    nbgrader's ``ClearSolutions`` leaves ``raise NotImplementedError()`` where
+    a solution was; a student running the untouched release then sees a
+    bare ``NotImplementedError`` in every cell that calls the function,
+    including demonstration cells far below the exercise. This turns the
+    stub into ``raise NotImplementedError("Exercise 1.1 is not done yet")``,
+    the label being the start of the last Markdown heading of one of
+    ``heading_levels`` before the cell, up to its colon ("## Exercise 1.1:
+    the partition step [2 points]" gives "Exercise 1.1"). A stub under no
+    such heading keeps nbgrader's bare form.
+    """
+
+    heading_levels = List(Int(), default_value=[2, 3], help="Markdown heading levels that name an exercise").tag(
+        config=True)
+    template = Unicode("{label} is not done yet", help="The stub's message; {label} is the exercise").tag(
+        config=True)
+
+    def preprocess(self, nb, resources):
+        label = None
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                for hashes, text in _HEADING.findall(cell.source):
+                    if len(hashes) in self.heading_levels:
+                        label = _POINTS_NOTE.sub("", text).split(":")[0].replace("$", "").strip()
+                    elif len(hashes) < min(self.heading_levels):
+                        label = None
+            elif label and cell.cell_type == "code" and utils.is_solution(cell):
+                message = json.dumps(self.template.format(label=label), ensure_ascii=False)
+                cell.source = _BARE_STUB.sub(f"raise NotImplementedError({message})", cell.source)
+        return nb, resources
 
 
 def without_hidden_tests(source, config=None):
@@ -142,8 +185,6 @@ class HideHiddenTests(NbGraderPreprocessor):
         return cell, resources
 
 
-_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$", re.MULTILINE)
-_POINTS_NOTE = re.compile(r"\s*\[[^\]]*\]\s*$")
 
 
 def first_line(text, limit):

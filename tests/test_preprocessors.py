@@ -1,9 +1,9 @@
-"""The course's feedback preprocessor on a hand-made graded cell."""
+"""The course's preprocessors on hand-made cells."""
 
 import pytest
-from nbformat.v4 import new_code_cell, new_output
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from coursekit.preprocessors import HideHiddenTests, redact_traceback
+from coursekit.preprocessors import HideHiddenTests, NameUnfinishedExercises, redact_traceback
 
 RED = "\x1b[0;31m"
 TRACEBACK = [
@@ -104,3 +104,25 @@ def test_the_compiled_metadata_check_fails_a_corrupt_notebook_as_nbgrader_does()
             check.preprocess(nb, {})
     nb.cells = [_grade_cell()]
     assert CheckCellMetadataOnce().preprocess(nb, {})[0] is nb
+
+
+def _answer(source):
+    cell = new_code_cell(source)
+    cell.metadata.nbgrader = dict(schema_version=3, grade=False, solution=True, locked=False, grade_id=f"a{len(source)}")
+    return cell
+
+
+def test_each_stub_names_the_exercise_it_belongs_to():
+    stub = "def f(x):\n    # YOUR CODE HERE\n    raise NotImplementedError()"
+    nb = new_notebook(cells=[
+        _answer(stub),  # under no exercise heading yet: left alone
+        new_markdown_cell("## Exercise 1.4: the $k$-means algorithm [3 points]\n\nWrite `kmeans`."),
+        _answer(stub), new_code_cell("raise NotImplementedError()"),  # not an answer cell: left alone
+        new_markdown_cell("### Exercise 2.3 [2 points]"), _answer(stub + "\n\ndef g():\n    raise NotImplementedError"),
+        new_markdown_cell("# Part 3"), _answer(stub),
+    ])
+    nb, _ = NameUnfinishedExercises().preprocess(nb, {})
+    sources = [cell.source for cell in nb.cells]
+    assert sources[0] == stub and sources[3] == "raise NotImplementedError()" and sources[7] == stub
+    assert sources[2] == stub.replace("NotImplementedError()", 'NotImplementedError("Exercise 1.4 is not done yet")')
+    assert sources[5].count('raise NotImplementedError("Exercise 2.3 is not done yet")') == 2
