@@ -10,15 +10,18 @@ algorithm; students use it as before::
     import KmeansAnimate2D as animate
     animate.KmeansAnimate2D(k=3, data=data).animate_jupyter_nb()
 
-The HTML player shows the first frame as a plain ``<img>``, so it is there
-at once, even before (or without) JavaScript, for instance in a notebook
-that Jupyter does not trust. Its buttons find their player from the
-clicked element, not through element ids, so any number of players, even
-identical ones in two notebooks open side by side in JupyterLab, work
-independently, and the same run gives byte-identical HTML.
+The HTML player works without JavaScript too: its ``<img>`` starts as an
+animated WebP of all frames, which plays by itself where scripts do not run
+(a notebook Jupyter does not trust, such as one opened on another machine).
+Where they run, the script puts frame 0 in its place at once and shows the
+buttons, the slider and a caption per frame. The buttons find their player
+from the clicked element, not through element ids, so any number of
+players, even identical ones in two notebooks open side by side in
+JupyterLab, work independently, and the same run gives byte-identical HTML.
 """
 
 import base64
+import html
 import io
 import json
 import numbers
@@ -411,16 +414,20 @@ class KmeansAnimate2D:
         Returns
         -------
         html : str
-            One embedded PNG per frame and a player that needs no network;
-            the first frame shows at once. Works in classic Notebook,
+            One embedded PNG per frame, an animated WebP for where scripts
+            do not run, and a player that needs no network; the first
+            frame shows at once. Works in classic Notebook,
             Notebook 7, JupyterLab, Colab and VS Code. The same run always
             gives the same HTML.
         """
         self._check_interval(interval)
         if default_mode not in ("once", "loop", "reflect"):
             raise ValueError(f'default_mode must be "once", "loop" or "reflect"; got {default_mode!r}')
-        images = [_png_data_uri(rgb) for rgb in self._rendered_frames()]
-        return player_html(images, interval, default_mode)
+        rgb_frames = list(self._rendered_frames())
+        images = [_png_data_uri(rgb) for rgb in rgb_frames]
+        captions = [" ".join(self._title(index).split()) for index in range(len(rgb_frames))]
+        return player_html(images, interval, default_mode, captions=captions,
+                           preview=_animated_webp_data_uri(rgb_frames, interval))
 
     def animate_jupyter_nb(self, interval=500, default_mode="once"):
         """Show the animation in Jupyter (Notebook, JupyterLab, Colab).
@@ -439,13 +446,13 @@ class KmeansAnimate2D:
             this call is the last line of the cell. Without IPython
             nothing is shown and the HTML is just returned.
         """
-        html = AnimationHTML(self.to_jshtml(interval, default_mode))
+        player = AnimationHTML(self.to_jshtml(interval, default_mode))
         try:
             from IPython.display import display
         except ImportError:
-            return html
-        display(html)
-        return html
+            return player
+        display(player)
+        return player
 
     def saveGIF(self, filename, fps=2):
         """Write the animation as an animated GIF (with Pillow).
@@ -518,13 +525,27 @@ def _png_data_uri(rgb):
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def _animated_webp_data_uri(rgb_frames, interval):
+    """The frames as one looping, lossless animated WebP (a pause on the last frame), as a data URI."""
+    from PIL import Image
+
+    images = [Image.fromarray(rgb) for rgb in rgb_frames]
+    durations = [int(round(interval))] * (len(images) - 1) + [int(round(3 * interval))]
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="webp", save_all=True, append_images=images[1:], duration=durations,
+                   loop=0, lossless=True)
+    return "data:image/webp;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 # ---------------------------------------------------------------------------
 # The HTML player
 # ---------------------------------------------------------------------------
 
-# The first frame is the <img>'s own src, so it shows before (and without)
-# JavaScript; the others wait in a JSON block. The controls are found from
-# the element clicked (closest .kmeans-player), never by id, so players
+# Without JavaScript the <img> shows the preview (an animated image) and the
+# controls stay hidden (an inline style: JupyterLab's sanitizer keeps it and
+# drops the hidden attribute); the script shows frame 0 and the controls at once.
+# The frames and their captions wait in a JSON block. The controls are found
+# from the element clicked (closest .kmeans-player), never by id, so players
 # never interfere, even identical ones on one page.
 _PLAYER_TEMPLATE = """\
 <div class="kmeans-player" role="group" aria-label="Animation of Lloyd's algorithm" data-interval="{interval}">
@@ -535,8 +556,8 @@ _PLAYER_TEMPLATE = """\
 .kmeans-player button {{min-width: 2.3em; margin: 1px; padding: 2px 4px; font-size: 15px; line-height: 1.2;}}
 .kmeans-player select {{margin-left: 0.5em;}}
 </style>
-<img class="kmeans-player-frame" width="{width}" height="{height}" alt="k-means, one frame per step" src="{first}">
-<div class="kmeans-player-controls">
+<img class="kmeans-player-frame" width="{width}" height="{height}" alt="{alt}" src="{src}">
+<div class="kmeans-player-controls" style="display: none">
 <input class="kmeans-player-slider" type="range" min="0" max="{last}" step="1" value="0" aria-label="Frame">
 <div>
 <button type="button" data-action="slower" title="Slower" aria-label="Slower">&minus;</button>
@@ -549,29 +570,25 @@ _PLAYER_TEMPLATE = """\
 <button type="button" data-action="last" title="Last frame" aria-label="Last frame">&#x21E5;</button>
 <button type="button" data-action="faster" title="Faster" aria-label="Faster">+</button>
 </div>
-<span class="kmeans-player-counter">frame 1 of {count}</span>
+<span class="kmeans-player-counter" aria-live="polite">frame 1 of {count}</span>
 <select class="kmeans-player-mode" aria-label="After the last frame">
 <option value="once"{once}>once</option>
 <option value="loop"{loop}>loop</option>
 <option value="reflect"{reflect}>reflect</option>
 </select>
 </div>
-<script type="application/json" class="kmeans-player-frames">{others}</script>
+<script type="application/json" class="kmeans-player-frames">{frames}</script>
 </div>
 <script>
 (function () {{
   "use strict";
-  // One set of listeners per page serves every player on it.
-  if (window.kmeansPlayerListening) {{ return; }}
-  window.kmeansPlayerListening = true;
-
   function player(root) {{
     if (!root.kmeansPlayer) {{
-      var img = root.querySelector(".kmeans-player-frame");
-      var others = root.querySelector(".kmeans-player-frames");
+      var data = JSON.parse(root.querySelector(".kmeans-player-frames").textContent);
       root.kmeansPlayer = {{
-        img: img,
-        frames: [img.getAttribute("src")].concat(others ? JSON.parse(others.textContent) : []),
+        img: root.querySelector(".kmeans-player-frame"),
+        frames: data.frames,
+        captions: data.captions,
         slider: root.querySelector(".kmeans-player-slider"),
         counter: root.querySelector(".kmeans-player-counter"),
         mode: root.querySelector(".kmeans-player-mode"),
@@ -586,7 +603,9 @@ _PLAYER_TEMPLATE = """\
     p.index = Math.max(0, Math.min(p.frames.length - 1, index));
     p.img.src = p.frames[p.index];
     p.slider.value = p.index;
-    p.counter.textContent = "frame " + (p.index + 1) + " of " + p.frames.length;
+    var caption = p.captions[p.index] || "";
+    p.counter.textContent = "frame " + (p.index + 1) + " of " + p.frames.length + (caption ? ": " + caption : "");
+    p.img.alt = caption || "k-means, frame " + (p.index + 1);
   }}
 
   function pause(p) {{
@@ -621,6 +640,19 @@ _PLAYER_TEMPLATE = """\
     p.timer = setTimeout(function () {{ tick(p); }}, p.interval);
   }}
 
+  // Every player on the page not started yet: frame 0 in place of the
+  // preview, controls shown. (A script runs once, when its output appears.)
+  Array.prototype.forEach.call(document.querySelectorAll(".kmeans-player"), function (root) {{
+    if (!root.kmeansPlayer) {{
+      show(player(root), 0);
+      root.querySelector(".kmeans-player-controls").style.display = "";
+    }}
+  }});
+
+  // One set of listeners per page serves every player on it.
+  if (window.kmeansPlayerListening) {{ return; }}
+  window.kmeansPlayerListening = true;
+
   var actions = {{
     slower: function (p) {{ p.interval /= 0.7; }},
     faster: function (p) {{ p.interval *= 0.7; }},
@@ -652,7 +684,7 @@ _PLAYER_TEMPLATE = """\
 """
 
 
-def player_html(images, interval=500, default_mode="once"):
+def player_html(images, interval=500, default_mode="once", captions=None, preview=None):
     """The HTML of a player for frames given as PNG data URIs.
 
     Parameters
@@ -663,12 +695,21 @@ def player_html(images, interval=500, default_mode="once"):
         Milliseconds between frames.
     default_mode : {"once", "loop", "reflect"}, default="once"
         What the player does after the last frame.
+    captions : list of str, optional
+        One line per frame, shown under it (and as its ``alt`` text).
+    preview : str, optional
+        A data URI of an animated image of the same size, shown where
+        scripts do not run. By default the first frame.
 
     Returns
     -------
     html : str
-        Self-contained HTML; each image appears exactly once.
+        Self-contained HTML; each frame appears exactly once (the first
+        twice without ``preview``).
     """
+    captions = list(captions) if captions is not None else [""] * len(images)
+    if len(captions) != len(images):
+        raise ValueError(f"{len(captions)} captions for {len(images)} frames")
     from PIL import Image
 
     first = base64.b64decode(images[0].split(",", 1)[1])
@@ -676,6 +717,7 @@ def player_html(images, interval=500, default_mode="once"):
         width, height = image.size
     modes = {mode: (" selected" if mode == default_mode else "") for mode in ("once", "loop", "reflect")}
     return _PLAYER_TEMPLATE.format(
-        interval=f"{float(interval):g}", width=width, height=height, first=images[0],
-        last=len(images) - 1, count=len(images), others=json.dumps(images[1:]), **modes,
+        interval=f"{float(interval):g}", width=width, height=height, src=preview or images[0],
+        alt=html.escape(captions[0] or "k-means, one frame per step"), last=len(images) - 1, count=len(images),
+        frames=json.dumps({"frames": images, "captions": captions}).replace("</", "<\\/"), **modes,
     )

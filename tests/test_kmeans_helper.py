@@ -1,5 +1,7 @@
 """Tests for KmeansAnimate2D.py (k-means helpers) and kmeans_animation.py (the 2-D animation)."""
 
+import base64
+import io
 import json
 import os
 import re
@@ -20,6 +22,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import KmeansAnimate2D as km  # noqa: E402  (the repository root is on pytest's pythonpath)
+import kmeans_animation  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -753,18 +756,42 @@ def test_class_runs_lloyd_on_first_use_not_in_init():
         run.no_such_attribute
 
 
-def test_html_player_shows_the_first_frame_without_javascript(small_run):
-    html = small_run.to_jshtml()
+def _player_data(html):
+    return json.loads(re.search(r'<script type="application/json" class="kmeans-player-frames">(.*?)</script>',
+                                html).group(1))
+
+
+def test_html_player_shows_an_animated_image_without_javascript(small_run):
+    from PIL import Image
+
+    html = small_run.to_jshtml(interval=250)
     images = re.findall(r"data:image/png;base64,[A-Za-z0-9+/=]+", html)
     assert len(images) == len(set(images)) == len(small_run.frames_)
     img = re.search(r'<img class="kmeans-player-frame"[^>]*>', html).group(0)
-    assert f'src="{images[0]}"' in img and 'width="480" height="400"' in img
-    others = re.search(r'<script type="application/json" class="kmeans-player-frames">(.*?)</script>', html).group(1)
-    assert json.loads(others) == images[1:]
+    assert 'width="480" height="400"' in img and 'alt="k = 3, iteration 0: initial representatives"' in img
+    # Where scripts do not run, the <img> plays every frame by itself and the
+    # controls, which would do nothing, stay hidden.
+    preview = re.search(r'src="data:image/webp;base64,([A-Za-z0-9+/=]+)"', img).group(1)
+    with Image.open(io.BytesIO(base64.b64decode(preview))) as animated:
+        assert animated.is_animated and animated.n_frames == len(images) and animated.size == (480, 400)
+        assert animated.info["loop"] == 0
+    assert '<div class="kmeans-player-controls" style="display: none">' in html
+    data = _player_data(html)
+    assert data["frames"] == images
+    assert data["captions"][0] == "k = 3, iteration 0: initial representatives"
+    assert re.fullmatch(r"k = 3, iteration 1: assignment step J_clust = [\d.]+", data["captions"][1])
     # No element ids and no global names per player: two identical players
     # on one page (two notebooks open in JupyterLab) cannot collide.
     assert " id=" not in html and "getElementById" not in html
     assert f'max="{len(images) - 1}"' in html and "maxcdn" not in html
+
+
+def test_a_player_without_preview_starts_on_its_first_frame():
+    frames = [kmeans_animation._png_data_uri(np.full((4, 6, 3), value, dtype=np.uint8)) for value in (0, 255)]
+    html = kmeans_animation.player_html(frames)
+    assert f'src="{frames[0]}"' in html and _player_data(html) == {"frames": frames, "captions": ["", ""]}
+    with pytest.raises(ValueError, match="1 captions for 2 frames"):
+        kmeans_animation.player_html(frames, captions=["one"])
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None and os.environ.get("CI") != "true",
@@ -775,7 +802,10 @@ def test_html_player_in_headless_chromium(small_run, tmp_path):
     probe = """<script>
     setTimeout(function () {
       var players = document.querySelectorAll(".kmeans-player");
-      var before = [].map.call(players, function (p) { var i = p.querySelector("img"); return [i.naturalWidth, i.naturalHeight]; });
+      var before = [].map.call(players, function (p) {
+        var i = p.querySelector("img");
+        return [i.naturalWidth, i.naturalHeight, i.src.slice(0, 14), p.querySelector(".kmeans-player-controls").style.display];
+      });
       var next = players[1].querySelector('button[data-action="next"]');
       next.click(); next.click();
       players[0].querySelector('button[data-action="play"]').click();
@@ -798,6 +828,7 @@ def test_html_player_in_headless_chromium(small_run, tmp_path):
     probe = re.search(r'<pre id="probe">(.*?)</pre>', browser.stdout)
     assert probe, f"chromium gave no result: {browser.stderr[-2000:]}"
     result = json.loads(probe.group(1))
-    assert result["before"] == [[480, 400], [480, 400]]  # frame 0 shown before any click
+    # Frame 0 (a PNG, not the animated preview) and the controls, before any click.
+    assert result["before"] == [[480, 400, "data:image/png", ""]] * 2
     last = len(small_run.frames_) - 1
     assert result["state"] == [str(last), "2"]  # played to the end / two steps: each its own
