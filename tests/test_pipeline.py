@@ -88,32 +88,57 @@ PAGE_STATE = """() => ({
     pageWidth: document.documentElement.scrollWidth,
     summaryTop: document.querySelector('.summary').getBoundingClientRect().top,
     players: [...document.querySelectorAll('.output_html img')].filter(i => i.naturalWidth > 0).length,
+    images: [...document.images].map(i => i.naturalWidth),
+    buttons: [...document.querySelectorAll('.kmeans-player button')].map(b => [b.textContent.trim(),
+                                                                           b.getBoundingClientRect().width]),
+    scoreLineBottom: (document.querySelector('.summary p') || document.querySelector('.summary'))
+        .getBoundingClientRect().bottom,
     rows: [...document.querySelectorAll('.summary tbody tr')].map(r => [...r.cells].map(c => c.innerText.trim())),
 })""" % MATHML
 
 
+def _offline_page(chromium, width, height):
+    """(context, page, requested, script_errors): a page that may load file: and data: URLs only.
+
+    Any other request is refused and recorded in ``requested``; uncaught
+    script errors go to ``script_errors``.
+    """
+    context = chromium.new_context(viewport={"width": width, "height": height})
+    requested, script_errors = [], []
+
+    def refuse_the_network(route):
+        if route.request.url.startswith(("file:", "data:")):
+            route.continue_()
+        else:
+            requested.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", refuse_the_network)
+    page = context.new_page()
+    page.on("pageerror", lambda error: script_errors.append(str(error)))
+    return context, page, requested, script_errors
+
+
 @pytest.mark.slow
 def test_feedback_pages_read_offline_in_a_browser(demo_run, chromium):
-    """Each page opened in Chromium with the network off: nothing fetched, every formula drawn, nothing cut off."""
+    """Each page opened from disk in Chromium, every other request refused: nothing asked for, all drawn."""
     _, outcome = demo_run
     for student, path in sorted(outcome["feedback"].items()):
-        context = chromium.new_context(offline=True, viewport={"width": 1000, "height": 800})
-        requested, script_errors = [], []
-        context.on("request", lambda request: requested.append(request.url))
-        page = context.new_page()
-        page.on("pageerror", lambda error: script_errors.append(str(error)))
+        context, page, requested, script_errors = _offline_page(chromium, width=1280, height=800)
         page.goto(path.as_uri())
         page.wait_for_load_state("load")
         state = page.evaluate(PAGE_STATE)
         page.screenshot(path=SCREENSHOTS / f"feedback_{student}.png")
         context.close()
 
-        assert [url for url in requested if url != path.as_uri() and not url.startswith("data:")] == [], student
+        assert requested == [], student
         assert script_errors == [], (student, script_errors)
         assert state["summaryTop"] < 200, "the summary is the first thing on the page"
+        assert state["scoreLineBottom"] < 800, "the score is above the fold"
+        assert all(width > 0 for width in state["images"]), (student, state["images"])
         assert state["formulas"] > 50 and state["mathml"] == state["formulas"], (student, state["formulas"])
         assert state["rawTex"] == [], student
-        assert state["overflowing"] == [] and state["pageWidth"] <= 1000, (student, state["overflowing"])
+        assert state["overflowing"] == [] and state["pageWidth"] <= 1280, (student, state["overflowing"])
         rows = {row[0]: row[1:] for row in state["rows"]}
         assert len(rows) == 17, student
         assert rows["Exercise 1.1: the partition step"][0] == ("0 / 2" if student == "20260002" else "2 / 2")
@@ -126,6 +151,8 @@ def test_feedback_pages_read_offline_in_a_browser(demo_run, chromium):
                 "0 / 1", "not answered yet: the answer still raises NotImplementedError"]
         if student == "20260001":
             assert state["players"] >= 1, "the animation player shows its first frame"
+            assert len(state["buttons"]) == 9 and all(text and width > 20 for text, width in state["buttons"]), \
+                state["buttons"]
             assert all(points.split(" / ")[0] == points.split(" / ")[1] for points, _ in rows.values()
                        if not points.startswith("\u2013")), rows
 
@@ -142,6 +169,30 @@ def test_grades_csv_matches_the_gradebook_and_leaves_failures_blank(demo_run):
             if status == GRADED:
                 assert float(rows[student]["total"]) == gradebook.find_submission("clustering", student).score
     assert rows["20260005"]["total"] == "" and "invalid JSON" in rows["20260005"]["reason"]
+
+
+@pytest.mark.slow
+def test_the_class_report_reads_offline_in_a_browser(demo_run, chromium):
+    """The TA's page from disk, every other request refused: plots drawn, the summary above the fold."""
+    _, outcome = demo_run
+    path = outcome["reports"]["class_report"]
+    context, page, requested, script_errors = _offline_page(chromium, width=1280, height=800)
+    page.goto(path.as_uri())
+    page.wait_for_load_state("load")
+    state = page.evaluate("""() => ({
+        images: [...document.images].map(i => [i.alt, i.naturalWidth, i.getBoundingClientRect().width]),
+        pageWidth: document.documentElement.scrollWidth,
+        summaryBottom: [...document.querySelectorAll('p')].find(p => p.textContent.includes("totals"))
+            .getBoundingClientRect().bottom,
+        statuses: [...document.querySelector('table').rows].map(r => r.innerText),
+    })""")
+    page.screenshot(path=SCREENSHOTS / "class_report.png", full_page=True)
+    context.close()
+    assert requested == [] and script_errors == []
+    assert len(state["images"]) == 3 and all(natural > 0 and shown > 0 for _, natural, shown in state["images"])
+    assert state["pageWidth"] <= 1280
+    assert state["summaryBottom"] < 800, "the counts and the totals are above the fold"
+    assert any("failed" in row and "1" in row for row in state["statuses"]), state["statuses"]
 
 
 def _canvas_column(path):
