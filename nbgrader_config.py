@@ -4,6 +4,12 @@ nbgrader reads this file from the folder it runs in (the repository root); the
 coursekit commands load it too, so plain ``nbgrader`` commands and ``make``
 targets behave the same. ``coursekit`` is installed in the course's
 environment (editable) by ``make venv``.
+
+The course folder is this repository, unless the environment variable
+``COURSEKIT_COURSE_ROOT`` names another one (the demo class in
+``demo-course/``, a test's scratch course): formgrader takes its course folder
+from this file only (``--CourseDirectory.root`` on the server's command line is
+overridden by it), so that is how formgrader is pointed at another course.
 """
 
 import os
@@ -11,7 +17,7 @@ import os
 from nbgrader.converters import Autograde, GenerateAssignment, GenerateFeedback
 from nbgrader.preprocessors import CheckCellMetadata, ClearSolutions, Execute, GetGrades, OverwriteCells
 
-from coursekit import feedback_page
+from coursekit import feedback_page, formgrade_page
 from coursekit.collect import NBGRADER_ZIP_COLLECT_REGEXP
 from coursekit.execute import GuardedExecute, StderrIsNotFailure
 from coursekit.preprocessors import (CheckCellMetadataOnce, ClearStudentInfo, HideHiddenTests, NameUnfinishedExercises,
@@ -24,7 +30,8 @@ c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 
 # --- The course ------------------------------------------------------------
 c.CourseDirectory.course_id = "clustering-lab"
-c.CourseDirectory.root = HERE
+COURSE_ROOT = os.path.abspath(os.path.join(HERE, os.environ.get("COURSEKIT_COURSE_ROOT") or "."))
+c.CourseDirectory.root = COURSE_ROOT
 c.CourseDirectory.source_directory = "source"
 c.CourseDirectory.release_directory = "release"
 c.CourseDirectory.submitted_directory = "submitted"
@@ -33,6 +40,42 @@ c.CourseDirectory.feedback_directory = "feedback"
 # The solution's cell times (written by `make build`, read while grading) stay
 # out of the release and out of the students' folders.
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "cell_times.json", "*.part"]
+
+# --- The exchange (nbgrader's release_assignment, collect; formgrader) -----------
+# A folder in the course, for a single-user setup (formgrader otherwise warns
+# that /usr/local/share/nbgrader/exchange, nbgrader's default, does not exist).
+# nbgrader needs it to exist and be writable, and does not create it, so it is
+# made here, when nbgrader or coursekit first reads this file. On a shared
+# JupyterHub the admin sets c.Exchange.root to the shared folder in the
+# system-wide nbgrader config (/etc/jupyter/nbgrader_config.py); nbgrader reads
+# this file after that one, and this one wins, so the course-local folder is
+# set only when no other nbgrader config in Jupyter's config path sets one.
+
+
+def _exchange_set_elsewhere():
+    """Whether an nbgrader config in Jupyter's config path (system-wide, ~/.jupyter) sets c.Exchange.root."""
+    from jupyter_core.paths import jupyter_config_path
+    from traitlets.config.loader import JSONFileConfigLoader, PyFileConfigLoader
+
+    for folder in jupyter_config_path():
+        for name, loader in (("nbgrader_config.py", PyFileConfigLoader), ("nbgrader_config.json", JSONFileConfigLoader)):
+            if not os.path.isfile(os.path.join(folder, name)) or os.path.realpath(folder) == os.path.realpath(HERE):
+                continue
+            try:
+                config = loader(name, path=folder).load_config()
+            except Exception:  # a broken file: nbgrader reports it when it reads it
+                continue
+            if "root" in config.get("Exchange", {}):
+                return True
+    return False
+
+
+if not _exchange_set_elsewhere():
+    c.Exchange.root = os.path.join(COURSE_ROOT, "exchange")
+    try:
+        os.makedirs(c.Exchange.root, exist_ok=True)
+    except OSError:  # a read-only checkout: nbgrader then says the exchange is missing
+        pass
 
 # --- The build (coursekit.build) ----------------------------------------------
 # Where Colab fetches the helper and the data: the release folder of the course
@@ -118,6 +161,12 @@ c.GenerateFeedback.preprocessors = _feedback
 # when the page is made, no script or style from a CDN, long lines wrapped
 # (coursekit/feedback_page.py, coursekit/templates/nbconvert/coursekit_feedback/).
 feedback_page.configure(c)
+
+# --- Formgrader ----------------------------------------------------------------------
+# Its grading page draws formulas as MathML and loads nothing from a CDN; it
+# loaded MathJax from cdnjs, and without it (offline) its keyboard shortcuts
+# did not work (coursekit/formgrade_page.py, coursekit/templates/nbconvert/coursekit_formgrade/).
+formgrade_page.configure(c)
 
 # --- Plain `nbgrader zip_collect` -----------------------------------------------------
 # `python -m coursekit collect` is the course's collector. For instructors who run
