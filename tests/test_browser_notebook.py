@@ -20,6 +20,7 @@ JavaScript error fails the test.
 import copy
 import functools
 import http.server
+import json
 import os
 import re
 import shutil
@@ -173,13 +174,32 @@ def open_notebook(page, jupyter, path, ui="JupyterLab"):
     else:
         page.goto(f"{jupyter.url}/notebooks/{path}?token={TOKEN}")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    wait_for_an_idle_kernel(jupyter, path)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", state="attached", timeout=60_000)
 
 
+def wait_for_an_idle_kernel(jupyter, path, timeout=90):
+    """Wait until the server says the notebook's kernel has started and is idle.
+
+    The page's own indicator says "idle" before its kernel is connected, and
+    "Run All" then runs nothing (seen on a busy machine).
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"{jupyter.url}/api/sessions?token={TOKEN}", timeout=5) as response:
+            sessions = json.load(response)
+        if any(s["path"] == path and (s.get("kernel") or {}).get("execution_state") == "idle" for s in sessions):
+            return
+        time.sleep(0.25)
+    pytest.fail(f"{path}: no idle kernel after {timeout} s (sessions: {sessions})")
+
+
 def run_all(page):
-    """Run > Run All Cells, from the menu bar (the same in JupyterLab and Notebook 7)."""
+    """Run > Run All Cells, from the menu bar (the same in JupyterLab and Notebook 7); wait until it starts."""
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
     page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
+    page.locator(".jp-Notebook .jp-CodeCell .jp-InputArea-prompt").first.filter(
+        has_text=re.compile(r"\[(\d+|\*)\]")).wait_for(timeout=60_000)
 
 
 def wait_until_every_code_cell_ran(page, name, timeout=RUN_TIMEOUT_MS):
