@@ -5,14 +5,18 @@ course with the master already registered in its gradebook (built once, copied
 by each test that grades), and the one way a test hands in a submission.
 """
 
+import contextlib
 import http.server
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
+import urllib.request
 from pathlib import Path
 
 import nbformat
@@ -123,6 +127,57 @@ def chromium():
         browser = playwright.chromium.launch(executable_path=path, args=["--no-sandbox"])
         yield browser
         browser.close()
+
+
+@contextlib.contextmanager
+def jupyterlab_server(root_dir, scratch, env=None, cwd=ROOT):
+    """``jupyter lab`` on 127.0.0.1 as a person starts it, with a fresh profile; yields (url, token).
+
+    Jupyter's folders (config, data, runtime, workspaces, settings) are new
+    under ``scratch``, so nothing is trusted or remembered, and JupyterLab's
+    news toast is off (it covers a corner of every screenshot). ``env`` adds
+    variables; the server's log is ``scratch/jupyterlab.log``.
+    """
+    settings = scratch / "lab-settings"
+    notification = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    notification.parent.mkdir(parents=True)
+    notification.write_text('{"fetchNews": "false"}\n')
+    environment = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+                       JUPYTERLAB_SETTINGS_DIR=str(settings), **(env or {}))
+    for name, folder in [("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"),
+                         ("JUPYTER_RUNTIME_DIR", "runtime"), ("JUPYTERLAB_WORKSPACES_DIR", "workspaces")]:
+        environment[name] = str(scratch / folder)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    token = secrets.token_hex(16)
+    command = [str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser", "--ip=127.0.0.1",
+               f"--port={port}", f"--ServerApp.token={token}", f"--ServerApp.root_dir={root_dir}"]
+    if os.geteuid() == 0:
+        command.append("--allow-root")
+    log = scratch / "jupyterlab.log"
+    with open(log, "w") as out:
+        server = subprocess.Popen(command, cwd=cwd, env=environment, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                request = urllib.request.Request(f"{url}/api/status", headers={"Authorization": f"token {token}"})
+                with urllib.request.urlopen(request, timeout=5):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"JupyterLab did not start:\n{log.read_text()[-3000:]}")
+                time.sleep(0.25)
+        yield url, token
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 @pytest.fixture

@@ -18,20 +18,14 @@ error. Screenshots of each screen go to ``tests/screenshots/formgrader_*.png``.
 """
 
 import csv
-import os
 import re
-import secrets
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import SCREENSHOTS
+from conftest import SCREENSHOTS, jupyterlab_server
 from coursekit import build, demo
 from coursekit.paths import ROOT
 from coursekit.report import format_number
@@ -68,71 +62,18 @@ def course(tmp_path_factory):
     return root, scores
 
 
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _jupyter_env(course_root, scratch):
-    """The environment of ``make formgrader``, with Jupyter's folders fresh and the course named.
+@pytest.fixture(scope="module")
+def jupyterlab(course, tmp_path_factory):
+    """JupyterLab serving the scratch course, started as ``make formgrader`` does; yields (url, token).
 
     nbgrader (formgrader included) takes the course folder from
     ``nbgrader_config.py`` in the folder it runs in, the repository, and that
     file from ``COURSEKIT_COURSE_ROOT``: ``--CourseDirectory.root`` on the
     server's command line would be overridden by the file.
     """
-    settings = scratch / "lab-settings"
-    # JupyterLab's news toast would cover the bottom-right corner of every screenshot.
-    notification = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
-    notification.parent.mkdir(parents=True)
-    notification.write_text('{"fetchNews": "false"}\n')
-    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
-               COURSEKIT_COURSE_ROOT=str(course_root), JUPYTERLAB_SETTINGS_DIR=str(settings))
-    for name, folder in [("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"),
-                         ("JUPYTER_RUNTIME_DIR", "runtime"), ("JUPYTERLAB_WORKSPACES_DIR", "workspaces")]:
-        env[name] = str(scratch / folder)
-    return env
-
-
-def _wait_until_up(url, token, server, log, timeout=90):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            request = urllib.request.Request(f"{url}/api/status", headers={"Authorization": f"token {token}"})
-            with urllib.request.urlopen(request, timeout=5):
-                return
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"JupyterLab did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
-
-
-@pytest.fixture(scope="module")
-def jupyterlab(course, tmp_path_factory):
-    """JupyterLab serving the scratch course, started as ``make formgrader`` does; yields (url, token)."""
     root, _ = course
-    scratch = tmp_path_factory.mktemp("jupyter")
-    port, token = _free_port(), secrets.token_hex(16)
-    command = [str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser", "--ip=127.0.0.1",
-               f"--port={port}", f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}"]
-    if os.geteuid() == 0:
-        command.append("--allow-root")
-    log = scratch / "jupyterlab.log"
-    with open(log, "w") as out:
-        server = subprocess.Popen(command, cwd=ROOT, env=_jupyter_env(root, scratch),
-                                  stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_up(url, token, server, log)
-        yield url, token
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    with jupyterlab_server(root, tmp_path_factory.mktemp("jupyter"), env={"COURSEKIT_COURSE_ROOT": str(root)}) as server:
+        yield server
 
 
 # --- The browser ---------------------------------------------------------------------------

@@ -21,21 +21,16 @@ import copy
 import functools
 import http.server
 import json
-import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import nbformat
 import pytest
 
-from conftest import SCREENSHOTS
+from conftest import SCREENSHOTS, jupyterlab_server
 from coursekit import demo, notebooks
 from coursekit.paths import ROOT
 
@@ -43,7 +38,6 @@ pytestmark = pytest.mark.slow
 
 RELEASE_DIR = ROOT / "release" / "clustering"
 LECTURE = ROOT / "notebooks" / "clustering_solution.ipynb"
-TOKEN = "browser-test"
 RUN_TIMEOUT_MS = 240_000
 
 
@@ -94,48 +88,9 @@ def jupyter(tmp_path_factory, master_notebook, release_notebook, course_files_se
                           count=1, flags=re.MULTILINE)
     nbformat.write(in_colab, colab / "clustering.ipynb")
 
-    # A fresh profile: nothing trusted, no workspace; only the news toast off.
-    settings = base / "settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(base / "config"), JUPYTER_DATA_DIR=str(base / "data"),
-               JUPYTER_RUNTIME_DIR=str(base / "runtime"), JUPYTERLAB_WORKSPACES_DIR=str(base / "workspaces"),
-               JUPYTERLAB_SETTINGS_DIR=str(base / "settings"),
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser", "--ip=127.0.0.1",
-               f"--port={port}", f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={folder}"]
-    if os.geteuid() == 0:
-        command.append("--allow-root")
-    log = open(base / "server.log", "w")
-    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for_server(url, server, base / "server.log")
-        yield type("Jupyter", (), {"url": url, "folder": folder, "log": base / "server.log"})
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
-
-
-def _wait_for_server(url, server, log, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"jupyter lab ended with {server.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=2).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    pytest.fail(f"jupyter lab did not answer within {timeout} s:\n{log.read_text()[-3000:]}")
+    # A fresh profile: nothing trusted, no workspace.
+    with jupyterlab_server(folder, base) as (url, token):
+        yield type("Jupyter", (), {"url": url, "token": token, "folder": folder})
 
 
 #: Errors of Notebook 7.6's own front end (its bundle, not an output of ours),
@@ -170,9 +125,9 @@ def open_notebook(page, jupyter, path, ui="JupyterLab"):
     """Open ``path`` alone: in JupyterLab in a workspace of its own, reset (no tabs of an earlier test)."""
     if ui == "JupyterLab":
         workspace = re.sub(r"\W", "-", path)
-        page.goto(f"{jupyter.url}/lab/workspaces/{workspace}/tree/{path}?reset&token={TOKEN}")
+        page.goto(f"{jupyter.url}/lab/workspaces/{workspace}/tree/{path}?reset&token={jupyter.token}")
     else:
-        page.goto(f"{jupyter.url}/notebooks/{path}?token={TOKEN}")
+        page.goto(f"{jupyter.url}/notebooks/{path}?token={jupyter.token}")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
     wait_for_an_idle_kernel(jupyter, path)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", state="attached", timeout=60_000)
@@ -186,7 +141,7 @@ def wait_for_an_idle_kernel(jupyter, path, timeout=90):
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with urllib.request.urlopen(f"{jupyter.url}/api/sessions?token={TOKEN}", timeout=5) as response:
+        with urllib.request.urlopen(f"{jupyter.url}/api/sessions?token={jupyter.token}", timeout=5) as response:
             sessions = json.load(response)
         if any(s["path"] == path and (s.get("kernel") or {}).get("execution_state") == "idle" for s in sessions):
             return
