@@ -6,6 +6,7 @@ by each test that grades), and the one way a test hands in a submission.
 """
 
 import contextlib
+import copy
 import http.server
 import os
 import secrets
@@ -22,7 +23,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from coursekit import demo
+from coursekit import demo, notebooks
 from coursekit.cli import MessageFormatter
 from coursekit.gradebook import register_assignment
 from coursekit.paths import ROOT
@@ -226,6 +227,26 @@ def master_notebook():
 def release_notebook():
     """The committed student release of the notebook, read once. Read-only: copy before changing it."""
     return nbformat.read(ROOT / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+
+
+#: The master's demonstration cells that take most of its run time (the animation, the colour
+#: sweep, the k sweep over MNIST and what uses its models): 8 of its 9 seconds. No test cell needs them.
+SLOW_DEMONSTRATIONS = ("run_kmeans", "animation", "quality_sweep", "evaluate_10", "k_sweep", "centroids",
+                       "predict_photo")
+
+
+def without_slow_demonstrations(nb):
+    """A copy of ``nb`` without the cells of :data:`SLOW_DEMONSTRATIONS`, as if the student deleted them.
+
+    For tests about the grading machinery (attacks, workers, shards), where a
+    whole solved notebook is needed but not its slowest figures: grading does
+    not restore deleted cells that carry no points, so each such submission
+    costs about half the time (kernel start and imports stay). The whole notebook is graded end to end
+    elsewhere (test_pipeline, test_autograde_release, test_browser_notebook).
+    """
+    lean = copy.deepcopy(nb)
+    lean.cells = [c for c in lean.cells if notebooks.grade_id(c) not in SLOW_DEMONSTRATIONS]
+    return lean
 
 
 def write_submission(course, student, notebook, assignment=ASSIGNMENT):
