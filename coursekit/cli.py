@@ -38,6 +38,7 @@ from .lms import LmsError, check_canvas_export, write_lms_files
 from .parallel import GradingInterrupted, merge_shards, parse_shard
 from .paths import DATA_DIR, ROOT
 from .report import ReportError, write_report
+from .similarity import DEFAULT_THRESHOLD
 from .results import FAILED
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ def _feedback(args):
 
 
 def _report(args):
-    write_report(args.root, args.assignment)
+    write_report(args.root, args.assignment, similarity_threshold=args.similarity_threshold)
     write_lms_files(args.root, args.assignment, canvas_export=args.canvas_export, canvas_column=args.canvas_column)
 
 
@@ -142,7 +143,7 @@ def _all(args):
     results = grade(args.root, args.assignment, workers=args.workers, force=args.force,
                     allow_unsandboxed=args.allow_unsandboxed, progress=args.verbosity >= 0)
     generate_feedback(args.root, args.assignment)
-    write_report(args.root, args.assignment, results=results)
+    write_report(args.root, args.assignment, results=results, similarity_threshold=args.similarity_threshold)
     write_lms_files(args.root, args.assignment, results=results, canvas_export=args.canvas_export,
                     canvas_column=args.canvas_column)
     return _exit_for(results)
@@ -174,7 +175,20 @@ def _existing_file(text):
     return path
 
 
-def _lms_options(parser):
+def _share(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text}: not a number") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text}: a share between 0 (exclusive) and 1")
+    return value
+
+
+def _report_options(parser):
+    parser.add_argument("--similarity-threshold", type=_share, default=DEFAULT_THRESHOLD, metavar="SHARE",
+                        help="list pairs of students whose answers share at least this share (0..1] in the "
+                             f"class report's similarity section (default: {DEFAULT_THRESHOLD})")
     parser.add_argument("--canvas-export", type=_existing_file, metavar="PATH",
                         help="a Canvas gradebook export (CSV) to fill with the totals: "
                              "reports/<assignment>/lms/canvas_gradebook_import.csv")
@@ -255,13 +269,13 @@ def build_parser():
 
     step = steps.add_parser("report", help="grades.csv, the class report, and the LMS files in reports/<assignment>/lms/")
     _course_options(step)
-    _lms_options(step)
+    _report_options(step)
     step.set_defaults(run=_report)
 
     step = steps.add_parser("all", help="the whole job: build, [collect SOURCE,] grade, feedback, report")
     step.add_argument("source", type=Path, nargs="?", help="a folder or LMS zip to collect first")
     _course_options(step, grading=True)
-    _lms_options(step)
+    _report_options(step)
     step.set_defaults(run=_all)
 
     step = steps.add_parser("demo", help="the whole job on a bundled demo class (in demo-course/)")

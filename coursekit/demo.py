@@ -60,20 +60,87 @@ def with_student(nb, name, student_id):
     return nb
 
 
+#: Pat's own Part 1 (written her way, not the master's): loops, np.add.at, a while loop;
+#: her J_clust is the sum, not the mean (the bug that costs her Exercises 1.3 and 1.4).
+PAT_PART1 = {
+    "assign_clusters": """\
+    labels = []
+    for point in np.asarray(X, dtype=float):
+        distances = [np.sum((point - centre) ** 2) for centre in np.asarray(Z, dtype=float)]
+        labels.append(int(np.argmin(distances)))
+    return np.array(labels, dtype=int)""",
+    "update_representatives": """\
+    data = np.asarray(X, dtype=float)
+    groups = np.asarray(c)
+    new_Z = np.array(Z_prev, dtype=float)
+    sums = np.zeros_like(new_Z)
+    np.add.at(sums, groups, data)
+    counts = np.bincount(groups, minlength=len(new_Z))
+    filled = counts > 0
+    new_Z[filled] = sums[filled] / counts[filled, None]
+    return new_Z""",
+    "clustering_objective": """\
+    diffs = np.asarray(X, dtype=float) - np.asarray(Z, dtype=float)[np.asarray(c)]
+    return float(np.sum(diffs * diffs))""",
+    "kmeans": """\
+    Z = np.array(Z0, dtype=float)
+    history = []
+    labels = assign_clusters(X, Z)
+    iteration = 0
+    while iteration < max_iter:
+        Z = update_representatives(X, labels, Z)
+        history.append(clustering_objective(X, labels, Z))
+        new_labels = assign_clusters(X, Z)
+        iteration += 1
+        if np.array_equal(new_labels, labels):
+            break
+        labels = new_labels
+    return labels, Z, history""",
+}
+PAT_QUESTION1 = ("It can end in a local minimum that depends on the starting points, so I would run it several "
+                 "times from different random starts and keep the run with the lowest J_clust.")
+
+#: How Casey disguised a copy of Ada's notebook: names inside the solutions, and the order of functions.
+CASEY_NAMES = {
+    "squared_distances": "dist_sq", "members": "points_in_group", "c_previous": "last_labels", "J_history": "costs",
+    "palette_codes": "pal_keys", "position": "where", "indices": "idx", "picture": "png_image", "archive": "npz",
+    "predicted": "guesses", "gray": "grey", "background": "bg", "contrast": "spread", "ink": "strokes",
+    "small": "resized", "frame": "canvas",
+}
+_SOLUTION = re.compile(rf"({re.escape(notebooks.SOLUTION_BEGIN)}\n)(.*?)(\n[ \t]*{re.escape(notebooks.SOLUTION_END)})", re.S)
+
+
+def _replace_solutions(source, change):
+    """``source`` with the text of each BEGIN/END SOLUTION region replaced by ``change(text)``."""
+    return _SOLUTION.sub(lambda m: m.group(1) + change(m.group(2)) + m.group(3), source)
+
+
 def partial_submission(master, release):
-    """Part 1 solved (with one bug), Parts 2 and 3 as handed out."""
+    """Pat's notebook: Part 1 written her own way (with one bug), a short Question 1, Parts 2 and 3 as handed out."""
     nb = with_student(master, "Pat Partial", "20260003")
     stubs = {notebooks.grade_id(c): c.source for c in release.cells if notebooks.is_solution_cell(c)}
-    part = 0
     for cell in nb.cells:
-        heading = re.search(r"^# Part (\d+)", cell.source, flags=re.MULTILINE)
-        if cell.cell_type == "markdown" and heading:
-            part = int(heading.group(1))
         gid = notebooks.grade_id(cell)
-        if part >= 2 and notebooks.is_solution_cell(cell) and gid in stubs:
+        if gid in PAT_PART1:
+            cell.source = _replace_solutions(cell.source, lambda _, code=PAT_PART1[gid]: code)
+        elif gid == "question1":
+            cell.source = PAT_QUESTION1
+        elif notebooks.is_solution_cell(cell) and gid in stubs:
             cell.source = stubs[gid]
-        if gid == "clustering_objective":
-            cell.source = cell.source.replace(".sum(axis=1).mean())", ".sum())")
+    return nb
+
+
+def disguised_copy(nb):
+    """Casey's copy of ``nb``: local names changed (CASEY_NAMES) and the image file functions in another order."""
+    nb = copy.deepcopy(nb)
+    renames = re.compile(r"\b(" + "|".join(CASEY_NAMES) + r")\b")
+    for cell in nb.cells:
+        if not notebooks.is_solution_cell(cell) or cell.cell_type != "code":
+            continue
+        cell.source = _replace_solutions(cell.source, lambda text: renames.sub(lambda m: CASEY_NAMES[m.group(1)], text))
+        if notebooks.grade_id(cell) == "compression_functions":
+            head, *functions = re.split(r"\n(?=def )", cell.source)
+            cell.source = "\n".join([head, *reversed([f.rstrip("\n") + "\n\n" for f in functions])]).rstrip("\n")
     return nb
 
 
@@ -100,7 +167,7 @@ def make_demo_zip(master_path, release_path, zip_path):
         PERFECT: nbformat.writes(perfect),
         BLANK: nbformat.writes(with_student(release, "Bo Blank", "20260002")),
         PARTIAL: nbformat.writes(partial_submission(master, release)),
-        COLAB: nbformat.writes(colab_saved(with_student(master, "Casey Colab", "20260004"))),
+        COLAB: nbformat.writes(colab_saved(with_student(disguised_copy(master), "Casey Colab", "20260004"))),
         BROKEN: nbformat.writes(with_student(master, "Brook Broken", "20260005"))[:5000],
     }
     zip_path = Path(zip_path)

@@ -45,8 +45,6 @@ from .results import GRADED, load_results, status_path
 
 log = logging.getLogger(__name__)
 
-#: Largest graded notebook read back for feedback (the grader caps outputs far below this).
-MAX_NOTEBOOK_BYTES = 64 << 20
 #: What ``nbgrader submit`` writes: an ISO time, and ``secrets.token_hex(64)``.
 _RECEIPTS = {
     "timestamp.txt": re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?( ?[A-Za-z]+|[+-]\d{2}:?\d{2})?\s*"),
@@ -88,8 +86,7 @@ def copy_graded_notebook(course_root, assignment, student, scratch):
     whatever else lies in ``autograded/<student>/<assignment>/`` stays there.
     """
     name = f"{assignment}.ipynb"
-    data = read_regular_file(Path(course_root) / "autograded" / student / assignment / name, MAX_NOTEBOOK_BYTES)
-    nb = nbformat.reads(data.decode("utf-8"), as_version=4)
+    nb = notebooks.read_graded_notebook(course_root, assignment, student)
     folder = Path(scratch) / "autograded" / student / assignment
     folder.mkdir(parents=True)
     nbformat.write(nb, folder / name)

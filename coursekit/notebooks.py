@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from pathlib import Path
 
+import nbformat
 from nbgrader.nbgraderformat import MetadataValidator, SchemaTooNewError, SchemaTooOldError, ValidationError
+
+from .files import read_regular_file
 
 SOLUTION_BEGIN, SOLUTION_END = "### BEGIN SOLUTION", "### END SOLUTION"
 HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
@@ -17,6 +21,31 @@ MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN T
 
 #: The nbgrader metadata keys of schema 3 (anything else is rejected by nbgrader).
 NBGRADER_KEYS = {"schema_version", "grade", "solution", "locked", "task", "grade_id", "points", "checksum", "cell_type"}
+
+
+#: The largest graded notebook the later steps read (a graded notebook's outputs are capped far below).
+MAX_GRADED_NOTEBOOK_BYTES = 64 << 20
+
+
+def read_graded_notebook(course_root, assignment, student):
+    """The student's graded notebook ``autograded/<student>/<assignment>/<assignment>.ipynb``, parsed.
+
+    Read without following links, from a regular file of at most
+    :data:`MAX_GRADED_NOTEBOOK_BYTES`: it holds what the student's code printed.
+
+    Raises
+    ------
+    coursekit.files.UnsafeFile
+        A link, not a regular file, or too large.
+    ValueError
+        Not UTF-8 or not a notebook (``nbformat`` reading errors are ValueErrors).
+    """
+    path = Path(course_root) / "autograded" / student / assignment / f"{assignment}.ipynb"
+    data = read_regular_file(path, MAX_GRADED_NOTEBOOK_BYTES)
+    try:
+        return nbformat.reads(data.decode("utf-8"), as_version=4)
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text ({error.reason})") from None
 
 
 def nbgrader_meta(cell):

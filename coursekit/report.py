@@ -64,15 +64,20 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 from nbgrader.api import Gradebook, MissingEntry
 
-from . import notebooks
+from . import notebooks, similarity
+from .failures import failures_by_test
 from .files import write_atomically
 from .pages import render
-from .results import FAILED, GRADED, NOT_SUBMITTED, STATUSES, load_results, status_path
+from .results import FAILED, GRADED, NOT_SUBMITTED, STATUSES, full_marks, load_results, status_path
 
 log = logging.getLogger(__name__)
 
 GRADES_CSV = "grades.csv"
 CLASS_REPORT = "class_report.html"
+FAILURES_CSV = "test_failures.csv"
+SIMILARITY_CSV = "similarity.csv"
+#: The side-by-side pages of similar pairs: ``similarity/pair-001.html``, ... (names never hold a student id).
+PAIR_FOLDER, PAIR_PAGE = "similarity", "pair-{:03d}.html"
 
 #: A level-1 heading that opens a part, e.g. "# Part 1. The $k$-means algorithm" -> "Part 1".
 PART_HEADING = re.compile(r"^#[ \t]+(Part[ \t]+[^\s.:]+)", re.MULTILINE)
@@ -370,11 +375,39 @@ def grades_csv_text(sheet):
     return buffer.getvalue()
 
 
+def csv_text(header, rows):
+    """RFC 4180 CSV (commas, CRLF) of ``rows`` under ``header``; free text made spreadsheet-safe."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows([spreadsheet_safe(v) if isinstance(v, str) else v for v in row] for row in rows)
+    return buffer.getvalue()
+
+
+def failures_csv_text(failures):
+    """``test_failures.csv``: one row per group of failures of a test, tests in notebook order."""
+    header = ["test", "part", "points", "graded", "lost_points", "group_size", "exception", "message_pattern",
+              "example_message", "students", "students_with_grading_incidents"]
+    rows = []
+    for test in failures:
+        with_incidents = {student for student, _ in test.incidents}
+        for group in test.groups:
+            rows.append([test.grade_id, test.part, format_number(test.points), test.graded, test.failed,
+                         len(group.students), group.exception, group.pattern, group.example,
+                         " ".join(group.students), " ".join(s for s in group.students if s in with_incidents)])
+    return csv_text(header, rows)
+
+
+def similarity_csv_text(pairs):
+    """``similarity.csv``: one row per reported pair, highest score first, with its page."""
+    header = ["first", "second", "score", "code_score", "written_score", "page"]
+    rows = [[p.first, p.second, format_number(p.score, 3), format_number(p.code_score, 3),
+             format_number(p.written_score, 3), f"{PAIR_FOLDER}/{PAIR_PAGE.format(n)}"]
+            for n, p in enumerate(pairs, start=1)]
+    return csv_text(header, rows)
+
+
 # --- Statistics -------------------------------------------------------------------------
-
-
-def full_marks(score, points):
-    return score >= points
 
 
 def question_rate(question, graded):
@@ -510,8 +543,27 @@ def _totals(graded):
             "lowest": format_number(min(totals)), "highest": format_number(max(totals))}
 
 
-def class_report_html(sheet, images):
-    """The whole page, from the gradesheet and the ``plot_images`` PNGs (template ``class_report.html.j2``)."""
+def failure_sections(failures):
+    """What the template shows of each test that someone failed (see :mod:`coursekit.failures`)."""
+    return [{
+        "grade_id": test.grade_id, "part": test.part, "points": format_number(test.points),
+        "failed": test.failed, "graded": test.graded,
+        "groups": [(len(g.students), g.exception, g.pattern, g.example, " ".join(g.students)) for g in test.groups],
+        "incidents": [(student, "; ".join(notes)) for student, notes in test.incidents],
+    } for test in failures if test.failed]
+
+
+def pair_rows(pairs):
+    return [{"number": n, "first": p.first, "second": p.second, "score": percent(p.score),
+             "code": percent(p.code_score), "written": percent(p.written_score),
+             "page": f"{PAIR_FOLDER}/{PAIR_PAGE.format(n)}"} for n, p in enumerate(pairs, start=1)]
+
+
+def class_report_html(sheet, images, failures=(), pairs=(), threshold=similarity.DEFAULT_THRESHOLD):
+    """The whole page, from the gradesheet, the ``plot_images`` PNGs, the failures and the similar pairs.
+
+    Template ``class_report.html.j2``.
+    """
     graded = sheet.graded
     means = part_means(sheet) if images else {}
     return render(
@@ -529,13 +581,36 @@ def class_report_html(sheet, images):
         hardest=[(q.grade_id, q.part, format_number(q.points), percent(rate), f"{lost} of {len(graded)}")
                  for q, rate, lost in hardest_tests(sheet)] if images else [],
         not_graded=[(row.student, row.status, row.reason) for row in sheet.rows if row.status != GRADED],
+        failures=failure_sections(failures),
+        failures_csv=FAILURES_CSV,
+        pairs=pair_rows(pairs),
+        threshold=percent(threshold),
+        similarity_csv=SIMILARITY_CSV,
+        compared=len(graded),
     )
+
+
+def pair_page_html(assignment, number, pair, threshold, templates):
+    """The side-by-side page of one similar pair (template ``similar_pair.html.j2``)."""
+    sections = []
+    for kind, documents, slices, score in ((similarity.CODE, pair.code, pair.code_slices, pair.code_score),
+                                            (similarity.WRITTEN, pair.written, pair.written_slices, pair.written_score)):
+        if not documents:
+            continue
+        left = similarity.highlighted_segments(documents[0], slices[0] if slices else (), templates)
+        right = similarity.highlighted_segments(documents[1], slices[1] if slices else (), templates)
+        cells = [(grade_id, a, b) for (grade_id, a), (_, b) in zip(left, right) if a or b]
+        sections.append({"kind": kind, "score": percent(score), "cells": cells})
+    return render("similar_pair.html.j2", title=f"Similar answers, pair {number}: {assignment}",
+                  first=pair.first, second=pair.second, score=percent(pair.score),
+                  threshold=percent(threshold), sections=sections)
 
 
 # --- The step ------------------------------------------------------------------------------
 
 
-def write_report(course_root, assignment="clustering", results=None, out_dir=None):
+def write_report(course_root, assignment="clustering", results=None, out_dir=None,
+                 similarity_threshold=similarity.DEFAULT_THRESHOLD):
     """Write ``grades.csv`` and ``class_report.html`` for one assignment.
 
     Parameters
@@ -549,10 +624,14 @@ def write_report(course_root, assignment="clustering", results=None, out_dir=Non
         ``reports/<assignment>/grading_status.json``.
     out_dir : path-like, optional
         Where to write; default ``course_root/reports/<assignment>/``.
+    similarity_threshold : float, default=similarity.DEFAULT_THRESHOLD
+        Score (0..1) from which a pair of students is listed as similar.
+
     Returns
     -------
     dict
-        ``{"grades_csv": Path, "class_report": Path}``.
+        ``{"grades_csv": Path, "class_report": Path, "failures_csv": Path,
+        "similarity_csv": Path, "pair_pages": [Path]}``.
 
     Raises
     ------
@@ -564,14 +643,37 @@ def write_report(course_root, assignment="clustering", results=None, out_dir=Non
     if results is None:
         results = load_results(status_path(course_root, assignment))
     out_dir = Path(out_dir) if out_dir is not None else course_root / "reports" / assignment
+    if not 0 < similarity_threshold <= 1:
+        raise ReportError(f"the similarity threshold must be between 0 and 1; got {similarity_threshold}")
     sheet = read_gradesheet(course_root, assignment, results)
-    csv_text = grades_csv_text(sheet)
-    page = class_report_html(sheet, plot_images(sheet))
+    failures = failures_by_test(course_root, assignment, sheet, results)
+    _, master = read_master(course_root, assignment)
+    templates = similarity.templates_from(master)
+    answers = similarity.read_class_answers(course_root, assignment, [row.student for row in sheet.graded], templates)
+    pairs = similarity.similar_pairs(answers, templates, similarity_threshold)
+    pages = {PAIR_PAGE.format(n): pair_page_html(assignment, n, pair, similarity_threshold, templates)
+             for n, pair in enumerate(pairs, start=1)}
+    files = {
+        GRADES_CSV: grades_csv_text(sheet),
+        CLASS_REPORT: class_report_html(sheet, plot_images(sheet), failures, pairs, similarity_threshold),
+        FAILURES_CSV: failures_csv_text(failures),
+        SIMILARITY_CSV: similarity_csv_text(pairs),
+    }
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"grades_csv": out_dir / GRADES_CSV, "class_report": out_dir / CLASS_REPORT}
-    write_atomically(paths["grades_csv"], csv_text)
-    write_atomically(paths["class_report"], page)
+    for name, text in files.items():
+        write_atomically(out_dir / name, text)
+    pair_dir = out_dir / PAIR_FOLDER
+    pair_dir.mkdir(exist_ok=True)
+    for old in pair_dir.glob("pair-*.html"):  # pages of an earlier run's pairs
+        if old.name not in pages:
+            old.unlink()
+    for name, text in pages.items():
+        write_atomically(pair_dir / name, text)
+    paths = {"grades_csv": out_dir / GRADES_CSV, "class_report": out_dir / CLASS_REPORT,
+             "failures_csv": out_dir / FAILURES_CSV, "similarity_csv": out_dir / SIMILARITY_CSV,
+             "pair_pages": [pair_dir / name for name in pages]}
     log.info(f"wrote {paths['grades_csv']} ({len(sheet.rows)} students, {len(sheet.graded)} graded)")
-    log.info(f"wrote {paths['class_report']}")
+    log.info(f"wrote {paths['class_report']}, {FAILURES_CSV} and {SIMILARITY_CSV} "
+             f"({len(pairs)} similar pair(s) of {len(answers)} compared, threshold {percent(similarity_threshold)})")
     return paths

@@ -59,6 +59,11 @@ class GradeResult:
             raise ValueError(f"status must be one of {STATUSES}; got {self.status!r}")
 
 
+def full_marks(score, points):
+    """Whether ``score`` is all of ``points`` (a test passed, for the report's pass rates)."""
+    return score >= points
+
+
 def status_path(course_root, assignment):
     return Path(course_root) / "reports" / assignment / "grading_status.json"
 
