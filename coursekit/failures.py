@@ -42,7 +42,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 #: An array or list of numbers as NumPy or Python print it, nested or not: "[0 1 2]", "[[1., 2.],\n [3., 4.]]".
 _NUMBER_LIST = re.compile(r"\[[\[\]\s\d.,eE+\-naif()]*\d[\[\]\s\d.,eE+\-naif()]*\]")
 #: A number standing alone (not part of a name such as uint8 or x_1).
-_NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?!\w|\.\w)|\b(?:nan|inf)\b")
+_NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?(?!\w|\.\w)|\b(?:nan|inf)\b")
 _SPACE = re.compile(r"\s+")
 
 
@@ -79,7 +79,7 @@ class Failures:
     graded : int
         Number of graded students.
     groups : tuple of FailureGroup
-        Largest group first, ties by pattern.
+        Largest group first; ties in the order of their first student.
     incidents : tuple of (str, tuple of str)
         (student, the grade step's notes) for the students who lost points on
         this test and whose notebook had grading incidents.
@@ -112,7 +112,7 @@ def message_pattern(text):
     """
     text = clean_message(text)
     text = _NUMBER_LIST.sub("[...]", text)
-    return _NUMBER.sub("<n>", text)
+    return _NUMBER.sub("<n>", text)[:MAX_MESSAGE_CHARS]
 
 
 def cell_error(cell):
@@ -147,7 +147,7 @@ def _groups(messages):
         members[(exception, message_pattern(message))].append((student, message))
     groups = [FailureGroup(exception, pattern, found[0][1][:EXAMPLE_CHARS], tuple(s for s, _ in found))
               for (exception, pattern), found in members.items()]
-    return tuple(sorted(groups, key=lambda g: (-len(g.students), g.exception, g.pattern)))
+    return tuple(sorted(groups, key=lambda g: (-len(g.students), g.students[0], g.exception, g.pattern)))
 
 
 def failures_by_test(course_root, assignment, sheet, results):

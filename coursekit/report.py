@@ -546,7 +546,8 @@ def _totals(graded):
 def failure_sections(failures):
     """What the template shows of each test that someone failed (see :mod:`coursekit.failures`)."""
     return [{
-        "grade_id": test.grade_id, "part": test.part, "points": format_number(test.points),
+        "grade_id": test.grade_id, "part": test.part,
+        "points": format_number(test.points) + (" point" if test.points == 1 else " points"),
         "failed": test.failed, "graded": test.graded,
         "groups": [(len(g.students), g.exception, g.pattern, g.example, " ".join(g.students)) for g in test.groups],
         "incidents": [(student, "; ".join(notes)) for student, notes in test.incidents],
@@ -631,7 +632,8 @@ def write_report(course_root, assignment="clustering", results=None, out_dir=Non
     -------
     dict
         ``{"grades_csv": Path, "class_report": Path, "failures_csv": Path,
-        "similarity_csv": Path, "pair_pages": [Path]}``.
+        "similarity_csv": Path, "pair_pages": Path}`` (the last is the folder
+        of the side-by-side pages, ``similarity/``).
 
     Raises
     ------
@@ -672,7 +674,7 @@ def write_report(course_root, assignment="clustering", results=None, out_dir=Non
         write_atomically(pair_dir / name, text)
     paths = {"grades_csv": out_dir / GRADES_CSV, "class_report": out_dir / CLASS_REPORT,
              "failures_csv": out_dir / FAILURES_CSV, "similarity_csv": out_dir / SIMILARITY_CSV,
-             "pair_pages": [pair_dir / name for name in pages]}
+             "pair_pages": pair_dir}
     log.info(f"wrote {paths['grades_csv']} ({len(sheet.rows)} students, {len(sheet.graded)} graded)")
     log.info(f"wrote {paths['class_report']}, {FAILURES_CSV} and {SIMILARITY_CSV} "
              f"({len(pairs)} similar pair(s) of {len(answers)} compared, threshold {percent(similarity_threshold)})")

@@ -213,7 +213,11 @@ def test_same_data_gives_the_same_bytes_and_leaves_the_gradebook_alone(course, w
     before = gradebook.read_bytes(), gradebook.stat().st_mtime_ns
     again = report.write_report(course, ASSIGNMENT, results=list(reversed(RESULTS)), out_dir=tmp_path)
     for key, path in written["paths"].items():
-        assert again[key].read_bytes() == path.read_bytes(), key
+        if path.is_dir():  # the similarity pages
+            assert sorted(p.name for p in again[key].iterdir()) == sorted(p.name for p in path.iterdir()), key
+            assert all((again[key] / p.name).read_bytes() == p.read_bytes() for p in path.iterdir()), key
+        else:
+            assert again[key].read_bytes() == path.read_bytes(), key
     assert (gradebook.read_bytes(), gradebook.stat().st_mtime_ns) == before
 
 
@@ -224,9 +228,15 @@ def test_defaults_read_the_grading_status_and_write_under_reports(course, tmp_pa
     shutil.copy2(course / "gradebook.db", scratch / "gradebook.db")
     save_results(status_path(scratch, ASSIGNMENT), RESULTS)
     paths = report.write_report(scratch, ASSIGNMENT)
-    assert paths == {"grades_csv": scratch / "reports" / ASSIGNMENT / "grades.csv",
-                     "class_report": scratch / "reports" / ASSIGNMENT / "class_report.html"}
-    assert all(path.is_file() for path in paths.values()) and len(log_lines) == 2
+    out = scratch / "reports" / ASSIGNMENT
+    assert paths == {"grades_csv": out / "grades.csv", "class_report": out / "class_report.html",
+                     "failures_csv": out / "test_failures.csv", "similarity_csv": out / "similarity.csv",
+                     "pair_pages": out / "similarity"}
+    assert all(path.exists() for path in paths.values())
+    # Only the gradebook was copied: the graded notebooks the failures and similarity read are missing, and said so.
+    warnings = [line for line in log_lines if line.startswith("warning: ")]
+    assert len(log_lines) == 2 + len(warnings) and warnings
+    assert all("autograded/" in line and "cannot be opened" in line for line in warnings), warnings
 
 
 @pytest.mark.slow
