@@ -5,8 +5,10 @@ PY := .venv/bin/python
 PYTEST_ARGS ?=
 CANVAS_EXPORT ?=
 CANVAS_OPTION = $(if $(CANVAS_EXPORT),--canvas-export "$(CANVAS_EXPORT)")
+SIMILARITY_THRESHOLD ?=
+REPORT_OPTIONS = $(CANVAS_OPTION) $(if $(SIMILARITY_THRESHOLD),--similarity-threshold $(SIMILARITY_THRESHOLD))
 
-.PHONY: venv demo build grade-all collect grade feedback report formgrader test test-fast data data-verify mnist-full bench bench-notebook bench-grading lock clean
+.PHONY: venv demo build grade-all collect grade feedback report formgrader test test-fast data data-verify mnist-full bench bench-notebook bench-grading bench-similarity lock clean
 
 venv:
 	@tools/ensure_venv.sh
@@ -19,7 +21,7 @@ demo: venv
 
 ## grade-all: the whole job on the real course; SUBMISSIONS=<folder or LMS zip> to collect first
 grade-all: venv
-	$(PY) -m coursekit all $(SUBMISSIONS) $(CANVAS_OPTION)
+	$(PY) -m coursekit all $(SUBMISSIONS) $(REPORT_OPTIONS)
 
 collect: venv
 	$(PY) -m coursekit collect $(SUBMISSIONS)
@@ -30,9 +32,10 @@ grade: venv
 feedback: venv
 	$(PY) -m coursekit feedback
 
-## report: grades.csv, the class report and the LMS files; CANVAS_EXPORT=<gradebook export.csv> fills a Canvas export
+## report: grades.csv, the class report (with failures and similar pairs) and the LMS files;
+## CANVAS_EXPORT=<gradebook export.csv> fills a Canvas export; SIMILARITY_THRESHOLD=0.5 lists more pairs
 report: venv
-	$(PY) -m coursekit report $(CANVAS_OPTION)
+	$(PY) -m coursekit report $(REPORT_OPTIONS)
 
 ## formgrader: JupyterLab with nbgrader's formgrader, for grading written answers by hand
 formgrader: venv
@@ -70,13 +73,18 @@ data-verify: venv
 mnist-full: venv
 	$(PY) -m coursekit data download-mnist
 
-## bench: every benchmark, one after the other (about 55 minutes); tables in bench/results/
+## bench: every benchmark, one after the other (about 60 minutes); tables in bench/results/
 bench: venv
 	$(PY) -m bench.bench_helper --out bench/results/helper.md
 	$(PY) -m bench.bench_notebook --out bench/results/notebook.md
 	$(PY) -m bench.bench_grading --out bench/results/grading.md
 	$(PY) -m bench.bench_hostile --out bench/results/hostile.md
-	@cat bench/results/helper.md bench/results/notebook.md bench/results/grading.md bench/results/hostile.md
+	$(PY) -m bench.bench_similarity --out bench/results/similarity.md
+	@cat bench/results/helper.md bench/results/notebook.md bench/results/grading.md bench/results/hostile.md bench/results/similarity.md
+
+## bench-similarity: the class report's similarity check on 300 students, against copydetect's own (about 4 minutes)
+bench-similarity: venv
+	$(PY) -m bench.bench_similarity --out bench/results/similarity.md
 
 bench-notebook: venv
 	$(PY) -m bench.bench_notebook --out bench/results/notebook.md

@@ -227,6 +227,53 @@ def test_the_class_report_reads_offline_in_a_browser(demo_run, chromium):
     assert any("failed" in row and "1" in row for row in state["statuses"]), state["statuses"]
 
 
+@pytest.mark.slow
+def test_a_ta_opens_the_failures_and_the_similar_pair_from_the_class_report(demo_run, chromium):
+    """Why a test fails (a collapsed section, opened by a click) and the copied pair's page, offline at 1280x800."""
+    root, outcome = demo_run
+    reports = root / "reports" / "clustering"
+    with open(reports / "similarity.csv", newline="", encoding="utf-8") as handle:
+        pairs = list(csv.DictReader(handle))
+    # Casey's notebook is Ada's with other local names and functions in another order; Pat wrote Part 1 herself.
+    assert [(p["first"], p["second"]) for p in pairs] == [("20260001", "20260004")]
+    assert float(pairs[0]["code_score"]) > 0.95 and pairs[0]["page"] == "similarity/pair-001.html"
+    with open(reports / "test_failures.csv", newline="", encoding="utf-8") as handle:
+        groups = [row for row in csv.DictReader(handle) if row["test"] == "clustering_objective_test"]
+    assert [(g["exception"], g["students"]) for g in groups] == [
+        ("NotImplementedError", "20260002"), ("AssertionError", "20260003")]
+    assert groups[1]["message_pattern"].startswith("distances squared are <n>, <n> and <n>")
+
+    context, page, requested, script_errors = _offline_page(chromium, width=1280, height=800)
+    page.goto(outcome["reports"]["class_report"].as_uri())
+    section = page.locator("details", has=page.locator("summary", has_text="clustering_objective_test"))
+    message = section.get_by_text("so J_clust = (1 + 1 + 0) / 3 = 0.667; got 2.0.", exact=False)
+    assert not message.is_visible(), "collapsed until opened"
+    section.locator("summary").click()
+    message.wait_for(state="visible")
+    section.scroll_into_view_if_needed()
+    page.screenshot(path=SCREENSHOTS / "class_report_failures.png")
+
+    page.get_by_role("link", name="pair 1").click()
+    page.wait_for_load_state("load")
+    assert page.url.endswith("/similarity/pair-001.html")
+    state = page.evaluate("""() => ({
+        heading: document.querySelector('h1').textContent,
+        marked: document.querySelectorAll('mark').length,
+        columns: [...document.querySelectorAll('.side')].slice(0, 1).map(side =>
+            [...side.children].map(c => Math.round(c.getBoundingClientRect().width))),
+        pageWidth: document.documentElement.scrollWidth,
+        lead: document.body.innerText.includes('A lead for a person to check, never a verdict.'),
+    })""")
+    page.screenshot(path=SCREENSHOTS / "similar_pair.png")
+    context.close()
+    assert requested == [] and script_errors == []
+    assert state["heading"] == "Similar answers, pair 1: clustering" and state["lead"]
+    assert state["marked"] > 20
+    (left, right), = state["columns"]
+    assert abs(left - right) <= 2 and left > 400, "two columns side by side"
+    assert state["pageWidth"] <= 1280
+
+
 def _canvas_column(path):
     """{Canvas user id: the lab's cell} of a Canvas gradebook CSV."""
     with open(path, newline="", encoding="utf-8") as handle:
