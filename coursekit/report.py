@@ -31,11 +31,23 @@ source of truth for points) and the grade step's results, and writes to
 ``class_report.html``
     One self-contained page (inline CSS, plots as base64 PNG, no scripts, no
     external resources): counts per status, the score histogram, the pass rate
-    per question, the mean per part, the hardest tests, and the students who
-    could not be graded, with reasons.
+    per question, the mean per part, the hardest tests, why tests fail (a
+    collapsed section per test, :mod:`coursekit.failures`), similar
+    submissions (:mod:`coursekit.similarity`), and the students who could not
+    be graded, with reasons.
 
-Both files depend only on the gradebook and the results: the same data gives
-the same bytes (the date shown is when ``gradebook.db`` last changed, never the
+``test_failures.csv``
+    One row per group of failures of a test: the test, its part and points,
+    how many lost them, the group's size, exception, message pattern, an
+    example message, its students and those of them with grading incidents.
+
+``similarity.csv`` and ``similarity/pair-NNN.html``
+    The pairs of students whose answers are similar (at least the threshold),
+    highest first, with code and written scores, and one side-by-side page
+    per pair (file names never hold a student id).
+
+Every file depends only on the gradebook, the results and the graded
+notebooks: the same data gives the same bytes (the date shown is when ``gradebook.db`` last changed, never the
 current time). The gradebook itself is never written: it is read from a private
 snapshot.
 """
