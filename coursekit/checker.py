@@ -25,7 +25,7 @@ here by :func:`coursekit.plain_data.decode`. The verdict is the test's:
 Protocol, one JSON object per line on the process's stdin and stdout (the
 test's own prints go to stderr)::
 
-    grader -> checker  {"source": ..., "test": name, "path": [folders to import from]}
+    grader -> checker  {"source": ..., "test": name, "path": [folders to import from]}   (then, per test:)
     checker -> grader  {"call": name, "args": <plain data (JSON text) of [args, kwargs]>}
     grader -> checker  {"result": <plain data>} | {"raised": "ValueError: ..."} | {"stopped": why}
     checker -> grader  {"verdict": "pass"} | {"verdict": "fail", "message": ...}
@@ -33,12 +33,15 @@ test's own prints go to stderr)::
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
+import textwrap
 
 import numpy as np
 
+from .notebooks import HIDDEN_BEGIN, HIDDEN_END
 from .plain_data import KERNEL_ENCODER, NotPlainData, decode
 
 #: What the kernel runs for one call: decode the arguments, call the student's function, encode what it returned.
@@ -66,6 +69,39 @@ def _coursekit_call(name, arguments):
 _namespace = {}
 exec(KERNEL_ENCODER, _namespace)  # the same encoder, for the checker's arguments
 encode = _namespace["_coursekit_encode"]
+
+
+#: Top-level functions of a hidden-test region with this prefix are checker tests.
+CHECKER_PREFIX = "_checker_test"
+
+
+def split_test_cell(source):
+    """(kernel source, checker source, checker test names) of a test cell of the master.
+
+    The checker tests are the top-level functions named ``_checker_test...``
+    inside the cell's hidden-test region; the kernel runs everything else.
+    A cell without them comes back whole, with no checker source.
+    """
+    begin, end = source.find(HIDDEN_BEGIN), source.find(HIDDEN_END)
+    if begin < 0 or end < begin:
+        return source, "", []
+    region_start = source.index("\n", begin) + 1 if "\n" in source[begin:end] else end
+    region = source[region_start:end]
+    try:
+        tree = ast.parse(textwrap.dedent(region))
+    except SyntaxError:
+        return source, "", []
+    lines = region.splitlines(keepends=True)
+    functions = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name.startswith(CHECKER_PREFIX)]
+    if not functions:
+        return source, "", []
+    taken = set()
+    for node in functions:
+        first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+        taken.update(range(first - 1, node.end_lineno))
+    checker = "".join(line for i, line in enumerate(lines) if i in taken)
+    kept = "".join(line for i, line in enumerate(lines) if i not in taken)
+    return source[:region_start] + kept + source[end:], checker, [node.name for node in functions]
 
 
 class StudentError(Exception):
@@ -99,7 +135,7 @@ class Student:
 
 def verdict_of(source, test, student, path=()):
     """Run the checker test ``test`` defined in ``source`` against ``student``; return the verdict dict."""
-    sys.path[:0] = list(path)
+    sys.path[:0] = [p for p in path if p not in sys.path]
     namespace = {"np": np, "__name__": "__checker__"}
     try:
         exec(compile(source, "<hidden test>", "exec"), namespace)  # noqa: S102 (the master's own hidden test)
@@ -114,8 +150,8 @@ def verdict_of(source, test, student, path=()):
 
 
 def main():
-    """The checker process: one test per process, over stdin and stdout (see the module docstring)."""
-    channel, sys.stdout = sys.stdout, sys.stderr  # the test's prints must not mix with the protocol
+    """The checker process: tests one after another over stdin and stdout (see the module docstring)."""
+    channel, sys.stdout = sys.stdout, sys.stderr  # the tests' prints must not mix with the protocol
 
     def send(message):
         channel.write(json.dumps(message) + "\n")
@@ -124,47 +160,69 @@ def main():
     def receive():
         line = sys.stdin.readline()
         if not line:
-            raise SystemExit("the grader closed the channel")
+            raise SystemExit(0)  # the grader is done
         return json.loads(line)
 
-    first = receive()
-    send(verdict_of(first["source"], first["test"], Student(send, receive), first.get("path", ())))
+    while True:
+        request = receive()
+        send(verdict_of(request["source"], request["test"], Student(send, receive), request.get("path", ())))
 
 
-def run_checker(source, test, call_in_kernel, path=(), timeout=120):
-    """Judge one checker test in a fresh process; return (passed, message).
+class CheckerProcess:
+    """One checker process for a notebook's hidden tests (``python -I -m coursekit.checker``).
 
-    Parameters
-    ----------
-    source, test : str
-        The hidden test's source and the name of its checker function.
-    call_in_kernel : callable
-        ``call_in_kernel(name, arguments_json) -> reply dict``: has the
+    Started on the first :meth:`judge`; :meth:`close` ends it. Each test runs
+    in a fresh namespace of that process; the process never runs student code.
+    """
+
+    def __init__(self, path=()):
+        self.path = [str(p) for p in path]
+        self._process = None
+
+    def judge(self, source, test, call_in_kernel):
+        """Judge the checker test ``test`` of ``source``; return (passed, message).
+
+        ``call_in_kernel(name, arguments_json) -> reply dict`` has the
         student's kernel run ``_coursekit_call(name, arguments_json)`` and
         returns ``{"result": text}``, ``{"raised": text}`` or ``{"stopped": text}``.
-    path : sequence of str
-        Folders the checker imports from (the master's, for the helper module).
-    timeout : float
-        Seconds the checker's own work may take between two messages.
-    """
-    process = subprocess.Popen([sys.executable, "-I", "-m", "coursekit.checker"], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        """
+        if self._process is None:
+            self._process = subprocess.Popen([sys.executable, "-I", "-m", "coursekit.checker"], stdin=subprocess.PIPE,
+                                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        process = self._process
+        try:
+            self._write({"source": source, "test": test, "path": self.path})
+            while True:
+                line = process.stdout.readline()
+                if not line:
+                    self.close()
+                    return False, "the grader's checker stopped without a verdict"
+                message = json.loads(line)
+                if "verdict" in message:
+                    return message["verdict"] == "pass", message.get("message", "")
+                self._write(call_in_kernel(message["call"], message["args"]))
+        except BaseException:
+            self.close()  # a test half done cannot go on in this process
+            raise
+
+    def _write(self, message):
+        self._process.stdin.write(json.dumps(message) + "\n")
+        self._process.stdin.flush()
+
+    def close(self):
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+
+def run_checker(source, test, call_in_kernel, path=()):
+    """Judge one checker test in a process of its own; return (passed, message) (see :meth:`CheckerProcess.judge`)."""
+    checker = CheckerProcess(path)
     try:
-        process.stdin.write(json.dumps({"source": source, "test": test, "path": list(path)}) + "\n")
-        process.stdin.flush()
-        while True:
-            line = process.stdout.readline()
-            if not line:
-                return False, "the checker stopped without a verdict"
-            message = json.loads(line)
-            if "verdict" in message:
-                return message["verdict"] == "pass", message.get("message", "")
-            reply = call_in_kernel(message["call"], message["args"])
-            process.stdin.write(json.dumps(reply) + "\n")
-            process.stdin.flush()
+        return checker.judge(source, test, call_in_kernel)
     finally:
-        process.kill()
-        process.wait(timeout=timeout)
+        checker.close()
 
 
 if __name__ == "__main__":

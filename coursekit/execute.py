@@ -32,6 +32,7 @@ Two nbgrader preprocessors, switched on in ``nbgrader_config.py``
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import copy
 import json
@@ -51,6 +52,7 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Bool, Float, Integer, List, Unicode
 
+from .checker import KERNEL_CALL, CheckerProcess, split_test_cell
 from .outputs import OutputBudget, bounded_error, merge_streams
 from .repair import REPAIRS_KEY
 from .sandbox import Sandbox, SandboxedKernelManager, SandboxUnavailable, check_sandbox
@@ -87,6 +89,8 @@ class GuardedExecute(Execute):
     limits_file = Unicode("cell_times.json", help="The solution's cell times, in the assignment's source folder "
                           "(written by `make build`)").tag(config=True)
     kernel_alive_interval = Float(0.1, help="Seconds between checks that the kernel is still alive").tag(config=True)
+    checker_path = List(Unicode(), help="Folders the hidden-test checker imports from, besides the assignment's "
+                        "source folder (coursekit.checker)").tag(config=True)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -121,28 +125,38 @@ class GuardedExecute(Execute):
         self._last_stop = None  # the incident of the last cell stopped by a limit
         self.workdir = workdir = Path((resources or {}).get("metadata", {}).get("path") or ".")
         (workdir / self.incidents_file).unlink(missing_ok=True)
+        source_dir = self._source_dir(resources)
+        self.checker = CheckerProcess([*self.checker_path, *([str(source_dir)] if source_dir else [])])
         completed, start, restarts = [], 0, 0
-        while start < len(self.nb.cells):
-            if self._remaining() <= 0:
-                self._skip_rest(start, self._budget_reason())
-                break
-            if restarts > self.max_restarts:
-                self._skip_rest(start, f"not run: the kernel had to be restarted {self.max_restarts} times")
-                break
-            start = self._run_kernel_from(start, completed, resources)
-            restarts += 1
+        try:
+            while start < len(self.nb.cells):
+                if self._remaining() <= 0:
+                    self._skip_rest(start, self._budget_reason())
+                    break
+                if restarts > self.max_restarts:
+                    self._skip_rest(start, f"not run: the kernel had to be restarted {self.max_restarts} times")
+                    break
+                start = self._run_kernel_from(start, completed, resources)
+                restarts += 1
+        finally:
+            self.checker.close()
         self.timeout = self._cell_timeout
         self.set_widgets_metadata()
         (workdir / self.incidents_file).write_text(json.dumps(self.incidents, indent=2) + "\n")
         return self.nb, self.resources
 
-    def _cell_times_path(self, resources):
-        """The assignment's cell_times.json (None outside an nbgrader run)."""
+    def _source_dir(self, resources):
+        """The assignment's source folder, where the master is (None outside an nbgrader run)."""
         info = (resources or {}).get("nbgrader", {})
         if "assignment" not in info:
             return None
         coursedir = CourseDirectory(config=self.config)
-        return Path(coursedir.format_path(coursedir.source_directory, ".", info["assignment"])) / self.limits_file
+        return Path(coursedir.format_path(coursedir.source_directory, ".", info["assignment"]))
+
+    def _cell_times_path(self, resources):
+        """The assignment's cell_times.json (None outside an nbgrader run)."""
+        source_dir = self._source_dir(resources)
+        return None if source_dir is None else source_dir / self.limits_file
 
     def _run_kernel_from(self, start, completed, resources):
         """Run cells from ``start`` in a fresh kernel; return where to go on."""
@@ -246,13 +260,53 @@ class GuardedExecute(Execute):
                 self._seed(utils.to_bytes(cell.metadata.nbgrader.get("grade_id", str(index))))
             if self._last_stop:
                 self._note_after_restart(cell)
+        tests = []
+        if cell.cell_type == "code" and utils.is_grade(cell):
+            kernel_source, checker_source, tests = split_test_cell(cell.source)
+        original = cell.source
+        if tests:
+            cell.source = kernel_source  # the checker tests run in the checker, never in the kernel
         self._outputs.start_cell()
         try:
             self.preprocess_cell(cell, resources, index)
         except BaseException:
             self._finish_outputs(cell, index, finished=False)
             raise
+        finally:
+            cell.source = original
         self._finish_outputs(cell, index, finished=True)
+        if tests and not any(output.get("output_type") == "error" for output in cell.outputs):
+            self._judge(cell, checker_source, tests)
+
+    # -- hidden tests judged by the checker (coursekit.checker) ----------------
+    def _judge(self, cell, source, tests):
+        """Run the cell's checker tests; a failure becomes the cell's error output (0 points)."""
+        self.wait_for_reply(self.kc.execute(KERNEL_CALL, silent=True, store_history=False), cell)
+        for test in tests:
+            passed, message = self.checker.judge(source, test, lambda name, arguments: self._call(cell, name, arguments))
+            if not passed:
+                cell.outputs.append(new_output(
+                    "error", ename="AssertionError", evalue=message,
+                    traceback=[f"AssertionError: {message}", "(a hidden test, judged by the grader outside your notebook)"]))
+                return
+
+    def _call(self, cell, name, arguments):
+        """Have the kernel call the student's ``name`` on ``arguments``; the reply for the checker."""
+        expression = f"_coursekit_call({name!r}, {arguments!r})"
+        reply = self.wait_for_reply(
+            self.kc.execute("", silent=True, store_history=False, user_expressions={"r": expression}), cell)
+        if reply is None:
+            return {"stopped": "no reply from the kernel"}
+        value = reply["content"].get("user_expressions", {}).get("r", {})
+        if value.get("status") != "ok":
+            return {"raised": f"{value.get('ename', 'Error')}: {value.get('evalue', '')}"[:2000]}
+        try:
+            text = ast.literal_eval(value.get("data", {}).get("text/plain", ""))
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            text = None
+        if not isinstance(text, str):
+            return {"stopped": "the kernel's reply is not what the grader sent for"}
+        return {"result": text}
 
     def _finish_outputs(self, cell, index, finished):
         """Merge the cell's streams and note what the output budget dropped.

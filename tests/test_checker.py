@@ -118,3 +118,67 @@ def test_a_function_that_raises_or_is_missing_fails_with_its_message():
     assert not passed and message == "clustering_objective raised ValueError: not yet"
     passed, message = _judge("x = 1")
     assert not passed and message == "clustering_objective raised KeyError: 'clustering_objective'"
+
+
+# --- In the grading kernel: GuardedExecute runs a test cell's checker tests ----------------
+
+TEST_CELL = '''assert double(1) == 2, "double(1) should be 2"
+
+### BEGIN HIDDEN TESTS
+def _checker_test_double(student):
+    values = np.arange(5.0)
+    got = student.double(values)
+    assert type(got) is np.ndarray and np.array_equal(got, 2 * values), "double is wrong for an array"
+### END HIDDEN TESTS
+'''
+
+
+def _graded(tmp_path, answer, after="print('after')", test_cell=TEST_CELL, graded=True):
+    import nbformat
+    from traitlets.config import Config
+
+    from coursekit.execute import GuardedExecute
+
+    grade = {"nbgrader": {"grade": True, "solution": False, "locked": True, "grade_id": "double_test", "points": 1,
+                          "schema_version": 3}}
+    cells = [nbformat.v4.new_code_cell(answer), nbformat.v4.new_code_cell(test_cell, metadata=grade if graded else {}),
+             nbformat.v4.new_code_cell(after)]
+    nb = nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                                          "display_name": "Python 3"}})
+    tmp_path.mkdir(exist_ok=True)
+    config = Config()
+    config.Execute.timeout = 5
+    executed, _ = GuardedExecute(config=config).preprocess(nb, {"metadata": {"path": str(tmp_path)}})
+    return executed.cells
+
+
+def _errors(cell):
+    return [f"{o['ename']}: {o['evalue']}" for o in cell.outputs if o.get("output_type") == "error"]
+
+
+@pytest.mark.slow
+def test_in_the_grading_kernel_a_checker_test_passes_the_right_answer(tmp_path):
+    answer, test, after = _graded(tmp_path, "def double(x):\n    return x * 2")
+    assert _errors(test) == [] and after.outputs[0]["text"] == "after\n"
+    assert test.source == TEST_CELL, "the graded notebook keeps the cell as the master has it"
+
+
+@pytest.mark.slow
+def test_in_the_grading_kernel_a_wrong_answer_with_tricks_fails(tmp_path):
+    tricks = ("import numpy as np\n"
+              "np.array_equal = np.allclose = lambda *a, **k: True\n"
+              "def double(x):\n    return np.asarray(x + 1) if np.ndim(x) else x * 2")
+    # Judged inside the student's kernel, as hidden tests were, the trick works ...
+    in_kernel = TEST_CELL + "\n_checker_test_double(__import__('types').SimpleNamespace(double=double))\n"
+    _, fooled, _ = _graded(tmp_path / "in-kernel", tricks, test_cell=in_kernel, graded=False)
+    assert _errors(fooled) == []
+    # ... judged by the checker, it does not.
+    _, test, _ = _graded(tmp_path / "checker", tricks)
+    assert _errors(test) == ["AssertionError: double is wrong for an array"]
+
+
+@pytest.mark.slow
+def test_in_the_grading_kernel_a_loop_in_a_checked_call_is_stopped_and_the_rest_runs(tmp_path):
+    _, test, after = _graded(tmp_path, "def double(x):\n    while hasattr(x, 'shape'):\n        pass\n    return x * 2")
+    assert any("GradingStopped" in e and "time limit" in e for e in _errors(test)), _errors(test)
+    assert [o.get("text") for o in after.outputs if o.get("output_type") == "stream"] == ["after\n"]
