@@ -1,9 +1,10 @@
-"""The checker process: a hidden test judged in an interpreter the student's code never shares.
+"""Hidden tests judged in an interpreter the student's code never shares (the grader's side).
 
-Issue 16, in progress: this module and :mod:`coursekit.plain_data` are the
-two ends of the channel; wiring them into grading (GuardedExecute running a
-test cell's checker half, the build deriving it from the master) is not done
-yet, so no grading uses them.
+:class:`coursekit.execute.GuardedExecute` splits each test cell of the master
+(:func:`split_test_cell`): the kernel runs the cell without its checker tests,
+then a :class:`CheckerProcess` judges them. (Issue 16, in progress: the
+master's hidden tests are not yet written as checker tests, and the build does
+not yet run them on the solution.)
 
 A checker test is a function of one argument, ``student``, written like any
 test, whose calls of the student's functions go through that argument::
@@ -15,17 +16,18 @@ test, whose calls of the student's functions go through that argument::
         J = student.clustering_objective(X, c, Z)
         assert np.isclose(J, reference.clustering_objective(X, c, Z)), "wrong J_clust"
 
-It runs in this process (``python -I -m coursekit.checker``): its own NumPy,
+It runs in the checker process (``python -I -m coursekit.check_runner``, one
+per graded notebook, :mod:`coursekit.check_runner`): its own NumPy,
 its own import of the helper, its own builtins. Each ``student.<name>(...)``
 sends the arguments to the grader as plain data; the grader has the kernel run
 :data:`KERNEL_CALL` on them and answers with what came back, which is decoded
-here by :func:`coursekit.plain_data.decode`. The verdict is the test's:
+there by :func:`coursekit.plain_data.decode`. The verdict is the test's:
 ``pass``, or ``fail`` with the assertion's (or the failure's) message.
 
 Protocol, one JSON object per line on the process's stdin and stdout (the
-test's own prints go to stderr)::
+test's own prints go to stderr), for each test in turn::
 
-    grader -> checker  {"source": ..., "test": name, "path": [folders to import from]}   (then, per test:)
+    grader -> checker  {"source": ..., "test": name, "path": [folders to import from]}
     checker -> grader  {"call": name, "args": <plain data (JSON text) of [args, kwargs]>}
     grader -> checker  {"result": <plain data>} | {"raised": "ValueError: ..."} | {"stopped": why}
     checker -> grader  {"verdict": "pass"} | {"verdict": "fail", "message": ...}
@@ -39,10 +41,8 @@ import subprocess
 import sys
 import textwrap
 
-import numpy as np
-
 from .notebooks import HIDDEN_BEGIN, HIDDEN_END
-from .plain_data import KERNEL_ENCODER, NotPlainData, decode
+from .plain_data import KERNEL_ENCODER
 
 #: What the kernel runs for one call: decode the arguments, call the student's function, encode what it returned.
 KERNEL_CALL = KERNEL_ENCODER + r'''
@@ -65,11 +65,6 @@ def _coursekit_call(name, arguments):
     args, kwargs = value(_json.loads(arguments))
     return _coursekit_encode(globals()[name](*args, **kwargs))
 '''
-
-_namespace = {}
-exec(KERNEL_ENCODER, _namespace)  # the same encoder, for the checker's arguments
-encode = _namespace["_coursekit_encode"]
-
 
 #: Top-level functions of a hidden-test region with this prefix are checker tests.
 CHECKER_PREFIX = "_checker_test"
@@ -104,72 +99,8 @@ def split_test_cell(source):
     return source[:region_start] + kept + source[end:], checker, [node.name for node in functions]
 
 
-class StudentError(Exception):
-    """A call of the student's function raised, returned something that is not plain data, or was stopped."""
-
-
-class Student:
-    """The student's functions as the checker test sees them: each call goes through the grader."""
-
-    def __init__(self, send, receive):
-        self._send, self._receive = send, receive
-
-    def __getattr__(self, name):
-        if name.startswith("_"):
-            raise AttributeError(name)
-
-        def call(*args, **kwargs):
-            self._send({"call": name, "args": encode([list(args), kwargs])})
-            reply = self._receive()
-            if "raised" in reply:
-                raise StudentError(f"{name} raised {reply['raised']}")
-            if "stopped" in reply:
-                raise StudentError(f"{name} did not return: {reply['stopped']}")
-            try:
-                return decode(reply["result"])
-            except (NotPlainData, KeyError) as error:
-                raise StudentError(f"{name} returned something that is not plain data: {error}") from None
-
-        return call
-
-
-def verdict_of(source, test, student, path=()):
-    """Run the checker test ``test`` defined in ``source`` against ``student``; return the verdict dict."""
-    sys.path[:0] = [p for p in path if p not in sys.path]
-    namespace = {"np": np, "__name__": "__checker__"}
-    try:
-        exec(compile(source, "<hidden test>", "exec"), namespace)  # noqa: S102 (the master's own hidden test)
-        namespace[test](student)
-    except AssertionError as error:
-        return {"verdict": "fail", "message": str(error) or "a hidden test failed"}
-    except StudentError as error:
-        return {"verdict": "fail", "message": str(error)}
-    except Exception as error:  # what the student returned broke the test's own code
-        return {"verdict": "fail", "message": f"{type(error).__name__}: {error}"}
-    return {"verdict": "pass"}
-
-
-def main():
-    """The checker process: tests one after another over stdin and stdout (see the module docstring)."""
-    channel, sys.stdout = sys.stdout, sys.stderr  # the tests' prints must not mix with the protocol
-
-    def send(message):
-        channel.write(json.dumps(message) + "\n")
-        channel.flush()
-
-    def receive():
-        line = sys.stdin.readline()
-        if not line:
-            raise SystemExit(0)  # the grader is done
-        return json.loads(line)
-
-    while True:
-        request = receive()
-        send(verdict_of(request["source"], request["test"], Student(send, receive), request.get("path", ())))
-
-
 class CheckerProcess:
-    """One checker process for a notebook's hidden tests (``python -I -m coursekit.checker``).
+    """One checker process for a notebook's hidden tests (``python -I -m coursekit.check_runner``).
 
     Started on the first :meth:`judge`; :meth:`close` ends it. Each test runs
     in a fresh namespace of that process; the process never runs student code.
@@ -187,7 +118,7 @@ class CheckerProcess:
         returns ``{"result": text}``, ``{"raised": text}`` or ``{"stopped": text}``.
         """
         if self._process is None:
-            self._process = subprocess.Popen([sys.executable, "-I", "-m", "coursekit.checker"], stdin=subprocess.PIPE,
+            self._process = subprocess.Popen([sys.executable, "-I", "-m", "coursekit.check_runner"], stdin=subprocess.PIPE,
                                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         process = self._process
         try:
@@ -223,7 +154,3 @@ def run_checker(source, test, call_in_kernel, path=()):
         return checker.judge(source, test, call_in_kernel)
     finally:
         checker.close()
-
-
-if __name__ == "__main__":
-    main()
