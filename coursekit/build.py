@@ -42,6 +42,7 @@ from traitlets.config import Configurable
 from traitlets.config.loader import PyFileConfigLoader
 
 from . import notebooks, timing
+from .checker import CheckerProcess, judge_cell, split_test_cell
 from .data import DATA_FILES
 from .files import sha256_file, write_atomically
 from .paths import ROOT
@@ -144,11 +145,42 @@ def write_colab_manifest(master_path, base_url, files):
     return True
 
 
+def run_with_checker(client, nb, checker):
+    """Run every cell of ``nb`` with ``client``, test cells as grading runs them.
+
+    A test cell runs in the kernel without its checker tests, which
+    ``checker`` then judges (:func:`coursekit.checker.judge_cell`), so the
+    build proves each checker test passes on the solution as the grader will
+    run it.
+    """
+    try:
+        with client.setup_kernel():
+            info = client.wait_for_reply(client.kc.kernel_info())
+            nb.metadata["language_info"] = info["content"]["language_info"]
+            for index, cell in enumerate(nb.cells):
+                tests = []
+                if notebooks.is_test_cell(cell):
+                    kernel_source, checker_source, tests = split_test_cell(cell.source)
+                original = cell.source
+                if tests:
+                    cell.source = kernel_source
+                try:
+                    client.execute_cell(cell, index)
+                finally:
+                    cell.source = original
+                if tests and not any(output.get("output_type") == "error" for output in cell.outputs):
+                    judge_cell(client, cell, checker_source, tests, checker)
+            client.set_widgets_metadata()
+    finally:
+        checker.close()
+
+
 def execute_master(assignment_dir, notebook_name, timeout=600):
     """Run a copy of the master top to bottom and check that every test passes.
 
     The copy runs in a scratch folder, so the files the notebook writes (the
-    compressed cats) never land in ``source/``.
+    compressed cats) never land in ``source/``. Checker tests are judged as
+    grading judges them (:func:`run_with_checker`).
 
     Returns
     -------
@@ -172,7 +204,7 @@ def execute_master(assignment_dir, notebook_name, timeout=600):
             nb, timeout=timeout, kernel_name="python3", allow_errors=True, record_timing=True, coalesce_streams=True,
             resources={"metadata": {"path": scratch}},
         )
-        client.execute()
+        run_with_checker(client, nb, CheckerProcess([scratch]))
     problems = []
     for index, cell in enumerate(nb.cells):
         where = f"cell {index} ({notebooks.grade_id(cell) or 'ungraded'})"

@@ -41,6 +41,8 @@ import subprocess
 import sys
 import textwrap
 
+from nbformat.v4 import new_output
+
 from .notebooks import HIDDEN_BEGIN, HIDDEN_END
 from .plain_data import KERNEL_ENCODER
 
@@ -154,3 +156,41 @@ def run_checker(source, test, call_in_kernel, path=()):
         return checker.judge(source, test, call_in_kernel)
     finally:
         checker.close()
+
+
+def judge_cell(client, cell, source, tests, checker):
+    """Judge a test cell's checker tests after the kernel of ``client`` has run the rest of the cell.
+
+    ``client`` is a :class:`nbclient.NotebookClient` with a running kernel
+    (its ``kc`` and synchronous ``wait_for_reply``, which applies the cell's
+    time limit and raises nbclient's ``CellTimeoutError`` or
+    ``DeadKernelError``). A failed test appends an error output to ``cell``,
+    with the test's message: nbgrader then gives the cell 0 points.
+    """
+    client.wait_for_reply(client.kc.execute(KERNEL_CALL, silent=True, store_history=False), cell)
+    for test in tests:
+        passed, message = checker.judge(source, test, lambda name, arguments: kernel_call(client, cell, name, arguments))
+        if not passed:
+            cell.outputs.append(new_output(
+                "error", ename="AssertionError", evalue=message,
+                traceback=[f"AssertionError: {message}", "(a hidden test, judged by the grader outside your notebook)"]))
+            return
+
+
+def kernel_call(client, cell, name, arguments):
+    """Have the kernel call the student's ``name`` on ``arguments`` (JSON); the reply for the checker."""
+    expression = f"_coursekit_call({name!r}, {arguments!r})"
+    reply = client.wait_for_reply(
+        client.kc.execute("", silent=True, store_history=False, user_expressions={"r": expression}), cell)
+    if reply is None:
+        return {"stopped": "no reply from the kernel"}
+    value = reply["content"].get("user_expressions", {}).get("r", {})
+    if value.get("status") != "ok":
+        return {"raised": f"{value.get('ename', 'Error')}: {value.get('evalue', '')}"[:2000]}
+    try:
+        text = ast.literal_eval(value.get("data", {}).get("text/plain", ""))
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        text = None
+    if not isinstance(text, str):
+        return {"stopped": "the kernel's reply is not what the grader asked for"}
+    return {"result": text}

@@ -32,7 +32,6 @@ Two nbgrader preprocessors, switched on in ``nbgrader_config.py``
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import copy
 import json
@@ -52,7 +51,7 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Bool, Float, Integer, List, Unicode
 
-from .checker import KERNEL_CALL, CheckerProcess, split_test_cell
+from .checker import CheckerProcess, judge_cell, split_test_cell
 from .outputs import OutputBudget, bounded_error, merge_streams
 from .repair import REPAIRS_KEY
 from .sandbox import Sandbox, SandboxedKernelManager, SandboxUnavailable, check_sandbox
@@ -276,37 +275,8 @@ class GuardedExecute(Execute):
             cell.source = original
         self._finish_outputs(cell, index, finished=True)
         if tests and not any(output.get("output_type") == "error" for output in cell.outputs):
-            self._judge(cell, checker_source, tests)
+            judge_cell(self, cell, checker_source, tests, self.checker)
 
-    # -- hidden tests judged by the checker (coursekit.checker) ----------------
-    def _judge(self, cell, source, tests):
-        """Run the cell's checker tests; a failure becomes the cell's error output (0 points)."""
-        self.wait_for_reply(self.kc.execute(KERNEL_CALL, silent=True, store_history=False), cell)
-        for test in tests:
-            passed, message = self.checker.judge(source, test, lambda name, arguments: self._call(cell, name, arguments))
-            if not passed:
-                cell.outputs.append(new_output(
-                    "error", ename="AssertionError", evalue=message,
-                    traceback=[f"AssertionError: {message}", "(a hidden test, judged by the grader outside your notebook)"]))
-                return
-
-    def _call(self, cell, name, arguments):
-        """Have the kernel call the student's ``name`` on ``arguments``; the reply for the checker."""
-        expression = f"_coursekit_call({name!r}, {arguments!r})"
-        reply = self.wait_for_reply(
-            self.kc.execute("", silent=True, store_history=False, user_expressions={"r": expression}), cell)
-        if reply is None:
-            return {"stopped": "no reply from the kernel"}
-        value = reply["content"].get("user_expressions", {}).get("r", {})
-        if value.get("status") != "ok":
-            return {"raised": f"{value.get('ename', 'Error')}: {value.get('evalue', '')}"[:2000]}
-        try:
-            text = ast.literal_eval(value.get("data", {}).get("text/plain", ""))
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            text = None
-        if not isinstance(text, str):
-            return {"stopped": "the kernel's reply is not what the grader sent for"}
-        return {"result": text}
 
     def _finish_outputs(self, cell, index, finished):
         """Merge the cell's streams and note what the output budget dropped.

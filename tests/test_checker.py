@@ -182,3 +182,31 @@ def test_in_the_grading_kernel_a_loop_in_a_checked_call_is_stopped_and_the_rest_
     _, test, after = _graded(tmp_path, "def double(x):\n    while hasattr(x, 'shape'):\n        pass\n    return x * 2")
     assert any("GradingStopped" in e and "time limit" in e for e in _errors(test)), _errors(test)
     assert [o.get("text") for o in after.outputs if o.get("output_type") == "stream"] == ["after\n"]
+
+
+# --- The build runs every checker test of the master on the solution -----------------------
+
+def _tiny_master(folder, answer):
+    import nbformat
+
+    grade = {"nbgrader": {"grade": True, "solution": False, "locked": True, "grade_id": "double_test", "points": 1,
+                          "schema_version": 3}}
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(answer), nbformat.v4.new_code_cell(TEST_CELL, metadata=grade)],
+        metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}})
+    folder.mkdir()
+    nbformat.write(nb, folder / "tiny.ipynb")
+    return folder
+
+
+@pytest.mark.slow
+def test_the_build_judges_checker_tests_on_the_solution(tmp_path):
+    from coursekit import build
+
+    executed = build.execute_master(_tiny_master(tmp_path / "good", "import numpy as np\ndef double(x):\n    return x * 2"),
+                                    "tiny.ipynb")
+    assert not any(o.get("output_type") == "error" for c in executed.cells for o in c.outputs)
+    # Right on the visible assert, wrong on the checker's arrays: the build refuses it, naming the cell and why.
+    wrong = "import numpy as np\ndef double(x):\n    return x * 2 if np.ndim(x) == 0 else x + 2"
+    with pytest.raises(build.BuildError, match=r"cell 1 \(double_test\) raised AssertionError: double is wrong"):
+        build.execute_master(_tiny_master(tmp_path / "bad", wrong), "tiny.ipynb")
