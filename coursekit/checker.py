@@ -106,6 +106,8 @@ class CheckerProcess:
 
     Started on the first :meth:`judge`; :meth:`close` ends it. Each test runs
     in a fresh namespace of that process; the process never runs student code.
+    ``-B``: importing the helper from the assignment's source folder must not
+    write ``__pycache__`` there (the source folder stays as it was).
     """
 
     def __init__(self, path=()):
@@ -120,7 +122,7 @@ class CheckerProcess:
         returns ``{"result": text}``, ``{"raised": text}`` or ``{"stopped": text}``.
         """
         if self._process is None:
-            self._process = subprocess.Popen([sys.executable, "-I", "-m", "coursekit.check_runner"], stdin=subprocess.PIPE,
+            self._process = subprocess.Popen([sys.executable, "-I", "-B", "-m", "coursekit.check_runner"], stdin=subprocess.PIPE,
                                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         process = self._process
         try:
