@@ -20,34 +20,57 @@ exec(KERNEL_ENCODER, _namespace)  # the kernel's encoder, for the checker's argu
 encode = _namespace["_coursekit_encode"]
 
 
-
 class StudentError(Exception):
-    """A call of the student's function raised, returned something that is not plain data, or was stopped."""
+    """A call of the student's function raised, returned something that is not plain data, or was stopped.
+
+    ``raised`` is the exception's type name when the function raised one ("" otherwise).
+    """
+
+    def __init__(self, message, raised=""):
+        super().__init__(message)
+        self.raised = raised
 
 
 class Student:
-    """The student's functions as the checker test sees them: each call goes through the grader."""
+    """The student's functions as the checker test sees them: each call goes through the grader.
+
+    ``student.f(*args, **kwargs)`` returns what ``f`` returned, as plain data;
+    afterwards ``student.arguments_after`` holds ``[args, kwargs]`` as they
+    were when ``f`` returned (to check that it did not change its inputs);
+    ``student.raises("f", *args, **kwargs)`` returns the name of the exception
+    ``f`` raised, or None.
+    """
 
     def __init__(self, send, receive):
         self._send, self._receive = send, receive
+        self.arguments_after = None
 
     def __getattr__(self, name):
         if name.startswith("_"):
             raise AttributeError(name)
+        return lambda *args, **kwargs: self._call(name, args, kwargs)
 
-        def call(*args, **kwargs):
-            self._send({"call": name, "args": encode([list(args), kwargs])})
-            reply = self._receive()
-            if "raised" in reply:
-                raise StudentError(f"{name} raised {reply['raised']}")
-            if "stopped" in reply:
-                raise StudentError(f"{name} did not return: {reply['stopped']}")
-            try:
-                return decode(reply["result"])
-            except (NotPlainData, KeyError) as error:
-                raise StudentError(f"{name} returned something that is not plain data: {error}") from None
+    def raises(self, name, *args, **kwargs):
+        try:
+            self._call(name, args, kwargs)
+        except StudentError as error:
+            if error.raised:
+                return error.raised
+            raise
+        return None
 
-        return call
+    def _call(self, name, args, kwargs):
+        self._send({"call": name, "args": encode([list(args), kwargs])})
+        reply = self._receive()
+        if "raised" in reply:
+            raise StudentError(f"{name} raised {reply['raised']}", raised=reply["raised"].split(":")[0])
+        if "stopped" in reply:
+            raise StudentError(f"{name} did not return: {reply['stopped']}")
+        try:
+            result, self.arguments_after = decode(reply["result"])
+        except (NotPlainData, KeyError, TypeError, ValueError) as error:
+            raise StudentError(f"{name} returned something that is not plain data: {error}") from None
+        return result
 
 
 def verdict_of(source, test, student, path=()):

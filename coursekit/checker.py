@@ -65,7 +65,8 @@ def _coursekit_call(name, arguments):
         return tree
 
     args, kwargs = value(_json.loads(arguments))
-    return _coursekit_encode(globals()[name](*args, **kwargs))
+    result = globals()[name](*args, **kwargs)
+    return _coursekit_encode([result, [args, kwargs]])  # the arguments as the function left them
 '''
 
 #: Top-level functions of a hidden-test region with this prefix are checker tests.

@@ -26,7 +26,8 @@ from bench.similarity_class import (
     synthetic_class, variant_source,
 )
 from conftest import without_slow_demonstrations
-from coursekit import notebooks
+from coursekit import build, notebooks
+from coursekit.checker import CheckerProcess
 from coursekit.paths import ROOT
 
 RELEASE = ROOT / "release" / "clustering"
@@ -52,8 +53,10 @@ def _problems_after_running(nb, folder):
     shutil.copytree(RELEASE, folder)
     lean = without_slow_demonstrations(nb)
     nbformat.write(lean, folder / "clustering.ipynb")
-    NotebookClient(lean, timeout=120, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(folder)}}).execute()
+    # As grading runs it: each test cell's checker tests judged outside the kernel.
+    client = NotebookClient(lean, timeout=120, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(folder)}})
+    build.run_with_checker(client, lean, CheckerProcess([str(ROOT / "source" / "clustering")]))
     problems = []
     for cell in lean.cells:
         for output in cell.get("outputs", []):
