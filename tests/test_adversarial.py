@@ -173,6 +173,15 @@ def _submissions(master, release, course, port):
                 cell.source = build_without_hidden(cell.source)
 
     variant("colab_stripped", colab_stripped)
+    # Issue 16: a wrong answer (right on the visible test's inputs only) with a trick that fooled hidden
+    # tests judged inside the kernel; the checker judges them in its own process.
+    wrong_assign = ("_right = assign_clusters\n"
+                    "def assign_clusters(X, Z):\n"
+                    "    return _right(X, Z) if len(X) <= 4 else np.zeros(len(X), dtype=int)")
+    variant("patched_numpy", lambda nb: _after_solution(nb, "assign_clusters", (
+        wrong_assign + "\nnp.array_equal = np.allclose = np.isclose = lambda *a, **k: True")))
+    variant("patched_reference", lambda nb: _after_solution(nb, "assign_clusters", (
+        wrong_assign + "\nimport KmeansAnimate2D\nKmeansAnimate2D.assign_clusters = assign_clusters")))
     subs["other_notebook"] = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('my own work')")])
     return subs
 
@@ -247,6 +256,10 @@ def _text(nb):
         ("deleted_part0", FULL, "student_info_test"),
         # Part 1 loops (8 points lost); Parts 0, 2 and 3 do not depend on it and are graded.
         ("loops", FULL - 8, "time limit"),
+        # Wrong assign_clusters with NumPy's comparisons or the helper's function replaced: its test
+        # and kmeans's (which uses it) fail, judged by the checker against its own NumPy and helper.
+        ("patched_numpy", FULL - 2 - 3, None),
+        ("patched_reference", FULL - 2 - 3, None),
     ],
 )
 def test_each_submission_keeps_the_credit_it_earned(graded, student, score, note):
