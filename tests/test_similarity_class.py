@@ -56,7 +56,7 @@ def _problems_after_running(nb, folder):
     # As grading runs it: each test cell's checker tests judged outside the kernel.
     client = NotebookClient(lean, timeout=120, kernel_name="python3", allow_errors=True,
                             resources={"metadata": {"path": str(folder)}})
-    build.run_with_checker(client, lean, CheckerProcess([str(ROOT / "source" / "clustering")]))
+    build.run_with_checker(client, lean, CheckerProcess([str(folder)]))
     problems = []
     for cell in lean.cells:
         for output in cell.get("outputs", []):
