@@ -43,14 +43,19 @@ import textwrap
 
 from nbformat.v4 import new_output
 
+from .check_runner import MAX_FILE_BYTES
 from .notebooks import HIDDEN_BEGIN, HIDDEN_END
 from .plain_data import KERNEL_ENCODER
 
-#: What the kernel runs for one call: decode the arguments, call the student's function, encode what it returned.
+#: What the kernel runs for one call: decode the arguments, call the student's function, encode what it
+#: returned, the arguments as the function left them, and the files named by the checker as they are now.
 KERNEL_CALL = KERNEL_ENCODER + r'''
 def _coursekit_call(name, arguments):
-    import base64 as _b64, io as _io, json as _json
+    import base64 as _b64, io as _io, json as _json, os as _os, shutil as _shutil, tempfile as _tempfile
     import numpy as _np
+
+    folder = _tempfile.mkdtemp(prefix="coursekit-call-")
+    files = {}
 
     def value(tree):
         if isinstance(tree, list):
@@ -62,12 +67,29 @@ def _coursekit_call(name, arguments):
                 return float(tree["__float__"])
             if "__dict__" in tree:
                 return {value(k): value(v) for k, v in tree["__dict__"]}
+            if "__file__" in tree:  # a file the checker made (bytes) or expects the call to write (None)
+                path = files[tree["__file__"]] = _os.path.join(folder, tree["__file__"])
+                if tree["bytes"] is not None:
+                    with open(path, "wb") as handle:
+                        handle.write(_b64.b64decode(tree["bytes"]))
+                return path
         return tree
 
-    args, kwargs = value(_json.loads(arguments))
-    result = globals()[name](*args, **kwargs)
-    return _coursekit_encode([result, [args, kwargs]])  # the arguments as the function left them
-'''
+    def read_back(path):
+        try:
+            with open(path, "rb") as handle:
+                return _np.frombuffer(handle.read(%d + 1), dtype=_np.uint8)
+        except OSError:
+            return None
+
+    try:
+        args, kwargs = value(_json.loads(arguments))
+        result = globals()[name](*args, **kwargs)
+        after = {file: read_back(path) for file, path in files.items()}
+        return _coursekit_encode([result, [args, kwargs], after])  # the arguments as the function left them
+    finally:
+        _shutil.rmtree(folder, ignore_errors=True)
+''' % MAX_FILE_BYTES
 
 #: Top-level functions of a hidden-test region with this prefix are checker tests.
 CHECKER_PREFIX = "_checker_test"

@@ -182,6 +182,23 @@ def _submissions(master, release, course, port):
         wrong_assign + "\nnp.array_equal = np.allclose = np.isclose = lambda *a, **k: True")))
     variant("patched_reference", lambda nb: _after_solution(nb, "assign_clusters", (
         wrong_assign + "\nimport KmeansAnimate2D\nKmeansAnimate2D.assign_clusters = assign_clusters")))
+
+    def patched_pil(nb):
+        # An RGB PNG where a palette PNG is asked for, and PIL's Image.open made to lie about it while the
+        # test cell runs (put back right after): the checker reads the file's bytes with its own PIL.
+        _after_solution(nb, "compression_functions", (
+            "def save_palette_png(quantized_image, palette, path):\n"
+            "    Image.fromarray(np.asarray(quantized_image, dtype=np.uint8)).save(path)\n"
+            "class _Lie:\n"
+            "    def __init__(self, image):\n"
+            "        self.image, self.mode, self.size, self.format = image, 'P', image.size, 'PNG'\n"
+            "    def convert(self, mode):\n"
+            "        return self.image.convert(mode)\n"
+            "_open = Image.open\n"
+            "Image.open = lambda *a, **k: _Lie(_open(*a, **k))"))
+        _insert_after(nb, "palette_png_test", "Image.open = _open")
+
+    variant("patched_pil", patched_pil)
     subs["other_notebook"] = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('my own work')")])
     return subs
 
@@ -260,6 +277,7 @@ def _text(nb):
         # and kmeans's (which uses it) fail, judged by the checker against its own NumPy and helper.
         ("patched_numpy", FULL - 2 - 3, None),
         ("patched_reference", FULL - 2 - 3, None),
+        ("patched_pil", FULL - 1, None),
     ],
 )
 def test_each_submission_keeps_the_credit_it_earned(graded, student, score, note):

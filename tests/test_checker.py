@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from coursekit.checker import KERNEL_CALL, run_checker
@@ -58,7 +59,7 @@ for line in sys.stdin:
 '''
 
 
-def _judge(student_code):
+def _judge(student_code, hidden=HIDDEN, test="_checker_test_objective"):
     kernel = subprocess.Popen([sys.executable, "-c", SERVE, student_code, KERNEL_CALL], cwd=ROOT, text=True,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
@@ -73,7 +74,7 @@ def _judge(student_code):
         return json.loads(line) if line else {"stopped": "the kernel stopped answering"}
 
     try:
-        return run_checker(HIDDEN, "_checker_test_objective", call_in_kernel, path=[str(ROOT)])
+        return run_checker(hidden, test, call_in_kernel, path=[str(ROOT)])
     finally:
         kernel.kill()
         kernel.wait()
@@ -118,6 +119,66 @@ def test_a_function_that_raises_or_is_missing_fails_with_its_message():
     assert not passed and message == "clustering_objective raised ValueError: not yet"
     passed, message = _judge("x = 1")
     assert not passed and message == "clustering_objective raised KeyError: 'clustering_objective'"
+
+
+# --- Files: the checker hands the function files and reads back what it wrote ---------------
+
+FILES_HIDDEN = '''
+def _checker_test_files(student):
+    source = student.file("in.txt", b"k-means")
+    n = student.shout(source, student.file("out.txt"))
+    assert n == 7, f"shout should return the number of bytes read, got {n}"
+    assert student.files_after["out.txt"] == b"K-MEANS", f"out.txt holds {student.files_after['out.txt']!r}"
+    assert student.files_after["in.txt"] == b"k-means", "shout changed its input file"
+    (path, _), _ = student.arguments_after
+    assert path.endswith("in.txt"), "the function got the path of the file"
+'''
+
+SHOUT = '''
+def shout(source, target):
+    with open(source, "rb") as handle:
+        data = handle.read()
+    with open(target, "wb") as handle:
+        handle.write(data.upper())
+    return len(data)
+'''
+
+
+def test_files_reach_the_function_as_paths_and_what_it_writes_comes_back():
+    assert _judge(SHOUT, FILES_HIDDEN, "_checker_test_files") == (True, "")
+    # Writes nothing: the checker sees no file.
+    passed, message = _judge("def shout(source, target):\n    return 7", FILES_HIDDEN, "_checker_test_files")
+    assert (passed, message) == (False, "out.txt holds None")
+    # Writes to its input instead: seen too.
+    overwrite = SHOUT.replace('open(target, "wb")', 'open(source, "wb")')
+    passed, message = _judge(overwrite, FILES_HIDDEN, "_checker_test_files")
+    assert (passed, message) == (False, "out.txt holds None")
+
+
+def test_a_file_too_large_to_read_back_fails_the_call():
+    flood = "def shout(source, target):\n    open(target, 'wb').truncate(17 << 20)\n    return 7"
+    passed, message = _judge(flood, FILES_HIDDEN, "_checker_test_files")
+    assert (passed, message) == (False, "shout wrote more than 16 MB to 'out.txt'")
+
+
+def test_forged_files_from_the_kernel_are_refused():
+    from coursekit import check_runner
+
+    def forged(files):
+        replies = [{"result": check_runner.encode([7, [[], {}], files])}]
+        student = check_runner.Student(lambda message: None, lambda: replies.pop())
+        return check_runner.verdict_of(FILES_HIDDEN, "_checker_test_files", student)
+
+    for files in ({"out.txt": "K-MEANS"}, {"out.txt": np.zeros(3, dtype=np.int64)}, {"out.txt": np.zeros((2, 2), np.uint8)}):
+        assert forged(files) == {"verdict": "fail", "message": "the grader could not read back the file 'out.txt' after shout"}
+
+
+def test_a_file_argument_needs_a_plain_name():
+    from coursekit.check_runner import File
+
+    for name in ("", "..", "a/b", "../x", "/etc/passwd"):
+        with pytest.raises(ValueError, match="plain file name"):
+            File(name)
 
 
 # --- In the grading kernel: GuardedExecute runs a test cell's checker tests ----------------
