@@ -13,6 +13,12 @@ the target, runs in the first round only):
 - ``coursekit x1``: ``coursekit grade --workers 1`` (sandboxed, guarded);
 - ``coursekit x2``: ``coursekit grade --workers 2``.
 
+With ``--baseline REV`` (default: the commit before issue 16's checker) it
+also grades the class with 2 workers against the master of that commit, whose
+hidden tests all ran inside the student's kernel, and checks that every honest
+submission (perfect, partial, blank) gets the same per-cell scores as with
+the checker (the solutions and visible tests of the two masters are the same).
+
 It also checks that the 1- and 2-worker runs give identical per-cell scores,
 counts on how many submissions plain nbgrader agrees, and measures the
 overhead per submission beyond executing the notebook: grading K perfect
@@ -21,7 +27,8 @@ nbclient (one BLAS thread, like the graded kernels), divided by K.
 
 Usage::
 
-    .venv/bin/python -m bench.bench_grading [--submissions 40] [--rounds 3] [--quick] [--out bench/results/grading.md]
+    .venv/bin/python -m bench.bench_grading [--submissions 40] [--rounds 3] [--quick] [--baseline REV | --no-baseline]
+                                            [--out bench/results/grading.md]
 """
 
 from __future__ import annotations
@@ -48,6 +55,9 @@ from coursekit.grade import grade
 
 ASSIGNMENT = "clustering"
 CELL_TIMEOUT = 30  # nbgrader's default, for all three runs
+#: The last commit whose master judged every hidden test inside the student's kernel (before issue 16).
+IN_KERNEL_MASTER = "4deee5e"
+HONEST = ("perfect", "partial", "blank")
 
 
 def make_submissions(count):
@@ -134,6 +144,15 @@ def ours(course, workers):
     return time.perf_counter() - start
 
 
+def with_master_of(course, revision):
+    """Put the master (and its cell times) of git ``revision`` in the course's source folder."""
+    for name in (f"{ASSIGNMENT}.ipynb", "cell_times.json"):
+        text = subprocess.run(["git", "show", f"{revision}:source/{ASSIGNMENT}/{name}"], cwd=ROOT, check=True,
+                              capture_output=True, text=True).stdout
+        (course / "source" / ASSIGNMENT / name).write_text(text)
+    return course
+
+
 def cell_scores(course):
     from nbgrader.api import Gradebook
 
@@ -192,6 +211,9 @@ def main(argv=None):
     parser.add_argument("--overhead-sample", type=int, default=6, help="perfect submissions used for the overhead")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of plain nbgrader and 2 workers")
     parser.add_argument("--quick", action="store_true", help="8 submissions, 1 round, overhead on 3")
+    parser.add_argument("--baseline", default=IN_KERNEL_MASTER,
+                        help="git revision whose master judged hidden tests in the kernel (compared per cell)")
+    parser.add_argument("--no-baseline", dest="baseline", action="store_const", const=None)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     if args.quick:
@@ -214,6 +236,13 @@ def main(argv=None):
                 shutil.rmtree(course)
                 print(f"round {round_ + 1}, {name}: {samples[name][-1]:.1f} s for {len(subs)} submissions", flush=True)
         timings = {name: statistics.median(values) for name, values in samples.items()}
+
+        if args.baseline:
+            course = with_master_of(make_course(scratch / "baseline", subs), args.baseline)
+            baseline_s = ours(course, 2)
+            baseline = cell_scores(course)
+            shutil.rmtree(course)
+            print(f"baseline ({args.baseline}, hidden tests in the kernel), coursekit x2: {baseline_s:.1f} s", flush=True)
 
         sample = [s for s, (kind, _) in subs.items() if kind == "perfect"][: args.overhead_sample]
         sample_subs = {s: subs[s] for s in sample}
@@ -251,6 +280,22 @@ def main(argv=None):
         f"- overhead per submission beyond executing it ({len(sample)} perfect submissions, 1 worker): "
         f"{overhead:.2f} s (graded in {graded_s:.1f} s, executed alone in {exec_s:.1f} s)",
     ]
+    changed = {}
+    if args.baseline:
+        checker = scores["coursekit x2"]
+        for (student, cell), value in checker.items():
+            if value != baseline.get((student, cell)):
+                changed.setdefault(subs[student][0], []).append(f"{student}/{cell}: {baseline.get((student, cell))} -> {value}")
+        honest = sum(counts[k] for k in HONEST)
+        lines += [
+            f"- with the hidden tests judged inside the kernel (master of {args.baseline}), coursekit x2: "
+            f"{baseline_s:.1f} s (1 run); against the checker's median: {timings['coursekit x2'] / baseline_s:.2f}x the time",
+            f"- per-cell scores of the {honest} honest submissions (perfect, partial, blank) equal to those "
+            f"with the hidden tests in the kernel: " + ("yes" if not any(changed.get(k) for k in HONEST) else
+                                                      "NO: " + "; ".join(c for k in HONEST for c in changed.get(k, []))),
+            f"- per-cell scores of the adversarial submissions that differ: {len(changed.get('adversarial', []))}"
+            + "".join(f" ({c})" for c in changed.get("adversarial", [])),
+        ]
     print("\n".join(lines))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -258,7 +303,8 @@ def main(argv=None):
         args.out.with_suffix(".json").write_text(json.dumps({
             "timings_s": timings, "rounds_s": samples, "identical_1_vs_2_workers": identical,
             "identical_across_rounds": not unstable, "overhead_s": overhead,
-            "agreement_with_nbgrader": agree, "counts": counts}, indent=2))
+            "agreement_with_nbgrader": agree, "counts": counts, "baseline": args.baseline,
+            "baseline_s": baseline_s if args.baseline else None, "changed_from_baseline": changed}, indent=2))
     return 0
 
 
