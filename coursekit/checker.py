@@ -2,9 +2,9 @@
 
 :class:`coursekit.execute.GuardedExecute` splits each test cell of the master
 (:func:`split_test_cell`): the kernel runs the cell without its checker tests,
-then a :class:`CheckerProcess` judges them. (Issue 16, in progress: the
-master's hidden tests are not yet written as checker tests, and the build does
-not yet run them on the solution.)
+then a :class:`CheckerProcess` judges them. ``make build`` runs the master's
+test cells the same way (:func:`coursekit.build.run_with_checker`), so every
+checker test is proven on the solution.
 
 A checker test is a function of one argument, ``student``, written like any
 test, whose calls of the student's functions go through that argument::
@@ -28,8 +28,10 @@ Protocol, one JSON object per line on the process's stdin and stdout (the
 test's own prints go to stderr), for each test in turn::
 
     grader -> checker  {"source": ..., "test": name, "path": [folders to import from]}
-    checker -> grader  {"call": name, "args": <plain data (JSON text) of [args, kwargs]>}
-    grader -> checker  {"result": <plain data>} | {"raised": "ValueError: ..."} | {"stopped": why}
+    checker -> grader  {"call": name, "args": <plain data (JSON text) of [args, kwargs]; a file as
+                        {"__file__": name, "bytes": base64 or null}>}
+    grader -> checker  {"result": <plain data of [result, [args, kwargs] after the call, {file: bytes}]>}
+                       | {"raised": "ValueError: ..."} | {"stopped": why}
     checker -> grader  {"verdict": "pass"} | {"verdict": "fail", "message": ...}
 """
 
