@@ -35,7 +35,7 @@ from .feedback import FeedbackError, generate_feedback
 from .grade import GradeError, grade
 from .gradebook import gradebook_url
 from .lms import LmsError, check_canvas_export, write_lms_files
-from .parallel import GradingInterrupted, merge_shards, parse_shard
+from .parallel import GradingInterrupted, merge_shards, parse_shard, ungraded_after_merge
 from .paths import DATA_DIR, ROOT
 from .report import ReportError, write_report
 from .similarity import DEFAULT_THRESHOLD
@@ -119,10 +119,24 @@ def _grade(args):
     return _exit_for(results)
 
 
+#: The exit code of ``merge`` when some submitted students were not graded by any shard.
+UNGRADED_AFTER_MERGE = 3
+
+
 def _merge(args):
     target = gradebook_url(args.root, build.load_course_config(ROOT))
     merged = merge_shards(args.root, args.assignment, args.gradebooks, target_db=target)
     log.info(f"merged {len(merged)} graded submission(s) into {target}")
+    ungraded = ungraded_after_merge(args.root, args.assignment, args.gradebooks)
+    if not ungraded:
+        return 0
+    shards = sorted({shard for _, shard in ungraded if shard})
+    log.error(f"{len(ungraded)} submitted student(s) not graded by any shard: "
+              + ", ".join(student + (f" (shard {shard[0]}/{shard[1]})" if shard else "") for student, shard in ungraded))
+    for index, count in shards:
+        log.error(f"rerun shard {index}/{count} (`coursekit grade --shard {index}/{count} --gradebook "
+                  f"gradebook-shard-{index}.db`, or on Slurm `deploy/submit-slurm.sh {count} {index}`), then merge again")
+    return UNGRADED_AFTER_MERGE
 
 
 def _feedback(args):

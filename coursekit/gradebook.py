@@ -15,9 +15,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import tempfile
+import warnings
 from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
+from sqlalchemy.exc import SAWarning
 
 from . import build
 from .paths import ROOT
@@ -88,12 +90,17 @@ def _knows(db, assignment):
             return False
 
 
-def find_roster(course_root, assignment, students=None, db=None):
-    """(submitted, missing): student ids with a submission folder, and known students without one."""
+def submitted_students(course_root, assignment):
+    """The student ids with a submission folder of ``assignment``, sorted."""
     submitted_dir = Path(course_root) / "submitted"
-    submitted = sorted(
+    return sorted(
         p.name for p in submitted_dir.glob("*") if (p / assignment).is_dir() and not p.name.startswith(".")
     ) if submitted_dir.is_dir() else []
+
+
+def find_roster(course_root, assignment, students=None, db=None):
+    """(submitted, missing): student ids with a submission folder, and known students without one."""
+    submitted = submitted_students(course_root, assignment)
     with Gradebook(db or db_url(course_root)) as gradebook:
         known = {student.id for student in gradebook.students}
     missing = sorted(known - set(submitted))
@@ -144,7 +151,9 @@ def merge_gradebooks(target_url, source_urls, assignment, students=None):
         The student ids merged.
     """
     merged = []
-    with Gradebook(target_url) as target:
+    # nbgrader's own session handling trips SQLAlchemy's autoflush warning; it is harmless noise.
+    with Gradebook(target_url) as target, warnings.catch_warnings():
+        warnings.simplefilter("ignore", SAWarning)
         for url in source_urls:
             for data in _exported_submissions(url, assignment, students):
                 import_submission(target, assignment, data)

@@ -30,9 +30,11 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import sqlite3
+import tempfile
 import threading
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -42,9 +44,12 @@ from typing import Callable
 
 from nbgrader.api import Gradebook
 
-from .gradebook import db_url, export_submission, import_submission, max_score, merge_gradebooks, register_assignment
+from .gradebook import (db_url, export_submission, import_submission, max_score, merge_gradebooks,
+                        register_assignment, submitted_students)
 from .results import FAILED, GRADED, GradeResult, load_results, save_results, status_path
 
+#: Where workers keep their private gradebook copies: a folder per batch inside it, so that batches
+#: running at the same time in one course folder (shards on the nodes of a cluster) never share one.
 WORKER_DIR = ".grading"
 #: Seconds between two looks at the finished students and the signals while a pool runs.
 POLL_SECONDS = 0.2
@@ -179,7 +184,7 @@ def _copy_sqlite(source, target):
         src.backup(dst)
 
 
-def _start_worker(course_root, main_db, config, grade_one, make_api, allow_unsandboxed):
+def _start_worker(course_root, worker_dir, main_db, config, grade_one, make_api, allow_unsandboxed):
     """Pool initializer: signals, a private gradebook copy and an nbgrader API for this process.
 
     A database server (PostgreSQL) takes concurrent writers itself: then the
@@ -188,9 +193,7 @@ def _start_worker(course_root, main_db, config, grade_one, make_api, allow_unsan
     _worker_signals()
     db = main_db
     if main_db.startswith("sqlite:///"):
-        folder = Path(course_root) / WORKER_DIR
-        folder.mkdir(exist_ok=True)
-        copy = folder / f"worker-{os.getpid()}.db"
+        copy = Path(worker_dir) / f"worker-{os.getpid()}.db"
         _copy_sqlite(_sqlite_path(main_db), copy)
         db = f"sqlite:///{copy}"
     config.CourseDirectory.db_url = db
@@ -210,6 +213,7 @@ class _Batch:
     """What the pools of one batch share."""
 
     course_root: Path
+    worker_dir: Path
     assignment: str
     config: object
     main_db: str
@@ -264,16 +268,24 @@ def grade_in_parallel(course_root, assignment, students, workers, config, main_d
     list of GradeResult
         In the order of ``students``.
     """
-    batch = _Batch(Path(course_root), assignment, config, main_db, grade_one, make_api, allow_unsandboxed, on_done, stop)
-    results = _run_pool(batch, students, workers)
-    # A crashed worker breaks the whole pool: grade what is left one student per
-    # fresh process, so a submission that kills its worker only fails itself.
-    for student in [s for s in students if s not in results]:
-        results.update(_run_pool(batch, [student], 1))
-        if student not in results:
-            best = max_score(main_db, assignment)
-            crashed = GradeResult(student, FAILED, None, best, "the grading worker process crashed on it")
-            results[student] = _save(batch, crashed, None)
+    (Path(course_root) / WORKER_DIR).mkdir(exist_ok=True)
+    worker_dir = Path(tempfile.mkdtemp(prefix=f"batch-{os.getpid()}-", dir=Path(course_root) / WORKER_DIR))
+    batch = _Batch(Path(course_root), worker_dir, assignment, config, main_db, grade_one, make_api, allow_unsandboxed,
+                   on_done, stop)
+    try:
+        results = _run_pool(batch, students, workers)
+        # A crashed worker breaks the whole pool: grade what is left one student per
+        # fresh process, so a submission that kills its worker only fails itself.
+        for student in [s for s in students if s not in results]:
+            results.update(_run_pool(batch, [student], 1))
+            if student not in results:
+                best = max_score(main_db, assignment)
+                crashed = GradeResult(student, FAILED, None, best, "the grading worker process crashed on it")
+                results[student] = _save(batch, crashed, None)
+    finally:
+        shutil.rmtree(worker_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            worker_dir.parent.rmdir()  # unless another batch still uses it
     return [results[s] for s in students]
 
 
@@ -287,7 +299,8 @@ def _run_pool(batch, students, workers):
     batch.check_stop()
     results = {}
     context = multiprocessing.get_context("fork")
-    start = (batch.course_root, batch.main_db, batch.config, batch.grade_one, batch.make_api, batch.allow_unsandboxed)
+    start = (batch.course_root, batch.worker_dir, batch.main_db, batch.config, batch.grade_one, batch.make_api,
+             batch.allow_unsandboxed)
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=start)
     try:
         pending = {pool.submit(_grade_in_worker, batch.assignment, s): s for s in students}
@@ -308,7 +321,8 @@ def _run_pool(batch, students, workers):
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        shutil.rmtree(batch.course_root / WORKER_DIR, ignore_errors=True)
+        for copy in batch.worker_dir.glob("worker-*.db"):  # each pool's workers make fresh copies
+            copy.unlink()
     return results
 
 
@@ -365,3 +379,38 @@ def merge_shards(course_root, assignment, gradebooks, target_db=None):
     if results:
         save_results(status, list(results.values()))
     return merged
+
+
+_SHARD_STATUS = re.compile(r"grading_status-shard-(\d+)-of-(\d+)\.json")
+
+
+def ungraded_after_merge(course_root, assignment, gradebooks):
+    """The submitted students that no shard has a result for, after :func:`merge_shards`.
+
+    A shard whose task was cancelled, or never ran, leaves its remaining
+    students without a result. Each comes with the shard it belongs to,
+    ``(i, N)``, found as ``coursekit grade --shard i/N`` finds it (every N-th
+    student of the sorted roster: the submission folders and the students
+    the shard gradebooks know), or None when the shards' status files do not
+    agree on N.
+
+    Returns
+    -------
+    list of (str, (int, int) or None)
+    """
+    course_root = Path(course_root)
+    status = status_path(course_root, assignment)
+    done = {r.student for r in load_results(status)} if status.is_file() else set()
+    submitted = submitted_students(course_root, assignment)
+    known = set(submitted)
+    for path in gradebooks:
+        with Gradebook(f"sqlite:///{Path(path).resolve()}") as gradebook:
+            known.update(student.id for student in gradebook.students)
+    counts = {int(m.group(2)) for f in status.parent.glob("grading_status-shard-*.json")
+              if (m := _SHARD_STATUS.fullmatch(f.name))}
+    count = counts.pop() if len(counts) == 1 else None
+    shard = {}
+    if count:
+        for index in range(1, count + 1):
+            shard.update(dict.fromkeys(shard_of(known, index, count), (index, count)))
+    return [(student, shard.get(student)) for student in submitted if student not in done]

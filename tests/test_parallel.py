@@ -122,6 +122,28 @@ def test_three_shards_merged_equal_one_run(serial, sharded):
     assert merged == {r.student: r.score for r in serial_results}
 
 
+@pytest.mark.slow
+def test_a_merge_without_one_shard_names_its_students_and_fails(tmp_path, sharded, log_lines):
+    """What a cancelled task leaves: shard 2 never reported. Merge the others, name shard 2's students."""
+    from coursekit.cli import UNGRADED_AFTER_MERGE, main
+
+    course, shard_dbs = sharded
+    copy = tmp_path / "course"
+    shutil.copytree(course, copy)
+    (status_path(copy, ASSIGNMENT).parent / "grading_status-shard-2-of-3.json").unlink()
+    code = main(["merge", "--root", str(copy), str(shard_dbs[0]), str(shard_dbs[2])])
+    assert code == UNGRADED_AFTER_MERGE
+    missing = shard_of(["ada", "bo", "casey", "pat"], 2, 3)
+    assert missing == ["bo"]
+    assert any("1 submitted student(s) not graded by any shard: bo (shard 2/3)" in m for m in log_lines), log_lines
+    assert any("rerun shard 2/3" in m for m in log_lines)
+    merged = {r.student for r in load_results(status_path(copy, ASSIGNMENT))}
+    assert merged == {"ada", "casey", "pat"}, "the other shards' results are merged"
+    # With shard 2's results back, the merge is complete.
+    shutil.copy(status_path(course, ASSIGNMENT).parent / "grading_status-shard-2-of-3.json", status_path(copy, ASSIGNMENT).parent)
+    assert main(["merge", "--root", str(copy), *map(str, shard_dbs)]) == 0
+
+
 def test_shards_partition_the_class():
     students = [f"s{i:02d}" for i in range(10)]
     parts = [shard_of(students, i, 3) for i in (1, 2, 3)]

@@ -4,6 +4,8 @@
 #   bubblewrap  the sandbox for student code while grading (always needed)
 #   chromium    the browser of the browser tests (with --tests: make test, make test-fast)
 #   postgresql  a server for the shared-gradebook test (only under CI=true)
+#   slurmctld, slurmd, slurm-client, munge
+#               a one-node Slurm cluster for the test of deploy/grade.slurm (only under CI=true)
 set -euo pipefail
 
 missing=()
@@ -13,6 +15,14 @@ if [ "${1:-}" = "--tests" ] && ! command -v chromium >/dev/null 2>&1; then
 fi
 if [ "${CI:-}" = "true" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   missing+=(postgresql)
+fi
+if [ "${CI:-}" = "true" ]; then
+  for program in slurmctld slurmd sbatch munged; do
+    if ! PATH="$PATH:/usr/sbin:/sbin" command -v "$program" >/dev/null 2>&1; then
+      missing+=(slurmctld slurmd slurm-client munge)
+      break
+    fi
+  done
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
