@@ -8,7 +8,7 @@ CANVAS_OPTION = $(if $(CANVAS_EXPORT),--canvas-export "$(CANVAS_EXPORT)")
 SIMILARITY_THRESHOLD ?=
 REPORT_OPTIONS = $(CANVAS_OPTION) $(if $(SIMILARITY_THRESHOLD),--similarity-threshold $(SIMILARITY_THRESHOLD))
 
-.PHONY: venv demo build grade-all collect grade feedback report formgrader test test-fast data data-verify mnist-full bench bench-notebook bench-grading bench-similarity lock clean
+.PHONY: venv demo build grade-all collect grade feedback report formgrader test test-fast data data-verify mnist-full bench bench-notebook bench-grading bench-similarity bench-shards lock clean
 
 venv:
 	@tools/ensure_venv.sh
@@ -73,14 +73,15 @@ data-verify: venv
 mnist-full: venv
 	$(PY) -m coursekit data download-mnist
 
-## bench: every benchmark, one after the other (about 60 minutes); tables in bench/results/
+## bench: every benchmark, one after the other (about 80 minutes); tables in bench/results/
 bench: venv
 	$(PY) -m bench.bench_helper --out bench/results/helper.md
 	$(PY) -m bench.bench_notebook --out bench/results/notebook.md
 	$(PY) -m bench.bench_grading --out bench/results/grading.md
 	$(PY) -m bench.bench_hostile --out bench/results/hostile.md
 	$(PY) -m bench.bench_similarity --out bench/results/similarity.md
-	@cat bench/results/helper.md bench/results/notebook.md bench/results/grading.md bench/results/hostile.md bench/results/similarity.md
+	$(PY) -m bench.bench_shards --out bench/results/shards.md
+	@cat bench/results/helper.md bench/results/notebook.md bench/results/grading.md bench/results/hostile.md bench/results/similarity.md bench/results/shards.md
 
 ## bench-similarity: the class report's similarity check on 300 students, against copydetect's own (about 4 minutes)
 bench-similarity: venv
@@ -91,6 +92,10 @@ bench-notebook: venv
 
 bench-grading: venv
 	$(PY) -m bench.bench_grading --out bench/results/grading.md
+
+## bench-shards: what one shard of a Slurm array costs, and the merge of 300 and 3,000 students (about 10 minutes)
+bench-shards: venv
+	$(PY) -m bench.bench_shards --out bench/results/shards.md
 
 ## lock: re-pin requirements.txt from requirements.in (needs the package registry)
 lock:
