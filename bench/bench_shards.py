@@ -83,7 +83,7 @@ def time_merge(course, graded_db, class_size, shards, scratch):
             warnings.simplefilter("ignore", SAWarning)  # nbgrader's session handling; harmless
             for student in members:
                 import_submission(gradebook, ASSIGNMENT, dict(data, student=dict(data["student"], id=student)))
-        save_results(status.with_name(f"grading_status-shard-{index}-of-{shards}.json"),
+        save_results(status_path(course, ASSIGNMENT, (index, shards)),
                      [GradeResult(s, GRADED, 23, 27, "") for s in members])
         paths.append(path)
     target = folder / "gradebook.db"

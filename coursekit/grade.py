@@ -162,7 +162,7 @@ def grade(course_root=ROOT, assignment="clustering", students=None, workers=1, f
     if shard:
         roster = set(shard_of(submitted + missing, *shard))
         submitted, missing = [s for s in submitted if s in roster], [s for s in missing if s in roster]
-    path = _status_file_of_run(course_root, assignment, shard)
+    path = status_path(course_root, assignment, shard)  # a shard keeps its own, merged afterwards
     kept = {} if force else unchanged_results(course_root, assignment, submitted, db, path)
     todo = [s for s in submitted if s not in kept]
     if kept:
@@ -232,12 +232,6 @@ def _grade_here(api, course_root, assignment, students, db, on_done, stop):
             result = autograde.grade_student(api, course_root, assignment, student, db=db)
         stop.check()
         on_done(result)
-
-
-def _status_file_of_run(course_root, assignment, shard):
-    """The status file a run writes (and reads its earlier results from): a shard keeps its own."""
-    path = status_path(course_root, assignment)
-    return path.with_name(f"grading_status-shard-{shard[0]}-of-{shard[1]}.json") if shard else path
 
 
 def _carried_over(course_root, assignment, students, shard, todo):

@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-import re
 import shutil
 import signal
 import sqlite3
@@ -46,7 +45,7 @@ from nbgrader.api import Gradebook
 
 from .gradebook import (db_url, export_submission, import_submission, max_score, merge_gradebooks,
                         register_assignment, submitted_students)
-from .results import FAILED, GRADED, GradeResult, load_results, save_results, status_path
+from .results import FAILED, GRADED, GradeResult, load_results, save_results, shard_status_files, status_path
 
 #: Where workers keep their private gradebook copies: a folder per batch inside it, so that batches
 #: running at the same time in one course folder (shards on the nodes of a cluster) never share one.
@@ -321,8 +320,6 @@ def _run_pool(batch, students, workers):
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        for copy in batch.worker_dir.glob("worker-*.db"):  # each pool's workers make fresh copies
-            copy.unlink()
     return results
 
 
@@ -374,14 +371,11 @@ def merge_shards(course_root, assignment, gradebooks, target_db=None):
     merged = merge_gradebooks(target_db, [f"sqlite:///{Path(p).resolve()}" for p in gradebooks], assignment)
     status = status_path(course_root, assignment)
     results = {}
-    for shard_file in sorted(status.parent.glob("grading_status-shard-*.json")):
+    for shard_file in shard_status_files(course_root, assignment).values():
         results.update({r.student: r for r in load_results(shard_file)})
     if results:
         save_results(status, list(results.values()))
     return merged
-
-
-_SHARD_STATUS = re.compile(r"grading_status-shard-(\d+)-of-(\d+)\.json")
 
 
 def ungraded_after_merge(course_root, assignment, gradebooks):
@@ -406,8 +400,7 @@ def ungraded_after_merge(course_root, assignment, gradebooks):
     for path in gradebooks:
         with Gradebook(f"sqlite:///{Path(path).resolve()}") as gradebook:
             known.update(student.id for student in gradebook.students)
-    counts = {int(m.group(2)) for f in status.parent.glob("grading_status-shard-*.json")
-              if (m := _SHARD_STATUS.fullmatch(f.name))}
+    counts = {count for _, count in shard_status_files(course_root, assignment)}
     count = counts.pop() if len(counts) == 1 else None
     shard = {}
     if count:

@@ -10,6 +10,7 @@ source of truth for points.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -64,8 +65,24 @@ def full_marks(score, points):
     return score >= points
 
 
-def status_path(course_root, assignment):
-    return Path(course_root) / "reports" / assignment / "grading_status.json"
+def status_path(course_root, assignment, shard=None):
+    """The status file of a grading run: the class's, or shard ``(i, N)``'s own (merged into the class's)."""
+    path = Path(course_root) / "reports" / assignment / "grading_status.json"
+    return path.with_name(f"grading_status-shard-{shard[0]}-of-{shard[1]}.json") if shard else path
+
+
+_SHARD_STATUS = re.compile(r"grading_status-shard-(\d+)-of-(\d+)\.json")
+
+
+def shard_status_files(course_root, assignment):
+    """{(i, N): path} of the shards' status files in the course, sorted."""
+    folder = status_path(course_root, assignment).parent
+    found = {}
+    for path in sorted(folder.glob("grading_status-shard-*.json")):
+        match = _SHARD_STATUS.fullmatch(path.name)
+        if match:
+            found[(int(match.group(1)), int(match.group(2)))] = path
+    return found
 
 
 def save_results(path, results):

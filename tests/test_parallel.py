@@ -130,7 +130,7 @@ def test_a_merge_without_one_shard_names_its_students_and_fails(tmp_path, sharde
     course, shard_dbs = sharded
     copy = tmp_path / "course"
     shutil.copytree(course, copy)
-    (status_path(copy, ASSIGNMENT).parent / "grading_status-shard-2-of-3.json").unlink()
+    status_path(copy, ASSIGNMENT, (2, 3)).unlink()
     code = main(["merge", "--root", str(copy), str(shard_dbs[0]), str(shard_dbs[2])])
     assert code == UNGRADED_AFTER_MERGE
     missing = shard_of(["ada", "bo", "casey", "pat"], 2, 3)
@@ -140,7 +140,7 @@ def test_a_merge_without_one_shard_names_its_students_and_fails(tmp_path, sharde
     merged = {r.student for r in load_results(status_path(copy, ASSIGNMENT))}
     assert merged == {"ada", "casey", "pat"}, "the other shards' results are merged"
     # With shard 2's results back, the merge is complete.
-    shutil.copy(status_path(course, ASSIGNMENT).parent / "grading_status-shard-2-of-3.json", status_path(copy, ASSIGNMENT).parent)
+    shutil.copy(status_path(course, ASSIGNMENT, (2, 3)), status_path(copy, ASSIGNMENT, (2, 3)))
     assert main(["merge", "--root", str(copy), *map(str, shard_dbs)]) == 0
 
 
