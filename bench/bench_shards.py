@@ -8,7 +8,10 @@ assignment, with 1 worker, as ``python -m coursekit grade`` runs it:
 
 - ``t1``, ``t3``: a shard of 1 and of 3 solved submissions (whole notebook),
   each into a fresh gradebook, median of ``--rounds``;
-- per student: ``(t3 - t1) / 2``; fixed part: ``t1 -`` per student.
+- per student: ``(t3 - t1) / 2``; fixed part: ``t1 -`` per student;
+- the same for the feedback pages the task then writes (``grade --feedback``
+  does what ``coursekit feedback --gradebook`` does, timed here on its own
+  after each shard).
 
 And the merge (``coursekit merge``, the dependent job), which grows with the
 class, not with the work of grading: for a class of 300 in 10 shards and of
@@ -67,6 +70,15 @@ def time_shard(course, students, gradebook):
     return time.perf_counter() - start
 
 
+def time_feedback(course, students, gradebook):
+    """Seconds for ``coursekit feedback`` of ``students`` from ``gradebook`` (graded just before)."""
+    command = [sys.executable, "-m", "coursekit", "feedback", "--root", str(course), "--gradebook", str(gradebook),
+               "-q", *students]
+    start = time.perf_counter()
+    subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
 def time_merge(course, graded_db, class_size, shards, scratch):
     """Seconds for :func:`merge_shards` of a class of ``class_size`` in ``shards`` shard gradebooks."""
     data = export_submission(f"sqlite:///{graded_db}", ASSIGNMENT, "s1")
@@ -103,14 +115,20 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="bench-shards-") as scratch:
         scratch = Path(scratch)
         course = make_course(scratch / "course", ["s1", "s2", "s3"])
-        t1, t3 = [], []
+        t1, t3, f1, f3 = [], [], [], []
         for round_ in range(args.rounds):
             t1.append(time_shard(course, ["s1"], scratch / "one.db"))
+            f1.append(time_feedback(course, ["s1"], scratch / "one.db"))
             t3.append(time_shard(course, ["s1", "s2", "s3"], scratch / "three.db"))
-            print(f"round {round_ + 1}: 1 student {t1[-1]:.1f} s, 3 students {t3[-1]:.1f} s", flush=True)
+            f3.append(time_feedback(course, ["s1", "s2", "s3"], scratch / "three.db"))
+            print(f"round {round_ + 1}: 1 student {t1[-1]:.1f} s + feedback {f1[-1]:.1f} s, "
+                  f"3 students {t3[-1]:.1f} s + feedback {f3[-1]:.1f} s", flush=True)
         one, three = statistics.median(t1), statistics.median(t3)
         per_student = (three - one) / 2
         fixed = one - per_student
+        feedback_one, feedback_three = statistics.median(f1), statistics.median(f3)
+        feedback_per_student = (feedback_three - feedback_one) / 2
+        feedback_fixed = feedback_one - feedback_per_student
         merges = {}
         for size, shards in ((300, 10), (3000, 50)):
             merges[(size, shards)] = time_merge(course, scratch / "one.db", size, shards, scratch)
@@ -126,6 +144,10 @@ def main(argv=None):
         f"| a shard of 3 students | {three:.1f} ({', '.join(f'{t:.1f}' for t in t3)}) |",
         f"| each student | {per_student:.1f} |",
         f"| the fixed part of a shard (start, registration, trial kernel) | {fixed:.1f} |",
+        f"| feedback pages of 1 student | {feedback_one:.1f} ({', '.join(f'{t:.1f}' for t in f1)}) |",
+        f"| feedback pages of 3 students | {feedback_three:.1f} ({', '.join(f'{t:.1f}' for t in f3)}) |",
+        f"| each student's feedback page | {feedback_per_student:.2f} |",
+        f"| the fixed part of the feedback (start, config, template) | {feedback_fixed:.1f} |",
     ]
     lines += [f"| merge of {size} students from {shards} shard gradebooks | {seconds:.1f} |"
               for (size, shards), seconds in merges.items()]

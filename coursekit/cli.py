@@ -113,9 +113,13 @@ def _exit_for(results):
 def _grade(args):
     results = grade(
         args.root, args.assignment, students=args.students or None, workers=args.workers, force=args.force,
-        shard=parse_shard(args.shard) if args.shard else None, gradebook=args.gradebook,
+        shard=args.shard, gradebook=args.gradebook,
         allow_unsandboxed=args.allow_unsandboxed, progress=args.verbosity >= 0,
     )
+    if args.feedback:
+        # Also when a submission could not be graded: the others' pages are written, then exit 2.
+        generate_feedback(args.root, args.assignment, students=args.students or None, shard=args.shard,
+                          gradebook=args.gradebook)
     return _exit_for(results)
 
 
@@ -140,7 +144,8 @@ def _merge(args):
 
 
 def _feedback(args):
-    generate_feedback(args.root, args.assignment, students=args.students or None)
+    generate_feedback(args.root, args.assignment, students=args.students or None, shard=args.shard,
+                      gradebook=args.gradebook)
 
 
 def _report(args):
@@ -187,6 +192,13 @@ def _existing_file(text):
     if not path.is_file():
         raise argparse.ArgumentTypeError(f"{text}: no such file")
     return path
+
+
+def _shard(text):
+    try:
+        return parse_shard(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _share(text):
@@ -268,8 +280,12 @@ def build_parser():
     step = steps.add_parser("grade", help="autograde submitted/ (exit 2 when a submission could not be graded, "
                                           "130/143 when stopped by Ctrl-C/SIGTERM: what was graded is kept)")
     _course_options(step, students=True, grading=True)
-    step.add_argument("--shard", help="grade only shard i of N of the class, e.g. 2/3 (one per machine)")
+    step.add_argument("--shard", type=_shard, metavar="i/N",
+                      help="grade only shard i of N of the class, e.g. 2/3 (one per machine)")
     step.add_argument("--gradebook", type=Path, help="gradebook file to grade into (for a shard; default gradebook.db)")
+    step.add_argument("--feedback", action="store_true",
+                      help="then write the feedback pages of the students graded (what `feedback` with the same "
+                           "--shard and --gradebook does; a cluster's array task writes its own students' pages)")
     step.set_defaults(run=_grade)
 
     step = steps.add_parser("merge", help="merge shard gradebooks (and their grading status) into gradebook.db")
@@ -279,6 +295,10 @@ def build_parser():
 
     step = steps.add_parser("feedback", help="HTML feedback per graded student, hidden tests removed")
     _course_options(step, students=True)
+    step.add_argument("--shard", type=_shard, metavar="i/N",
+                      help="only the students shard i of N graded, e.g. 2/3 (before the merge, by the shard's job)")
+    step.add_argument("--gradebook", type=_existing_file,
+                      help="the gradebook file to read scores from (a shard's; default gradebook.db)")
     step.set_defaults(run=_feedback)
 
     step = steps.add_parser("report", help="grades.csv, the class report, and the LMS files in reports/<assignment>/lms/")

@@ -40,6 +40,7 @@ import nbformat
 from . import build, notebooks
 from .autograde import ensure_tools_on_path, nbgrader_api
 from .files import UnsafeFile, read_regular_file, write_atomically
+from .gradebook import gradebook_url
 from .paths import ROOT
 from .results import GRADED, load_results, status_path
 
@@ -136,7 +137,7 @@ def _install_page(page, destination, receipts):
         write_atomically(folder / name, data)
 
 
-def generate_feedback(course_root=ROOT, assignment="clustering", students=None):
+def generate_feedback(course_root=ROOT, assignment="clustering", students=None, shard=None, gradebook=None):
     """Write ``feedback/<student>/<assignment>/<assignment>.html`` for graded students.
 
     Parameters
@@ -147,6 +148,13 @@ def generate_feedback(course_root=ROOT, assignment="clustering", students=None):
         The assignment.
     students : list of str, optional
         Only these students (default: every student the grade step graded).
+    shard : (int, int), optional
+        Only the students shard i of N graded, as its own status file says
+        (``grade --shard``): an array task writes its students' pages before
+        the shards are merged, so that no single job writes them all.
+    gradebook : path-like, optional
+        The gradebook file the scores are read from (a shard's; default: the
+        course's, ``c.CourseDirectory.db_url`` or ``gradebook.db``).
 
     Returns
     -------
@@ -161,7 +169,7 @@ def generate_feedback(course_root=ROOT, assignment="clustering", students=None):
     """
     ensure_tools_on_path()
     course_root = Path(course_root)
-    results = load_results(status_path(course_root, assignment))
+    results = load_results(status_path(course_root, assignment, shard))
     graded = [r.student for r in results if r.status == GRADED and (not students or r.student in students)]
     master = nbformat.read(course_root / "source" / assignment / f"{assignment}.ipynb", as_version=4)
     secrets = secret_lines(master)
@@ -169,6 +177,7 @@ def generate_feedback(course_root=ROOT, assignment="clustering", students=None):
     with tempfile.TemporaryDirectory(prefix="coursekit-feedback-") as scratch:
         scratch = Path(scratch)
         config = build.load_course_config(ROOT)
+        config.CourseDirectory.db_url = gradebook_url(course_root, config, gradebook)
         # nbgrader reads the graded notebook from, and writes the page to, the scratch course.
         config.CourseDirectory.autograded_directory = str(scratch / "autograded")
         config.CourseDirectory.feedback_directory = str(scratch / "feedback")

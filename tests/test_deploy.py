@@ -8,7 +8,6 @@ Kubernetes API's schema by ``kubernetes-validate``, which bundles the schemas
 
 import copy
 import os
-import re
 import subprocess
 
 import kubernetes_validate
@@ -41,19 +40,43 @@ def test_a_misspelt_field_of_the_job_is_caught():
         kubernetes_validate.validate(wrong_type, K8S_VERSION, strict=True)
 
 
-def test_the_job_grades_each_shard_once():
-    """As many pods as shards, each index its own shard and gradebook (JOB_COMPLETION_INDEX is 0-based)."""
+def _stub_venv(folder):
+    """A ``.venv/bin/python`` in ``folder`` that only writes down how it was called (one line per call)."""
+    python = folder / ".venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text('#!/bin/sh\necho "$*" >> "$(dirname "$0")/calls"\n')
+    python.chmod(0o755)
+    return python.parent / "calls"
+
+
+def test_the_job_grades_each_shard_once_then_writes_its_feedback(tmp_path):
+    """As many pods as shards; pod i (JOB_COMPLETION_INDEX, 0-based) grades shard i+1 into its own gradebook,
+    then writes its students' feedback. The container's command runs here with a stand-in for Python."""
     spec = _job()["spec"]
     container = spec["template"]["spec"]["containers"][0]
     shards = {e["name"]: e["value"] for e in container["env"]}["SHARDS"]
     assert spec["completionMode"] == "Indexed" and spec["completions"] == spec["parallelism"] == int(shards)
-    command = " ".join(container["command"] + container["args"])
+    calls = _stub_venv(tmp_path)
     for index in range(int(shards)):
-        rendered = subprocess.run(
-            ["sh", "-c", 'echo ' + re.search(r'--shard ("[^"]+") --gradebook ("[^"]+")', command).group(0)],
-            env=dict(os.environ, JOB_COMPLETION_INDEX=str(index), SHARDS=shards), capture_output=True, text=True,
-        ).stdout.strip()
-        assert rendered == f"--shard {index + 1}/{shards} --gradebook gradebook-shard-{index + 1}.db"
+        run = subprocess.run(container["command"] + container["args"], cwd=tmp_path, capture_output=True, text=True,
+                             env=dict(os.environ, JOB_COMPLETION_INDEX=str(index), SHARDS=shards))
+        assert run.returncode == 0, run.stderr
+    assert calls.read_text().splitlines() == [
+        f"-m coursekit grade --workers 2 --shard {i}/{shards} --gradebook gradebook-shard-{i}.db --feedback"
+        for i in range(1, int(shards) + 1)
+    ]
+
+
+def test_the_array_task_grades_its_shard_then_writes_its_feedback(tmp_path):
+    calls = _stub_venv(tmp_path)
+    env = dict(os.environ, SHARDS="3", SLURM_ARRAY_TASK_ID="2", SLURM_CPUS_PER_TASK="2", SLURM_SUBMIT_DIR=str(tmp_path),
+               COURSE="/srv/course")
+    run = subprocess.run(["bash", str(DEPLOY / "grade.slurm")], env=env, capture_output=True, text=True, cwd="/")
+    assert run.returncode == 0, run.stderr
+    assert calls.read_text().splitlines() == [
+        "-m coursekit grade --root /srv/course --workers 2 --shard 2/3 "
+        "--gradebook /srv/course/gradebook-shard-2.db --feedback"
+    ]
 
 
 @pytest.mark.parametrize("name", ["grade.slurm", "merge.slurm", "submit-slurm.sh"])

@@ -15,7 +15,7 @@ from nbgrader.api import Gradebook
 
 from conftest import without_slow_demonstrations
 from coursekit import autograde, demo
-from coursekit.feedback import generate_feedback
+from coursekit.feedback import feedback_path, generate_feedback
 from coursekit.grade import grade
 from coursekit.parallel import merge_shards, parse_shard, shard_of
 from coursekit.results import FAILED, GRADED, load_results, status_path
@@ -60,14 +60,15 @@ def submissions(master_notebook, release_notebook):
 def serial_and_shards(tmp_path_factory, copy_course, start_grading, submissions):
     """The class graded serially in this process and, at the same time, in three shards.
 
-    Each shard is ``python -m coursekit grade --shard i/3 --gradebook gradebook-shard-i.db``
-    in a process of its own, as on three machines; the test merges them.
+    Each shard is ``python -m coursekit grade --shard i/3 --gradebook gradebook-shard-i.db --feedback``
+    in a process of its own, as on three machines (writing its students' feedback); the test merges them.
     Returns {"serial": (course, results, feedback pages), "shards": (course, shard gradebooks)}.
     """
     folder = tmp_path_factory.mktemp("parallel")
     sharded = copy_course(folder / "sharded", submissions)
     shard_dbs = [folder / f"gradebook-shard-{index}.db" for index in (1, 2, 3)]
-    shards = [start_grading(sharded, "--workers", 1, "--shard", f"{index}/3", "--gradebook", db, log=f"{db}.log")
+    shards = [start_grading(sharded, "--workers", 1, "--shard", f"{index}/3", "--gradebook", db, "--feedback",
+                            log=f"{db}.log")
               for index, db in enumerate(shard_dbs, start=1)]
     try:
         course = copy_course(folder / "serial", submissions)
@@ -114,8 +115,11 @@ def test_two_workers_give_identical_gradebook_and_feedback(tmp_path, copy_course
 
 @pytest.mark.slow
 def test_three_shards_merged_equal_one_run(serial, sharded):
-    serial_course, serial_results, _ = serial
+    serial_course, serial_results, serial_pages = serial
     course, shard_dbs = sharded
+    # Each shard wrote its students' feedback from its own gradebook, before any merge: the serial run's pages.
+    for student, page in serial_pages.items():
+        assert feedback_path(course, ASSIGNMENT, student).read_bytes() == page.read_bytes(), student
     merge_shards(course, ASSIGNMENT, shard_dbs)
     assert _gradebook_contents(course) == _gradebook_contents(serial_course)
     merged = {r.student: r.score for r in load_results(status_path(course, ASSIGNMENT))}

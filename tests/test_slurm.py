@@ -5,7 +5,9 @@ tasks (one shard each) and ``deploy/merge.slurm`` after it, for a class of 9
 (solved, partial, the release). Task 2 is cancelled with ``scancel`` as soon
 as it runs: the merge keeps the other shards' students, names the missing
 ones and fails; rerunning that one task completes the class, which is then
-compared cell by cell with one local run, with its feedback and report.
+compared cell by cell with one local run. Each task writes its own students'
+feedback (``grade --feedback``, from the shard's gradebook), the same pages as
+a local run's; the merge job writes the report.
 
 The cluster is Debian's slurmctld, slurmd and munge on this machine
 (``tests/slurm_cluster.py``). Where they are not installed the test is
@@ -23,6 +25,7 @@ from nbgrader.api import Gradebook
 
 from conftest import without_slow_demonstrations
 from coursekit import demo
+from coursekit.feedback import feedback_path, generate_feedback
 from coursekit.grade import grade
 from coursekit.paths import ROOT
 from coursekit.results import GRADED, load_results, status_path
@@ -62,8 +65,8 @@ def the_class(master_notebook, release_notebook):
 
 
 @pytest.fixture(scope="module")
-def local_scores(tmp_path_factory, copy_course, the_class):
-    """Per-cell scores of the class graded in one local run.
+def local_run(tmp_path_factory, copy_course, the_class):
+    """Per-cell scores of the class graded in one local run, and the feedback pages of s01, s02 and s03.
 
     The class holds three notebooks three times over (the solved and blank ones differ in NAME only, which
     no test cell but Part 0's reads, and Part 0 passes for all of them), so the local run grades one
@@ -74,7 +77,8 @@ def local_scores(tmp_path_factory, copy_course, the_class):
     course = copy_course(tmp_path_factory.mktemp("local") / "course", {s: the_class[s] for s in kinds})
     grade(course, ASSIGNMENT, workers=2, progress=False)
     graded = _cell_scores(course)
-    return {(twin, cell): score for (student, cell), score in graded.items() for twin in kinds[student]}
+    pages = {student: page.read_bytes() for student, page in generate_feedback(course, ASSIGNMENT).items()}
+    return {(twin, cell): score for (student, cell), score in graded.items() for twin in kinds[student]}, pages
 
 
 def _cell_scores(course):
@@ -98,11 +102,12 @@ def _output(course, job_id, suffix=""):
     return "\n".join(p.read_text() for p in sorted((course / "reports" / "slurm").glob(f"*-{job_id}{suffix}.out")))
 
 
-def test_the_array_job_grades_the_class_and_a_cancelled_task_is_rerun(slurm, copy_course, the_class, local_scores,
+def test_the_array_job_grades_the_class_and_a_cancelled_task_is_rerun(slurm, copy_course, the_class, local_run,
                                                                        tmp_path):
     """One scenario for both paths (a Slurm run costs the suite about 30 s): 3 tasks, task 2 cancelled
     as soon as it runs; tasks 1 and 3 complete and the merge keeps their students, names shard 2's and
     fails; task 2 alone is resubmitted; the merge then completes the class, equal to a local run."""
+    local_scores, local_pages = local_run
     course = copy_course(tmp_path / "course", the_class)
     grading, merge = _submit(slurm, course)
     deadline = time.monotonic() + 120
@@ -124,8 +129,9 @@ def test_the_array_job_grades_the_class_and_a_cancelled_task_is_rerun(slurm, cop
     assert f"{len(missing)} submitted student(s) not graded by any shard: " in log
     assert all(f"{student} (shard 2/3)" in log for student in missing)
     assert "deploy/submit-slurm.sh 3 2" in log
-    # The merge job still wrote the others' feedback.
-    assert all((course / "feedback" / student / ASSIGNMENT / f"{ASSIGNMENT}.html").is_file() for student in merged)
+    # Tasks 1 and 3 wrote their students' feedback; the cancelled task 2 wrote none.
+    assert all(feedback_path(course, ASSIGNMENT, student).is_file() for student in merged)
+    assert not any(feedback_path(course, ASSIGNMENT, student).exists() for student in missing)
 
     grading, merge = _submit(slurm, course, "2")
     assert slurm.wait_for(grading) == {f"{grading}_2": ("COMPLETED", "0:0")}, _output(course, grading, "_*")
@@ -134,9 +140,12 @@ def test_the_array_job_grades_the_class_and_a_cancelled_task_is_rerun(slurm, cop
     results = {r.student: r for r in load_results(status_path(course, ASSIGNMENT))}
     assert sorted(results) == sorted(the_class) and all(r.status == GRADED for r in results.values())
     assert _cell_scores(course) == local_scores
-    # The merge job wrote the feedback and the report from the merged gradebook.
+    # Each task wrote its students' pages from its own gradebook: the pages of a local run.
     for student in the_class:
-        assert (course / "feedback" / student / ASSIGNMENT / f"{ASSIGNMENT}.html").is_file(), student
+        assert feedback_path(course, ASSIGNMENT, student).is_file(), student
+    for student, page in local_pages.items():
+        assert feedback_path(course, ASSIGNMENT, student).read_bytes() == page, student
+    # The merge job wrote the report from the merged gradebook.
     grades = (course / "reports" / ASSIGNMENT / "grades.csv").read_text()
     assert all(student in grades for student in the_class)
     assert not (course / ".grading").exists(), "three batches in one course folder, each with its own worker folder"
