@@ -47,6 +47,7 @@ from .data import DATA_FILES
 from .files import sha256_file, write_atomically
 from .paths import ROOT
 from .repair import released_source
+from .sandbox import Sandbox, thread_count, thread_env
 
 log = logging.getLogger(__name__)
 
@@ -145,16 +146,18 @@ def write_colab_manifest(master_path, base_url, files):
     return True
 
 
-def run_with_checker(client, nb, checker):
+def run_with_checker(client, nb, checker, threads=1):
     """Run every cell of ``nb`` with ``client``, test cells as grading runs them.
 
     A test cell runs in the kernel without its checker tests, which
     ``checker`` then judges (:func:`coursekit.checker.judge_cell`), so the
     build proves each checker test passes on the solution as the grader will
-    run it.
+    run it. The kernel gets ``threads`` BLAS/OpenMP threads, as a grading
+    kernel does (``c.Sandbox.threads``), so that the cell times the build
+    records are those of grading.
     """
     try:
-        with client.setup_kernel():
+        with client.setup_kernel(env={**os.environ, **thread_env(threads)}):
             info = client.wait_for_reply(client.kc.kernel_info())
             nb.metadata["language_info"] = info["content"]["language_info"]
             for index, cell in enumerate(nb.cells):
@@ -175,12 +178,13 @@ def run_with_checker(client, nb, checker):
         checker.close()
 
 
-def execute_master(assignment_dir, notebook_name, timeout=600):
+def execute_master(assignment_dir, notebook_name, timeout=600, threads=1):
     """Run a copy of the master top to bottom and check that every test passes.
 
     The copy runs in a scratch folder, so the files the notebook writes (the
     compressed cats) never land in ``source/``. Checker tests are judged as
-    grading judges them (:func:`run_with_checker`).
+    grading judges them (:func:`run_with_checker`), and the kernel has
+    ``threads`` BLAS/OpenMP threads, as a grading kernel has.
 
     Returns
     -------
@@ -204,7 +208,7 @@ def execute_master(assignment_dir, notebook_name, timeout=600):
             nb, timeout=timeout, kernel_name="python3", allow_errors=True, record_timing=True, coalesce_streams=True,
             resources={"metadata": {"path": scratch}},
         )
-        run_with_checker(client, nb, CheckerProcess([scratch]))
+        run_with_checker(client, nb, CheckerProcess([scratch]), threads=threads)
     problems = []
     for index, cell in enumerate(nb.cells):
         where = f"cell {index} ({notebooks.grade_id(cell) or 'ungraded'})"
@@ -295,7 +299,8 @@ def build(root=ROOT, release_root=None, notebooks_dir=None, recalibrate=False):
         Paths of what was written.
     """
     root = Path(root)
-    settings = CourseBuild(config=load_course_config(root))
+    config = load_course_config(root)
+    settings = CourseBuild(config=config)
     assignment = settings.assignment
     source_dir = root / "source" / assignment
     master_path = source_dir / f"{assignment}.ipynb"
@@ -317,7 +322,8 @@ def build(root=ROOT, release_root=None, notebooks_dir=None, recalibrate=False):
     log.info(f"checked {master_path.name}: {len(notebooks.graded_cells(master))} graded cells, "
         f"{sum(notebooks.graded_cells(master).values()):g} points")
 
-    executed = execute_master(source_dir, master_path.name, timeout=int(settings.cell_timeout))
+    executed = execute_master(source_dir, master_path.name, timeout=int(settings.cell_timeout),
+                              threads=thread_count(Sandbox(config=config)))
     log.info("ran the solution: every test passes")
     times_path = source_dir / timing.CELL_TIMES
     if recalibrate or not timing.cell_times_current(times_path, master_path):

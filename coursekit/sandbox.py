@@ -203,6 +203,11 @@ def thread_count(settings, workers=1):
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
+def thread_env(threads):
+    """The environment variables that set a kernel's BLAS and OpenMP threads (NumPy, scikit-learn)."""
+    return {name: str(threads) for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
 def visible_python():
     """The grader's Python as a path that exists inside the sandbox.
 
@@ -282,7 +287,7 @@ def sandbox_command(kernel_cmd, workdir, socket_dir, settings, threads=1, ids=No
         "HOME": "/tmp", "IPYTHONDIR": "/tmp/ipython", "XDG_CACHE_HOME": "/tmp/cache",
         "MPLCONFIGDIR": MATPLOTLIB_DIR,  # holds the shared font list
         "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
-        "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+        **thread_env(threads),
     })
     command = [bwrap_path(), "--die-with-parent", "--new-session", "--clearenv"]
     for name, value in sorted(env.items()):

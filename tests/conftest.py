@@ -20,30 +20,54 @@ import time
 import urllib.request
 from pathlib import Path
 
-import nbformat
-import pytest
+from coursekit.sandbox import thread_env
 
-from coursekit import demo, notebooks
-from coursekit.cli import MessageFormatter
-from coursekit.gradebook import register_assignment
-from coursekit.paths import ROOT
+# One BLAS/OpenMP thread for every process the tests start (this one, Jupyter and its kernels, the build's
+# kernel, Slurm's jobs), as grading kernels have: `make test` runs two test processes on two cores, and two
+# threads each made OpenMP spin against the other process (scikit-learn's k-means took twice as long).
+# Set before NumPy is first imported here.
+os.environ.update(thread_env(1))
+
+import nbformat  # noqa: E402
+import pytest  # noqa: E402
+
+from coursekit import demo, notebooks  # noqa: E402
+from coursekit.cli import MessageFormatter  # noqa: E402
+from coursekit.gradebook import register_assignment  # noqa: E402
+from coursekit.paths import ROOT  # noqa: E402
 
 ASSIGNMENT = "clustering"
 
 
-def pytest_collection_modifyitems(config, items):
-    """Modules with the most slow tests first (the order within a module kept).
+#: Seconds each slow module took in ``make test`` on 2 cores (``PYTEST_ARGS=--durations=0``, summed per
+#: module; December 2026). Only their order matters: see :func:`pytest_collection_modifyitems`.
+MODULE_SECONDS = {
+    "test_pipeline": 127, "test_browser_notebook": 119, "test_adversarial": 117, "test_slurm": 90,
+    "test_parallel": 86, "test_interrupt": 71, "test_postgres": 45, "test_release": 44,
+    "test_autograde_release": 44, "test_sandbox": 37, "test_similarity_class": 36, "test_exchange": 31,
+    "test_checker": 23, "test_report": 16, "test_similarity": 13, "test_environment": 9, "test_kmeans_helper": 8,
+    "test_data": 7, "test_repair": 5, "test_collect": 5, "test_lms": 4, "test_colab_setup": 3, "test_download": 2,
+    "test_build_checks": 0, "test_deploy": 0, "test_failures": 0, "test_feedback_page": 0, "test_outputs": 0,
+    "test_plain_data": 0, "test_preprocessors": 0,
+}
 
-    Test modules run two at a time, a module on one worker (``make test``):
-    started last, a module that grades whole notebooks would keep one worker
-    busy long after the other has run out of work; started first, the quick
-    modules fill the end.
+
+def pytest_collection_modifyitems(config, items):
+    """The longest modules first (the order within a module kept).
+
+    Test modules run two at a time, a module on one worker (``make test``),
+    each worker taking the next module when it is free: started last, a
+    module that grades whole notebooks would keep one worker busy long after
+    the other has run out of work; started first, the quick modules fill the
+    end (longest processing time first). A module not in
+    :data:`MODULE_SECONDS` (a new one) goes first, in case it is long.
     """
-    slow = {}
-    for item in items:
-        slow[item.module.__name__] = slow.get(item.module.__name__, 0) + bool(item.get_closest_marker("slow"))
     first_seen = {name: index for index, name in enumerate(dict.fromkeys(item.module.__name__ for item in items))}
-    items.sort(key=lambda item: (-slow[item.module.__name__], first_seen[item.module.__name__]))
+
+    def weight(name):
+        return MODULE_SECONDS.get(name.rpartition(".")[2], float("inf"))
+
+    items.sort(key=lambda item: (-weight(item.module.__name__), first_seen[item.module.__name__]))
 
 
 class _Route:

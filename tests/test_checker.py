@@ -264,9 +264,11 @@ def _tiny_master(folder, answer):
 def test_the_build_judges_checker_tests_on_the_solution(tmp_path):
     from coursekit import build
 
-    executed = build.execute_master(_tiny_master(tmp_path / "good", "import numpy as np\ndef double(x):\n    return x * 2"),
-                                    "tiny.ipynb")
+    answer = "import os\nimport numpy as np\ndef double(x):\n    return x * 2\nprint(os.environ['OMP_NUM_THREADS'])"
+    executed = build.execute_master(_tiny_master(tmp_path / "good", answer), "tiny.ipynb", threads=3)
     assert not any(o.get("output_type") == "error" for c in executed.cells for o in c.outputs)
+    # The kernel has the threads it was given (a grading kernel's, so that the recorded times are grading's).
+    assert executed.cells[0].outputs[0].text == "3\n"
     # Right on the visible assert, wrong on the checker's arrays: the build refuses it, naming the cell and why.
     wrong = "import numpy as np\ndef double(x):\n    return x * 2 if np.ndim(x) == 0 else x + 2"
     with pytest.raises(build.BuildError, match=r"cell 1 \(double_test\) raised AssertionError: double is wrong"):
