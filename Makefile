@@ -93,7 +93,7 @@ bench-notebook: venv
 bench-grading: venv
 	$(PY) -m bench.bench_grading --out bench/results/grading.md
 
-## bench-shards: what one shard of a Slurm array costs, and the merge of 300 and 3,000 students (about 10 minutes)
+## bench-shards: what one shard of a Slurm array costs (grading, feedback), and the merge of 300 and 3,000 students (about 20 minutes)
 bench-shards: venv
 	$(PY) -m bench.bench_shards --out bench/results/shards.md
 

@@ -2,7 +2,8 @@
 
 A scratch class of cheap submissions (the release with a name filled in, 1
 point; one without a valid student id, 0 points) and one that hangs (an
-answer cell ending in ``while True: pass``) is graded by ``python -m coursekit
+answer cell ending in a loop that never ends; it sleeps, so that it does not
+hold a core while the test waits) is graded by ``python -m coursekit
 grade --workers 2`` in a subprocess, with the course's own settings, so the
 hanging student is still running when the batch is stopped: by SIGTERM
 (what ``timeout``, Slurm and Kubernetes send), by Ctrl-C (SIGINT to the whole
@@ -42,7 +43,7 @@ WAIT = 120  # seconds any one thing may take before a test gives up
 def _hang(nb):
     nb = copy.deepcopy(nb)
     cell = next(c for c in nb.cells if notebooks.grade_id(c) == "assign_clusters")
-    cell.source += "\n\nwhile True:\n    pass"
+    cell.source += "\n\nimport time\nwhile True:\n    time.sleep(0.01)"
     return nb
 
 
