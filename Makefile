@@ -46,9 +46,10 @@ build: venv
 	$(PY) -m coursekit build
 
 # Test modules run TEST_WORKERS at a time (pytest-xdist; one module stays on one
-# worker, so a module's fixtures are built once). TEST_WORKERS=0 runs them in turn.
+# worker, so a module's fixtures are built once), the longest first (tests/conftest.py:
+# MODULE_SECONDS; xdist would order them by their number of tests). TEST_WORKERS=0 runs them in turn.
 TEST_WORKERS ?= 2
-XDIST = -n $(TEST_WORKERS) --dist loadfile
+XDIST = -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 ## test: the whole test suite; "no tests collected" (pytest exit 5) counts as a failure
 test: venv

@@ -39,16 +39,17 @@ from coursekit.paths import ROOT  # noqa: E402
 ASSIGNMENT = "clustering"
 
 
-#: Seconds each slow module took in ``make test`` on 2 cores (``PYTEST_ARGS=--durations=0``, summed per
-#: module; December 2026). Only their order matters: see :func:`pytest_collection_modifyitems`.
+#: Seconds each module took in ``make test`` on 2 cores (``PYTEST_ARGS="-v --durations=0"``, setup, call and
+#: teardown summed per module; December 1, 2026). Only their order matters: see
+#: :func:`pytest_collection_modifyitems`.
 MODULE_SECONDS = {
-    "test_pipeline": 127, "test_browser_notebook": 119, "test_adversarial": 117, "test_slurm": 90,
-    "test_parallel": 86, "test_interrupt": 71, "test_postgres": 45, "test_release": 44,
-    "test_autograde_release": 44, "test_sandbox": 37, "test_similarity_class": 36, "test_exchange": 31,
-    "test_checker": 23, "test_report": 16, "test_similarity": 13, "test_environment": 9, "test_kmeans_helper": 8,
-    "test_data": 7, "test_repair": 5, "test_collect": 5, "test_lms": 4, "test_colab_setup": 3, "test_download": 2,
-    "test_build_checks": 0, "test_deploy": 0, "test_failures": 0, "test_feedback_page": 0, "test_outputs": 0,
-    "test_plain_data": 0, "test_preprocessors": 0,
+    "test_pipeline": 114, "test_adversarial": 94, "test_browser_notebook": 83, "test_parallel": 78, "test_slurm": 70,
+    "test_interrupt": 64, "test_sandbox": 46, "test_postgres": 33, "test_autograde_release": 32,
+    "test_similarity_class": 24, "test_exchange": 21, "test_checker": 18, "test_release": 17, "test_report": 12,
+    "test_similarity": 10, "test_kmeans_helper": 6, "test_data": 5, "test_environment": 5, "test_collect": 4,
+    "test_repair": 4, "test_lms": 3, "test_download": 2, "test_colab_setup": 2, "test_feedback_page": 0,
+    "test_failures": 0, "test_deploy": 0, "test_outputs": 0, "test_preprocessors": 0, "test_build_checks": 0,
+    "test_plain_data": 0,
 }
 
 
@@ -56,7 +57,9 @@ def pytest_collection_modifyitems(config, items):
     """The longest modules first (the order within a module kept).
 
     Test modules run two at a time, a module on one worker (``make test``),
-    each worker taking the next module when it is free: started last, a
+    each worker taking the next module when it is free, in this order
+    (``--no-loadscope-reorder``: xdist would order them by their number of
+    tests otherwise): started last, a
     module that grades whole notebooks would keep one worker busy long after
     the other has run out of work; started first, the quick modules fill the
     end (longest processing time first). A module not in
