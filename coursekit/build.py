@@ -42,7 +42,7 @@ from traitlets.config import Configurable
 from traitlets.config.loader import PyFileConfigLoader
 
 from . import notebooks, timing
-from .checker import CheckerProcess, judge_cell, split_test_cell
+from .checker import CHECKER_GUARD, CheckerProcess, judge_cell, split_test_cell, unguarded_test_cells
 from .data import DATA_FILES
 from .files import sha256_file, write_atomically
 from .paths import ROOT
@@ -317,6 +317,9 @@ def build(root=ROOT, release_root=None, notebooks_dir=None, recalibrate=False):
 
     master = nbformat.read(master_path, as_version=4)
     problems = notebooks.check_master(master, name=str(master_path.relative_to(root)))
+    problems += [f"{grade_id}: end its hidden tests with this line, after its checker tests (without it, nbgrader "
+                 f"run without this course's config would pass them unjudged):\n    {CHECKER_GUARD}"
+                 for grade_id in unguarded_test_cells(master)]
     if problems:
         raise BuildError("the master notebook has problems:\n  " + "\n  ".join(problems))
     log.info(f"checked {master_path.name}: {len(notebooks.graded_cells(master))} graded cells, "

@@ -46,6 +46,7 @@ import textwrap
 from nbformat.v4 import new_output
 
 from .check_runner import MAX_FILE_BYTES
+from . import notebooks
 from .notebooks import HIDDEN_BEGIN, HIDDEN_END
 from .plain_data import KERNEL_ENCODER
 
@@ -96,6 +97,24 @@ def _coursekit_call(name, arguments):
 #: Top-level functions of a hidden-test region with this prefix are checker tests.
 CHECKER_PREFIX = "_checker_test"
 
+#: The last line of a hidden-test region that holds checker tests. Grading runs the region in the kernel
+#: without them, and the line passes; nbgrader run without this course's ``nbgrader_config.py`` runs the
+#: region whole, only defining the checker tests, and would let the cell pass unjudged: the line fails it,
+#: saying why, instead. ``make build`` refuses a master whose checker tests lack it (:func:`unguarded_test_cells`).
+CHECKER_GUARD = (
+    f'assert not [name for name in globals() if name.startswith("{CHECKER_PREFIX}")], '
+    '"this hidden test was not run: the notebook was graded without the course\'s nbgrader_config.py, '
+    'whose checker judges hidden tests; ask for it to be graded again"'
+)
+
+
+def _hidden_span(source):
+    """(start, end) of the code between the hidden-test markers of a cell, or None."""
+    begin, end = source.find(HIDDEN_BEGIN), source.find(HIDDEN_END)
+    if begin < 0 or end < begin:
+        return None
+    return (source.index("\n", begin) + 1 if "\n" in source[begin:end] else end), end
+
 
 def split_test_cell(source):
     """(kernel source, checker source, checker test names) of a test cell of the master.
@@ -104,10 +123,10 @@ def split_test_cell(source):
     inside the cell's hidden-test region; the kernel runs everything else.
     A cell without them comes back whole, with no checker source.
     """
-    begin, end = source.find(HIDDEN_BEGIN), source.find(HIDDEN_END)
-    if begin < 0 or end < begin:
+    span = _hidden_span(source)
+    if span is None:
         return source, "", []
-    region_start = source.index("\n", begin) + 1 if "\n" in source[begin:end] else end
+    region_start, end = span
     region = source[region_start:end]
     try:
         tree = ast.parse(textwrap.dedent(region))
@@ -124,6 +143,31 @@ def split_test_cell(source):
     checker = "".join(line for i, line in enumerate(lines) if i in taken)
     kept = "".join(line for i, line in enumerate(lines) if i not in taken)
     return source[:region_start] + kept + source[end:], checker, [node.name for node in functions]
+
+
+def unguarded_test_cells(nb):
+    """The grade ids of the test cells whose checker tests are not followed by :data:`CHECKER_GUARD`.
+
+    The guard must be a top-level line of the hidden-test region after the last checker test.
+    """
+    unguarded = []
+    for cell in nb.cells:
+        if not notebooks.is_test_cell(cell):
+            continue
+        _, _, tests = split_test_cell(cell.source)
+        if not tests:
+            continue
+        start, end = _hidden_span(cell.source)
+        lines = textwrap.dedent(cell.source[start:end]).splitlines()
+        tree = ast.parse("\n".join(lines))
+        last_test = max(node.end_lineno for node in tree.body
+                        if isinstance(node, ast.FunctionDef) and node.name.startswith(CHECKER_PREFIX))
+        guarded = any(isinstance(node, ast.Assert) and node.lineno > last_test
+                      and "\n".join(lines[node.lineno - 1:node.end_lineno]).strip() == CHECKER_GUARD
+                      for node in tree.body)
+        if not guarded:
+            unguarded.append(notebooks.grade_id(cell))
+    return unguarded
 
 
 class CheckerProcess:

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from coursekit.checker import KERNEL_CALL, run_checker
+from coursekit.checker import CHECKER_GUARD, KERNEL_CALL, run_checker, unguarded_test_cells
 from coursekit.paths import ROOT
 
 HIDDEN = '''
@@ -183,13 +183,15 @@ def test_a_file_argument_needs_a_plain_name():
 
 # --- In the grading kernel: GuardedExecute runs a test cell's checker tests ----------------
 
-TEST_CELL = '''assert double(1) == 2, "double(1) should be 2"
+TEST_CELL = f'''assert double(1) == 2, "double(1) should be 2"
 
 ### BEGIN HIDDEN TESTS
 def _checker_test_double(student):
     values = np.arange(5.0)
     got = student.double(values)
     assert type(got) is np.ndarray and np.array_equal(got, 2 * values), "double is wrong for an array"
+
+{CHECKER_GUARD}
 ### END HIDDEN TESTS
 '''
 
@@ -230,7 +232,8 @@ def test_in_the_grading_kernel_a_wrong_answer_with_tricks_fails(tmp_path):
               "np.array_equal = np.allclose = lambda *a, **k: True\n"
               "def double(x):\n    return np.asarray(x + 1) if np.ndim(x) else x * 2")
     # Judged inside the student's kernel, as hidden tests were, the trick works ...
-    in_kernel = TEST_CELL + "\n_checker_test_double(__import__('types').SimpleNamespace(double=double))\n"
+    in_kernel = (TEST_CELL.replace(CHECKER_GUARD + "\n", "")
+                 + "\n_checker_test_double(__import__('types').SimpleNamespace(double=double))\n")
     _, fooled, _ = _graded(tmp_path / "in-kernel", tricks, test_cell=in_kernel, graded=False)
     assert _errors(fooled) == []
     # ... judged by the checker, it does not.
@@ -247,15 +250,15 @@ def test_in_the_grading_kernel_a_loop_in_a_checked_call_is_stopped_and_the_rest_
 
 # --- The build runs every checker test of the master on the solution -----------------------
 
-def _tiny_master(folder, answer):
+def _tiny_master(folder, answer, test_cell=TEST_CELL):
     import nbformat
 
     grade = {"nbgrader": {"grade": True, "solution": False, "locked": True, "grade_id": "double_test", "points": 1,
                           "schema_version": 3}}
     nb = nbformat.v4.new_notebook(
-        cells=[nbformat.v4.new_code_cell(answer), nbformat.v4.new_code_cell(TEST_CELL, metadata=grade)],
+        cells=[nbformat.v4.new_code_cell(answer), nbformat.v4.new_code_cell(test_cell, metadata=grade)],
         metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}})
-    folder.mkdir()
+    folder.mkdir(parents=True)
     nbformat.write(nb, folder / "tiny.ipynb")
     return folder
 
@@ -273,3 +276,53 @@ def test_the_build_judges_checker_tests_on_the_solution(tmp_path):
     wrong = "import numpy as np\ndef double(x):\n    return x * 2 if np.ndim(x) == 0 else x + 2"
     with pytest.raises(build.BuildError, match=r"cell 1 \(double_test\) raised AssertionError: double is wrong"):
         build.execute_master(_tiny_master(tmp_path / "bad", wrong), "tiny.ipynb")
+
+
+# --- The guard: nbgrader without this course's config fails checker tests instead of passing them -----
+
+RIGHT_DOUBLE = "import numpy as np\ndef double(x):\n    return x * 2"
+
+
+@pytest.mark.slow
+def test_plain_nbgrader_without_the_course_config_fails_a_checker_test_saying_why(tmp_path):
+    """Another grader's setup: ``nbgrader autograde`` in a course folder with no nbgrader_config.py.
+
+    The checker tests are only defined there; the guard line fails the cell, with its message, though the
+    answer is right (graded with the course's config, the same answer passes: see the tests above).
+    """
+    import shutil
+
+    import nbformat
+    from nbgrader.api import Gradebook
+
+    from coursekit import build
+
+    course = tmp_path / "elsewhere"
+    _tiny_master(course / "source" / "tiny", RIGHT_DOUBLE)
+    build.run_nbgrader("generate_assignment", "tiny", "--force", f"--CourseDirectory.root={course}", cwd=course)
+    handed_in = course / "submitted" / "ada" / "tiny"
+    handed_in.mkdir(parents=True)
+    shutil.copy(course / "release" / "tiny" / "tiny.ipynb", handed_in)
+    build.run_nbgrader("autograde", "tiny", "--create", f"--CourseDirectory.root={course}", cwd=course,
+                       fail_on_logged_errors=False)
+    graded = nbformat.read(course / "autograded" / "ada" / "tiny" / "tiny.ipynb", as_version=4)
+    errors = _errors(graded.cells[1])
+    assert len(errors) == 1 and errors[0].startswith("AssertionError: this hidden test was not run: the notebook "
+                                                      "was graded without the course's nbgrader_config.py"), errors
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        assert gradebook.find_submission("tiny", "ada").score == 0
+
+
+def test_the_build_refuses_checker_tests_without_the_guard(tmp_path):
+    import nbformat
+
+    def cell(source):
+        return nbformat.v4.new_code_cell(source, metadata={"nbgrader": {
+            "grade": True, "solution": False, "locked": True, "grade_id": "t", "points": 1, "schema_version": 3}})
+
+    unguarded = TEST_CELL.replace(CHECKER_GUARD + "\n", "")
+    guard_first = TEST_CELL.replace(CHECKER_GUARD + "\n", "").replace("### BEGIN HIDDEN TESTS\n",
+                                                                      "### BEGIN HIDDEN TESTS\n" + CHECKER_GUARD + "\n")
+    for source, expected in ((TEST_CELL, []), (unguarded, ["t"]), (guard_first, ["t"]),
+                             ("assert True\n### BEGIN HIDDEN TESTS\nassert 1\n### END HIDDEN TESTS\n", [])):
+        assert unguarded_test_cells(nbformat.v4.new_notebook(cells=[cell(source)])) == expected, source

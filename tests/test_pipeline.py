@@ -550,8 +550,10 @@ def test_written_answers_graded_in_formgrader_reach_grades_report_and_feedback(s
             panel.locator("a.name-shown", has_not_text=name).wait_for(state="attached")
     session.check()
 
-    for step in ("feedback", "report"):
-        done = subprocess.run([sys.executable, "-m", "coursekit", step, "--root", str(root)], cwd=ROOT,
+    # What the TA runs next: the feedback of the students graded by hand, then the report of the class.
+    hand_graded = [STUDENT_IDS[name] for name in graded_by_hand]
+    for step, students in (("feedback", hand_graded), ("report", [])):
+        done = subprocess.run([sys.executable, "-m", "coursekit", step, "--root", str(root), *students], cwd=ROOT,
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, f"coursekit {step}:\n{done.stdout}\n{done.stderr}"
 
