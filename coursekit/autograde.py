@@ -1,47 +1,26 @@
 """Autograding one student's submission through nbgrader's Python API.
 
-:func:`nbgrader_api` makes nbgrader's API for a course (its settings from
+:func:`grade_student` autogrades one submission with nbgrader's API for the
+course (:func:`coursekit.gradebook.nbgrader_api`: its settings from
 ``nbgrader_config.py``, which switch on the course's preprocessors: repair,
-sandboxed and guarded execution); :func:`grade_student` autogrades one
-submission with it and returns a :class:`coursekit.results.GradeResult`,
-never raising for a bad submission; :func:`failure_reason` turns nbgrader's
-log of a failed run into one line for a person; :func:`fingerprint` is what a
-grade depends on, so an unchanged submission need not be graded again.
+sandboxed and guarded execution) and returns a
+:class:`coursekit.results.GradeResult`, never raising for a bad submission;
+:func:`failure_reason` turns nbgrader's log of a failed run into one line for
+a person; :func:`fingerprint` is what a grade depends on, so an unchanged
+submission need not be graded again.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import sys
 from pathlib import Path
-
-from nbgrader.apps import NbGraderAPI
-from nbgrader.coursedir import CourseDirectory
 
 from . import build
 from .execute import read_incidents
 from .gradebook import db_url, max_score, read_score
-from .paths import ROOT
 from .results import FAILED, GRADED, GradeResult
 from .timing import CELL_TIMES
-
-
-def ensure_tools_on_path():
-    # nbgrader runs `alembic` from PATH when it creates or upgrades a gradebook.
-    bin_dir = str(Path(sys.executable).parent)
-    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
-
-
-def nbgrader_api(course_root, config=None, allow_unsandboxed=False):
-    """nbgrader's Python API for the course at ``course_root`` (settings: ``nbgrader_config.py``)."""
-    config = config or build.load_course_config(ROOT)
-    config.CourseDirectory.root = str(course_root)
-    if allow_unsandboxed:
-        config.Sandbox.allow_unsandboxed = True
-    return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
 
 
 def failure_reason(result):

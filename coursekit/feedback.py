@@ -38,9 +38,8 @@ from pathlib import Path
 import nbformat
 
 from . import build, notebooks
-from .autograde import ensure_tools_on_path, nbgrader_api
 from .files import UnsafeFile, read_regular_file, write_atomically
-from .gradebook import gradebook_url
+from .gradebook import ensure_tools_on_path, gradebook_url, nbgrader_api
 from .paths import ROOT
 from .results import GRADED, load_results, status_path
 

@@ -3,7 +3,7 @@
 ``python -m coursekit grade [STUDENT ...]`` (``make grade``):
 
 1. :func:`register_assignment` puts the master's cells into the course
-   gradebook (``nbgrader generate_assignment`` with the release written to a
+   gradebook (nbgrader's ``generate_assignment``, in this process, with the release written to a
    scratch folder, so ``release/`` stays what the build made);
 2. :func:`find_roster` lists the students: every ``submitted/<id>/<assignment>/``
    plus every student already in the gradebook (those without a submission are
@@ -35,7 +35,8 @@ from tqdm import tqdm
 from . import autograde, build
 from .collect import student_names
 from .files import text_table
-from .gradebook import find_roster, gradebook_url, max_score, read_score, register_assignment, set_student_names
+from .gradebook import (ensure_tools_on_path, find_roster, gradebook_url, max_score, nbgrader_api, read_score,
+                        register_assignment, set_student_names)
 from .parallel import GradingInterrupted, StopOnSignals, grade_in_parallel, shard_of
 from .paths import ROOT
 from .results import GRADED, NOT_SUBMITTED, GradeResult, StatusFile, load_results, status_path
@@ -151,7 +152,7 @@ def grade(course_root=ROOT, assignment="clustering", students=None, workers=1, f
         finished before is in the gradebook and the status file; a rerun
         grades the others.
     """
-    autograde.ensure_tools_on_path()
+    ensure_tools_on_path()
     config = config or build.load_course_config(ROOT)
     require_sandbox(allow_unsandboxed, config)
     course_root = Path(course_root).resolve()
@@ -208,9 +209,9 @@ def _grade_batch(course_root, assignment, todo, workers, config, db, allow_unsan
                 matplotlib_font_list()  # built once here, inherited by the forked workers
                 # Looked up now, so that a test can put another per-student function in its place.
                 grade_in_parallel(course_root, assignment, todo, workers, config, db, autograde.grade_student,
-                                  autograde.nbgrader_api, allow_unsandboxed, on_done=on_done, stop=stop)
+                                  nbgrader_api, allow_unsandboxed, on_done=on_done, stop=stop)
             else:
-                api = autograde.nbgrader_api(course_root, config=config, allow_unsandboxed=allow_unsandboxed)
+                api = nbgrader_api(course_root, config=config, allow_unsandboxed=allow_unsandboxed)
                 _grade_here(api, course_root, assignment, todo, db, on_done, stop)
             stop.check()  # a signal that came as the last student finished is still obeyed
     except GradingInterrupted:

@@ -14,17 +14,37 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import sys
 import tempfile
 import warnings
 from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.apps import NbGraderAPI
+from nbgrader.coursedir import CourseDirectory
 from sqlalchemy.exc import SAWarning
 
 from . import build
 from .paths import ROOT
 
 log = logging.getLogger(__name__)
+
+
+def ensure_tools_on_path():
+    """Put this Python's ``bin`` on PATH: nbgrader runs ``alembic`` from there to create or upgrade a gradebook."""
+    bin_dir = str(Path(sys.executable).parent)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
+
+
+def nbgrader_api(course_root, config=None, allow_unsandboxed=False):
+    """nbgrader's Python API for the course at ``course_root`` (settings: ``nbgrader_config.py``)."""
+    config = config or build.load_course_config(ROOT)
+    config.CourseDirectory.root = str(course_root)
+    if allow_unsandboxed:
+        config.Sandbox.allow_unsandboxed = True
+    return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
 
 
 def db_url(course_root):
@@ -59,10 +79,15 @@ def _registration_marker(course_root, db):
 def register_assignment(course_root, assignment, db=None):
     """Make sure the gradebook knows the master's cells (needed by autograde).
 
-    Runs ``nbgrader generate_assignment`` against the gradebook (``db``, a
-    URL; default the course's) with the release directory pointed at a
-    scratch folder. Skipped (it costs about 3 s) when the gradebook already
-    holds this very master, helper and data.
+    Runs nbgrader's ``generate_assignment`` (its Python API, in this process)
+    against the gradebook (``db``, a URL; default the course's) with the
+    release directory pointed at a scratch folder. Skipped (it costs about
+    3 s) when the gradebook already holds this very master, helper and data.
+
+    Raises
+    ------
+    coursekit.build.BuildError
+        When nbgrader fails or logs an error, with its log.
     """
     db = db or db_url(course_root)
     source_dir = Path(course_root) / "source" / assignment
@@ -70,12 +95,16 @@ def register_assignment(course_root, assignment, db=None):
     marker, wanted = _registration_marker(course_root, db), f"{assignment} {_master_hash(course_root, assignment)}"
     if marker.is_file() and wanted in marker.read_text().splitlines() and _knows(db, assignment):
         return
+    ensure_tools_on_path()
     with tempfile.TemporaryDirectory(prefix="coursekit-release-") as scratch:
-        build.run_nbgrader(
-            "generate_assignment", assignment, "--force", f"--CourseDirectory.root={course_root}",
-            f"--CourseDirectory.release_directory={scratch}", f"--CourseDirectory.db_url={db}",
-            cwd=ROOT,
-        )
+        config = build.load_course_config(ROOT)
+        config.CourseDirectory.release_directory = scratch
+        config.CourseDirectory.db_url = db
+        outcome = nbgrader_api(course_root, config=config).generate_assignment(assignment, force=True)
+    # Like the command line, nbgrader logs some failures and still reports success.
+    if not outcome["success"] or "[ERROR]" in (outcome.get("log") or ""):
+        raise build.BuildError(f"nbgrader generate_assignment {assignment} (registering it in {db}) failed:\n"
+                               f"{((outcome.get('log') or '') + (outcome.get('error') or ''))[-4000:]}")
     others = [line for line in (marker.read_text().splitlines() if marker.is_file() else [])
               if not line.startswith(f"{assignment} ")]
     marker.write_text("\n".join(others + [wanted]) + "\n")

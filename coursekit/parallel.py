@@ -253,7 +253,7 @@ def grade_in_parallel(course_root, assignment, students, workers, config, main_d
         (:func:`coursekit.autograde.grade_student`).
     make_api : callable
         ``make_api(course_root, config, allow_unsandboxed)`` makes the nbgrader
-        API a worker grades with (:func:`coursekit.autograde.nbgrader_api`).
+        API a worker grades with (:func:`coursekit.gradebook.nbgrader_api`).
     allow_unsandboxed : bool
         Grade even where no sandbox can be made.
     on_done : callable, optional

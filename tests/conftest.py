@@ -302,7 +302,7 @@ def submit():
 def registered_course(tmp_path_factory):
     """A scratch course (the demo course's layout) whose gradebook.db already holds the master; nothing submitted.
 
-    Registering runs ``nbgrader generate_assignment`` (about 5 s). It also leaves
+    Registering runs nbgrader's ``generate_assignment`` (about 3 s). It also leaves
     ``gradebook.db.registered`` beside the gradebook, saying which master it
     holds, so grading a copy of this folder skips the registration. Never
     grade in it: take a copy with ``copy_course``.

@@ -15,7 +15,6 @@ from nbgrader.plugins.zipcollect import FileNameCollectorPlugin
 from nbgrader.utils import parse_utc
 
 from coursekit import collect as collect_module
-from coursekit.autograde import ensure_tools_on_path
 from coursekit.collect import (
     NBGRADER_ZIP_COLLECT_REGEXP,
     NO_ID_REASON,
@@ -24,7 +23,7 @@ from coursekit.collect import (
     student_from_name,
     student_id_in_notebook,
 )
-from coursekit.gradebook import set_student_names
+from coursekit.gradebook import ensure_tools_on_path, set_student_names
 
 WHEN = (2025, 3, 1, 10, 0, 0)  # a zip entry's date_time
 

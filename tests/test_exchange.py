@@ -26,10 +26,10 @@ from nbgrader.exchange import ExchangeFactory
 from traitlets.config import Config
 
 from coursekit import build
-from coursekit.autograde import nbgrader_api
 from coursekit.demo import partial_submission, with_student
 from coursekit.feedback import exchange_receipts, generate_feedback
 from coursekit.grade import grade
+from coursekit.gradebook import nbgrader_api
 from coursekit.paths import ROOT
 from coursekit.results import GRADED
 

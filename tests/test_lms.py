@@ -24,8 +24,8 @@ from nbgrader.api import Gradebook
 from sqlalchemy.exc import SAWarning
 
 from coursekit import cli, files, lms
-from coursekit.autograde import ensure_tools_on_path
 from coursekit.collect import collect
+from coursekit.gradebook import ensure_tools_on_path
 from coursekit.report import read_gradesheet
 from coursekit.results import FAILED, GRADED, NOT_SUBMITTED, GradeResult, save_results, status_path
 
