@@ -45,8 +45,8 @@ import textwrap
 
 from nbformat.v4 import new_output
 
-from .check_runner import MAX_FILE_BYTES
 from . import notebooks
+from .check_runner import MAX_FILE_BYTES
 from .notebooks import HIDDEN_BEGIN, HIDDEN_END
 from .plain_data import KERNEL_ENCODER
 

@@ -59,11 +59,11 @@ def pytest_collection_modifyitems(config, items):
     Test modules run two at a time, a module on one worker (``make test``),
     each worker taking the next module when it is free, in this order
     (``--no-loadscope-reorder``: xdist would order them by their number of
-    tests otherwise): started last, a
-    module that grades whole notebooks would keep one worker busy long after
-    the other has run out of work; started first, the quick modules fill the
-    end (longest processing time first). A module not in
-    :data:`MODULE_SECONDS` (a new one) goes first, in case it is long.
+    tests otherwise). Started last, a module that grades whole notebooks
+    would keep one worker busy long after the other has run out of work;
+    started first, the quick modules fill the end (longest processing time
+    first). A module not in :data:`MODULE_SECONDS` (a new one) goes first, in
+    case it is long.
     """
     first_seen = {name: index for index, name in enumerate(dict.fromkeys(item.module.__name__ for item in items))}
 
