@@ -64,6 +64,26 @@ class ClearStudentInfo(NbGraderPreprocessor):
         return cell, resources
 
 
+def under_headings(cells, levels):
+    """Each cell with the title of the exercise heading it falls under: ``(cell, title, heading)``.
+
+    An exercise heading is a Markdown heading of one of ``levels`` ("## Exercise 1.3: the clustering
+    objective [1 point]" gives the title "Exercise 1.3: the clustering objective"); a higher heading ends it
+    (title None). ``heading`` is True for a cell that holds such a heading; the title it yields is then the
+    cell's own last one.
+    """
+    title = None
+    for cell in cells:
+        heading = False
+        if cell.cell_type == "markdown":
+            for hashes, text in _HEADING.findall(cell.source):
+                if len(hashes) in levels:
+                    title, heading = _POINTS_NOTE.sub("", text), True
+                elif len(hashes) < min(levels):
+                    title, heading = None, True
+        yield cell, title, heading
+
+
 class NameUnfinishedExercises(NbGraderPreprocessor):
     """Give each code stub of the release the name of its exercise.
 
@@ -84,15 +104,9 @@ class NameUnfinishedExercises(NbGraderPreprocessor):
         config=True)
 
     def preprocess(self, nb, resources):
-        label = None
-        for cell in nb.cells:
-            if cell.cell_type == "markdown":
-                for hashes, text in _HEADING.findall(cell.source):
-                    if len(hashes) in self.heading_levels:
-                        label = _POINTS_NOTE.sub("", text).split(":")[0].replace("$", "").strip()
-                    elif len(hashes) < min(self.heading_levels):
-                        label = None
-            elif label and cell.cell_type == "code" and utils.is_solution(cell):
+        for cell, title, _ in under_headings(nb.cells, self.heading_levels):
+            label = title.split(":")[0].replace("$", "").strip() if title else ""
+            if label and cell.cell_type == "code" and utils.is_solution(cell):
                 message = json.dumps(self.template.format(label=label), ensure_ascii=False)
                 cell.source = _BARE_STUB.sub(f"raise NotImplementedError({message})", cell.source)
         return nb, resources
@@ -220,14 +234,10 @@ class SummarizeExercises(NbGraderPreprocessor):
 
     def preprocess(self, nb, resources):
         self._by_hand = self._manual_grading_states(nb, resources)
-        exercises, title, current = [], None, None
-        for cell in nb.cells:
-            if cell.cell_type == "markdown":
-                for hashes, text in _HEADING.findall(cell.source):
-                    if len(hashes) in self.heading_levels:
-                        title, current = _POINTS_NOTE.sub("", text), None
-                    elif len(hashes) < min(self.heading_levels):
-                        title, current = None, None
+        exercises, current = [], None
+        for cell, title, heading in under_headings(nb.cells, self.heading_levels):
+            if heading:
+                current = None
             if not utils.is_grade(cell):
                 continue
             meta = cell.metadata.nbgrader
