@@ -61,6 +61,13 @@ INCIDENTS_FILE = "grading_incidents.json"
 GRADER_NOTE = "[grader]"
 
 
+def _split(cell):
+    """(kernel source, checker source, checker test names) of a cell: only graded code cells have checker tests."""
+    if cell.cell_type == "code" and utils.is_grade(cell):
+        return split_test_cell(cell.source)
+    return cell.source, "", []
+
+
 class GuardedExecute(Execute):
     """nbgrader's Execute with a sandbox, a notebook time budget and kernel restarts."""
 
@@ -259,9 +266,7 @@ class GuardedExecute(Execute):
                 self._seed(utils.to_bytes(cell.metadata.nbgrader.get("grade_id", str(index))))
             if self._last_stop:
                 self._note_after_restart(cell)
-        tests = []
-        if cell.cell_type == "code" and utils.is_grade(cell):
-            kernel_source, checker_source, tests = split_test_cell(cell.source)
+        kernel_source, checker_source, tests = _split(cell)
         original = cell.source
         if tests:
             cell.source = kernel_source  # the checker tests run in the checker, never in the kernel
@@ -329,9 +334,12 @@ class GuardedExecute(Execute):
             self.timeout = max(1, int(min(self.limits.for_cell(self.nb.cells[index], self._cell_timeout), self._remaining())))
             self._outputs.start_cell()
             original = self.nb.cells[index]
+            # nbclient stores the cell it ran back into the notebook: run a copy, keep the original. A test
+            # cell runs without its checker tests, as it first ran: they never enter the student's kernel.
+            replayed = copy.deepcopy(original)
+            replayed.source = _split(original)[0]
             try:
-                # nbclient stores the cell it ran back into the notebook: run a copy, keep the original.
-                self.execute_cell(copy.deepcopy(original), index, store_history=False)
+                self.execute_cell(replayed, index, store_history=False)
             except (CellTimeoutError, DeadKernelError, RuntimeError) as error:
                 completed.remove(index)
                 self._incident(index, "could not be re-run after a restart", error)

@@ -194,18 +194,25 @@ def _checker_test_double(student):
 {CHECKER_GUARD}
 ### END HIDDEN TESTS
 '''
+RIGHT_DOUBLE = "import numpy as np\ndef double(x):\n    return x * 2"
 
 
-def _graded(tmp_path, answer, after="print('after')", test_cell=TEST_CELL, graded=True):
+def _graded(tmp_path, answer, after="print('after')", test_cell=TEST_CELL, graded=True, more=()):
+    """The cells of [answer, test_cell, after, *more] as GuardedExecute leaves them (``more``: (source, graded))."""
     import nbformat
     from traitlets.config import Config
 
     from coursekit.execute import GuardedExecute
 
-    grade = {"nbgrader": {"grade": True, "solution": False, "locked": True, "grade_id": "double_test", "points": 1,
-                          "schema_version": 3}}
-    cells = [nbformat.v4.new_code_cell(answer), nbformat.v4.new_code_cell(test_cell, metadata=grade if graded else {}),
+    def grade(grade_id):
+        return {"nbgrader": {"grade": True, "solution": False, "locked": True, "grade_id": grade_id, "points": 1,
+                             "schema_version": 3}}
+
+    cells = [nbformat.v4.new_code_cell(answer),
+             nbformat.v4.new_code_cell(test_cell, metadata=grade("double_test") if graded else {}),
              nbformat.v4.new_code_cell(after)]
+    cells += [nbformat.v4.new_code_cell(source, metadata=grade(f"more_{i}") if is_graded else {})
+              for i, (source, is_graded) in enumerate(more)]
     nb = nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "language": "python",
                                                                           "display_name": "Python 3"}})
     tmp_path.mkdir(exist_ok=True)
@@ -248,6 +255,20 @@ def test_in_the_grading_kernel_a_loop_in_a_checked_call_is_stopped_and_the_rest_
     assert [o.get("text") for o in after.outputs if o.get("output_type") == "stream"] == ["after\n"]
 
 
+@pytest.mark.slow
+def test_after_a_restart_the_replayed_test_cells_leave_their_checker_tests_out_of_the_kernel(tmp_path):
+    """The kernel dies after a checker test cell ran; the fresh kernel re-runs the completed cells, the test
+    cell without its checker tests (as it first ran): they never reach the student's kernel, and the guard
+    line of the next test cell passes."""
+    cells = _graded(tmp_path, RIGHT_DOUBLE, after="import os\nos._exit(1)", more=[
+        ("print(sorted(name for name in globals() if 'checker' in name))", False),
+        (TEST_CELL, True),
+    ])
+    assert _errors(cells[1]) == [], "the first test passed before the restart"
+    assert cells[3].outputs[0]["text"] == "[]\n", "no checker test in the kernel after the restart"
+    assert _errors(cells[4]) == [], "the next checker test is judged and passes, guard included"
+
+
 # --- The build runs every checker test of the master on the solution -----------------------
 
 def _tiny_master(folder, answer, test_cell=TEST_CELL):
@@ -279,9 +300,6 @@ def test_the_build_judges_checker_tests_on_the_solution(tmp_path):
 
 
 # --- The guard: nbgrader without this course's config fails checker tests instead of passing them -----
-
-RIGHT_DOUBLE = "import numpy as np\ndef double(x):\n    return x * 2"
-
 
 @pytest.mark.slow
 def test_plain_nbgrader_without_the_course_config_fails_a_checker_test_saying_why(tmp_path):
