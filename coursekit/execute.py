@@ -16,8 +16,9 @@ Two nbgrader preprocessors, switched on in ``nbgrader_config.py``
   sandbox; links, pipes and folders the student left are reported, never
   followed. When a cell runs past its limit, the
   kernel dies (``os._exit``, a memory or CPU limit) or ignores interrupts, it
-  kills the kernel, starts a fresh one, re-runs the cells that had completed,
-  and goes on after the failing cell: the student keeps the credit of every
+  kills the kernel, starts a fresh one, re-runs the cells that had completed
+  (test cells without their checker tests, as they first ran), and goes on
+  after the failing cell: the student keeps the credit of every
   test that does not depend on it. What happened is written to
   ``grading_incidents.json`` beside the graded notebook and noted in the
   outputs of the tests that ran afterwards and failed. Before each test cell it
