@@ -23,6 +23,7 @@ from coursekit.execute import GuardedExecute, StderrIsNotFailure
 from coursekit.preprocessors import (CheckCellMetadataOnce, ClearStudentInfo, HideHiddenTests, NameUnfinishedExercises,
                                      RestoreLockedCells, SummarizeExercises)
 from coursekit.repair import RepairSubmission
+from coursekit.sanitize import SanitizeStudentContent
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -76,6 +77,12 @@ if not _exchange_set_elsewhere():
         os.makedirs(c.Exchange.root, exist_ok=True)
     except OSError:  # a read-only checkout: nbgrader then says the exchange is missing
         pass
+
+# nbgrader's collect (and formgrader's Collect button) copies regular files only:
+# a link a student adds to their submission in the exchange's inbound folder
+# (to the master, say) is left there with a warning, never followed
+# (coursekit/exchange.py).
+c.ExchangeFactory.collect = "coursekit.exchange.RegularFilesCollect"
 
 # --- The build (coursekit.build) ----------------------------------------------
 # Where Colab fetches the helper and the data: the release folder of the course
@@ -156,6 +163,10 @@ _feedback.insert(_feedback.index(GetGrades) + 1, HideHiddenTests)
 # Then a summary at the top of the page: each exercise by its title, its points
 # and the first message of a failed test.
 _feedback.insert(_feedback.index(HideHiddenTests) + 1, SummarizeExercises)
+# Last: everything the student's notebook carries is made inert (HTML cleaned,
+# scripts and widgets dropped, SVG shown as an image, metadata cut down;
+# coursekit/sanitize.py), and the page carries a Content-Security-Policy.
+_feedback.append(SanitizeStudentContent)
 c.GenerateFeedback.preprocessors = _feedback
 # One self-contained HTML file that works offline: formulas rendered to MathML
 # when the page is made, no script or style from a CDN, long lines wrapped

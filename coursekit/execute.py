@@ -35,7 +35,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import fnmatch
 import json
+import os
+import stat
 import zlib
 from pathlib import Path
 from queue import Empty
@@ -59,6 +62,8 @@ from .sandbox import Sandbox, SandboxedKernelManager, SandboxUnavailable, check_
 from .timing import TimeLimits
 
 INCIDENTS_FILE = "grading_incidents.json"
+#: What nbgrader's exchange puts beside a submission: its receipts, not the student's files.
+RECEIPTS = ("timestamp.txt", "submission_secret.txt")
 GRADER_NOTE = "[grader]"
 
 
@@ -88,6 +93,9 @@ class GuardedExecute(Execute):
     keep_files = List(Unicode(), help="fnmatch patterns of files the notebook writes that are kept "
                       "(copied back from the sandbox as regular files)").tag(config=True)
     keep_file_max_mb = Float(5.0, help="Largest file kept, in MB").tag(config=True)
+    submission_files = List(Unicode(), help="fnmatch patterns of files a student may hand in besides the notebook "
+                            "that the kernel gets (as regular files); by default none: the kernel gets the notebook "
+                            "and the files the course ships with the assignment").tag(config=True)
     # An output message over the client's size limit is dropped, and with it maybe
     # the cell's final status: noted on the cell rather than taken for a hang.
     raise_on_iopub_timeout = Bool(False, help="Treat output that stops arriving as a timeout").tag(config=True)
@@ -98,6 +106,9 @@ class GuardedExecute(Execute):
     kernel_alive_interval = Float(0.1, help="Seconds between checks that the kernel is still alive").tag(config=True)
     checker_path = List(Unicode(), help="Folders the hidden-test checker imports from, besides the assignment's "
                         "source folder (coursekit.checker)").tag(config=True)
+
+    #: Relative paths of the working folder's files the kernel gets (None: all); set for each notebook.
+    allowed_inputs = None
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -133,6 +144,7 @@ class GuardedExecute(Execute):
         self.workdir = workdir = Path((resources or {}).get("metadata", {}).get("path") or ".")
         (workdir / self.incidents_file).unlink(missing_ok=True)
         source_dir = self._source_dir(resources)
+        self.allowed_inputs = self._allowed_inputs(source_dir, resources)
         self.checker = CheckerProcess([*self.checker_path, *([str(source_dir)] if source_dir else [])])
         completed, start, restarts = [], 0, 0
         try:
@@ -159,6 +171,47 @@ class GuardedExecute(Execute):
             return None
         coursedir = CourseDirectory(config=self.config)
         return Path(coursedir.format_path(coursedir.source_directory, ".", info["assignment"]))
+
+    def _allowed_inputs(self, source_dir, resources):
+        """The files of the working folder the kernel gets; every other one is reported as an incident.
+
+        They are the graded notebook, the files the course ships with the
+        assignment (nbgrader has just copied them over the student's, from
+        ``source/``) and those matching :attr:`submission_files`. Anything
+        else a student handed in stays out of the kernel. None (every file)
+        outside an nbgrader run.
+        """
+        if source_dir is None:
+            return None
+        coursedir = CourseDirectory(config=self.config)
+        course_files = {Path(path).relative_to(source_dir).as_posix()
+                        for path in utils.find_all_files(str(source_dir), coursedir.ignore + ["*.ipynb"])}
+        notebook = f"{resources['metadata']['name']}.ipynb" if resources.get("metadata", {}).get("name") else None
+        allowed = course_files | ({notebook} if notebook else set())
+        handed_in = []
+        for folder, dirs, files in os.walk(self.workdir):
+            dirs.sort()
+            for name in sorted(files + [d for d in dirs if os.path.islink(os.path.join(folder, d))]):
+                relative = Path(folder, name).relative_to(self.workdir).as_posix()
+                if relative in allowed or relative in (self.incidents_file, *RECEIPTS):
+                    continue
+                if any(fnmatch.fnmatch(relative, pattern) for pattern in self.submission_files) and \
+                        stat.S_ISREG(os.lstat(os.path.join(folder, name)).st_mode):
+                    allowed.add(relative)
+                    continue
+                handed_in.append(relative)
+        if handed_in:
+            shown = ", ".join(handed_in[:10]) + (f" and {len(handed_in) - 10} more" if len(handed_in) > 10 else "")
+            self.incidents.append({"cell": None, "grade_id": None, "detail": "",
+                                   "what": f"handed in besides the notebook, not given to the kernel: {shown}"})
+        return allowed
+
+    def create_kernel_manager(self):
+        """nbclient's kernel manager, told which files of the working folder the kernel gets."""
+        km = super().create_kernel_manager()
+        if hasattr(km, "allowed_inputs"):
+            km.allowed_inputs = self.allowed_inputs
+        return km
 
     def _cell_times_path(self, resources):
         """The assignment's cell_times.json (None outside an nbgrader run)."""

@@ -14,14 +14,25 @@ exporter, :class:`FeedbackExporter` (set up by :func:`configure`, called from
   nbgrader's) loads nothing from the network, puts the summary of
   :class:`coursekit.preprocessors.SummarizeExercises` at the top, and wraps
   long lines of output instead of cutting them off;
-- images written as files in Markdown are embedded.
+- images written as files in Markdown are embedded (regular image files of
+  the notebook's own folder only, never through a link);
+- everything a student wrote is made inert (:mod:`coursekit.sanitize`):
+  Markdown is cleaned after it is rendered, outputs by
+  :class:`~coursekit.sanitize.SanitizeStudentContent` (last of
+  ``GenerateFeedback.preprocessors``), and the page carries a
+  Content-Security-Policy (:data:`FEEDBACK_CSP`) that runs only the course's
+  own animation player and lets nothing be requested.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import logging
+import mimetypes
+import os
 import re
+import stat
 from pathlib import Path
 
 import nbgrader
@@ -30,6 +41,8 @@ from nbconvert.exporters import HTMLExporter
 from jinja2 import pass_context
 from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 from traitlets import default
+
+from .sanitize import PLAYER_SCRIPT, clean_html, content_security_policy
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +53,11 @@ NBGRADER_TEMPLATES = Path(nbgrader.__file__).resolve().parent / "server_extensio
 #: Where nbgrader's template finds ``bootstrap.min.css`` (inlined into the page).
 NBGRADER_CSS = (Path(nbgrader.__file__).resolve().parent / "server_extensions" / "formgrader" / "static"
                 / "node_modules" / "bootstrap" / "dist" / "css")
+
+#: The policy of every feedback page: no request at all, no script but the course's player.
+FEEDBACK_CSP = content_security_policy(scripts=[PLAYER_SCRIPT])
+#: The largest image file a Markdown cell may embed.
+MAX_EMBEDDED_IMAGE = 5_000_000
 
 MATHML_NAMESPACE = "http://www.w3.org/1998/Math/MathML"
 _INLINE_MATH = re.compile(r"\$([^$]+)\$")
@@ -74,8 +92,8 @@ def latex_to_mathml(tex, display=False):
 def text_with_math(text):
     """Plain text with ``$...$`` formulas as HTML: text escaped, formulas as MathML (for headings)."""
     parts = _INLINE_MATH.split(text)
-    return "".join(latex_to_mathml(part) if odd else html.escape(part) for odd, part in
-                   ((index % 2 == 1, part) for index, part in enumerate(parts)))
+    return clean_html("".join(latex_to_mathml(part) if odd else html.escape(part) for odd, part in
+                   ((index % 2 == 1, part) for index, part in enumerate(parts))))
 
 
 class MathMLRenderer(IPythonRenderer):
@@ -89,6 +107,36 @@ class MathMLRenderer(IPythonRenderer):
 
     def latex_environment(self, name, body):
         return latex_to_mathml(f"\\begin{{{name}}}{body}\\end{{{name}}}", display=True)
+
+    def _src_to_base64(self, src):
+        """An image file of the notebook's folder as a data URL; None for anything else.
+
+        nbconvert's own reads any path inside the folder, through links and
+        pipes (``![](fifo)`` would hang the feedback step); this one reads only
+        regular image files, not through a link, of bounded size.
+        """
+        folder = os.path.realpath(self.path or ".")
+        path = os.path.join(folder, src)
+        mime_type, _ = mimetypes.guess_type(path)
+        if mime_type not in ("image/png", "image/jpeg", "image/gif", "image/webp") or "\0" in path:
+            return None
+        if os.path.commonpath([folder, os.path.realpath(path)]) != folder or os.path.realpath(path) != os.path.abspath(path):
+            return None
+        try:
+            descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            return None
+        with os.fdopen(descriptor, "rb") as file:
+            info = os.fstat(file.fileno())
+            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_EMBEDDED_IMAGE:
+                return None
+            data = base64.b64encode(file.read(MAX_EMBEDDED_IMAGE)).decode("ascii")
+        return f"data:{mime_type};base64,{data}"
+
+
+def render_markdown(source, **options):
+    """Markdown to HTML as nbconvert does it, formulas as MathML, then made inert (:func:`coursekit.sanitize.clean_html`)."""
+    return clean_html(MarkdownWithMath(renderer=MathMLRenderer(escape=False, **options)).render(source))
 
 
 def configure(config):
@@ -122,12 +170,18 @@ class FeedbackExporter(HTMLExporter):
         yield from super().default_filters()
         yield ("text_with_math", text_with_math)
 
+    def from_notebook_node(self, nb, resources=None, **kw):
+        """The page, with the policy and the course's player script handed to the template."""
+        resources = dict(resources or {})
+        resources.update(content_security_policy=FEEDBACK_CSP, player_script=PLAYER_SCRIPT)
+        return super().from_notebook_node(nb, resources, **kw)
+
     @pass_context
     def markdown2html(self, context, source):
-        """Markdown to HTML as nbconvert does it, with MathML for the formulas."""
+        """Markdown to HTML as nbconvert does it, with MathML for the formulas, made inert."""
         cell = context.get("cell", {})
-        renderer = MathMLRenderer(
-            escape=False,
+        return render_markdown(
+            source,
             attachments=cell.get("attachments", {}),
             embed_images=self.embed_images,
             path=context.get("resources", {}).get("metadata", {}).get("path", ""),
@@ -135,4 +189,3 @@ class FeedbackExporter(HTMLExporter):
             exclude_anchor_links=self.exclude_anchor_links,
             **self.lexer_options,
         )
-        return MarkdownWithMath(renderer=renderer).render(source)

@@ -12,7 +12,13 @@ comment, Ctrl+. to the next student). :func:`configure`, called from
   "formgrade" with a stand-in for MathJax that ``formgrade.js`` is happy with;
 - a ``markdown2html`` filter that writes the formulas as MathML (as the
   feedback pages do, :mod:`coursekit.feedback_page`), which browsers draw
-  without any script.
+  without any script, and cleans what it renders;
+- :class:`~coursekit.sanitize.SanitizeStudentContent` before the template:
+  the submission is made inert before a TA's logged-in browser sees it;
+- the filters ``formgrade_ids`` and ``course_script``, with which the
+  template puts the page's ids in a JSON block and the course's own scripts
+  inline, byte for byte as :data:`SCRIPTS` has them, so that the page's
+  Content-Security-Policy (:mod:`coursekit.formgrade_csp`) allows exactly them.
 
 formgrader builds its exporter itself, so this is configuration of
 ``HTMLExporter``, which :class:`~coursekit.feedback_page.FeedbackExporter`
@@ -21,22 +27,42 @@ formgrader builds its exporter itself, so this is configuration of
 
 from __future__ import annotations
 
-from jinja2 import pass_context
-from nbconvert.filters.markdown_mistune import MarkdownWithMath
+import json
 
-from .feedback_page import NBGRADER_TEMPLATES, TEMPLATES, MathMLRenderer
+from jinja2 import pass_context
+from markupsafe import Markup
+
+from .feedback_page import NBGRADER_TEMPLATES, TEMPLATES, render_markdown
+from .sanitize import PLAYER_SCRIPT
+
+#: The course's own inline scripts of the grading page, by name: the only inline scripts its policy runs.
+SCRIPTS = {
+    "formgrade_setup.js": (TEMPLATES / "coursekit_formgrade" / "formgrade_setup.js").read_text(encoding="utf-8"),
+    "player": PLAYER_SCRIPT,
+}
+
+
+def course_script(name):
+    """The text of one of :data:`SCRIPTS`, for a ``<script>`` element of the template."""
+    return Markup(SCRIPTS[name])
+
+
+def formgrade_ids(resources):
+    """The ids formgrade.js needs (submission, notebook, assignment, base URL) as JSON safe inside ``<script>``."""
+    ids = {key: str(resources.get(key, "")) for key in ("submission_id", "notebook_id", "assignment_id", "base_url")}
+    text = json.dumps(ids, ensure_ascii=True).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return Markup(text)
 
 
 @pass_context
 def markdown2html_mathml(context, source):
-    """nbconvert's ``markdown2html`` (with a plain HTMLExporter's settings), formulas as MathML."""
+    """nbconvert's ``markdown2html`` (with a plain HTMLExporter's settings), formulas as MathML, made inert."""
     cell = context.get("cell", {})
-    renderer = MathMLRenderer(
-        escape=False,
+    return render_markdown(
+        source,
         attachments=cell.get("attachments", {}),
         path=context.get("resources", {}).get("metadata", {}).get("path", ""),
     )
-    return MarkdownWithMath(renderer=renderer).render(source)
 
 
 def configure(config):
@@ -54,8 +80,12 @@ def configure(config):
     config.HTMLExporter.template_file = "coursekit_formgrade.html.j2"
     # nbgrader's template folder too, for ``extends 'formgrade/index.html.j2'``.
     config.HTMLExporter.extra_template_paths = [str(TEMPLATES / "coursekit_formgrade"), str(NBGRADER_TEMPLATES)]
-    config.HTMLExporter.filters = {"markdown2html": f"{__name__}.markdown2html_mathml"}
+    config.HTMLExporter.filters = {"markdown2html": f"{__name__}.markdown2html_mathml",
+                                   "formgrade_ids": f"{__name__}.formgrade_ids",
+                                   "course_script": f"{__name__}.course_script"}
+    config.HTMLExporter.preprocessors = ["coursekit.sanitize.SanitizeStudentContent"]
     # Not for the feedback page (its exporter is a subclass): its own template
     # and its own markdown2html (which embeds images too).
     config.FeedbackExporter.template_file = "index.html.j2"
     config.FeedbackExporter.filters = {}
+    config.FeedbackExporter.preprocessors = []  # GenerateFeedback runs SanitizeStudentContent itself, last

@@ -225,10 +225,14 @@ def sandbox_workdir(workdir):
     return f"/tmp/{Path(workdir).resolve().name}"
 
 
-def input_files(workdir):
+def input_files(workdir, allowed=None):
     """The regular files below ``workdir`` that the kernel gets, read-only: {relative path: host path}.
 
-    Symlinks and special files are never given to the kernel.
+    Symlinks and special files are never given to the kernel. With
+    ``allowed`` (a set of relative POSIX paths), only those files are: while
+    grading, the files the course ships with the assignment and those it
+    declares a student may hand in (:class:`coursekit.execute.GuardedExecute`),
+    never the rest of a submission folder.
     """
     workdir = Path(workdir)
     found = {}
@@ -236,16 +240,17 @@ def input_files(workdir):
         dirs[:] = sorted(d for d in dirs if not os.path.islink(os.path.join(folder, d)))
         for name in sorted(files):
             path = Path(folder) / name
-            if stat.S_ISREG(path.lstat().st_mode):
-                found[str(path.relative_to(workdir))] = path
+            relative = path.relative_to(workdir).as_posix()
+            if stat.S_ISREG(path.lstat().st_mode) and (allowed is None or relative in allowed):
+                found[relative] = path
     return found
 
 
-def _workdir_binds(workdir, inside):
-    """The working folder inside the sandbox, with the host folder's files bound read-only."""
+def _workdir_binds(inputs, inside):
+    """The working folder inside the sandbox, with the given host files ({relative path: path}) bound read-only."""
     args = ["--perms", "1777", "--dir", inside]
     made = {inside}
-    for relative, path in input_files(workdir).items():
+    for relative, path in inputs.items():
         for parent in reversed(Path(relative).parents):
             target = f"{inside}/{parent}"
             if str(parent) != "." and target not in made:
@@ -258,7 +263,7 @@ def _workdir_binds(workdir, inside):
     return args
 
 
-def sandbox_command(kernel_cmd, workdir, socket_dir, settings, threads=1, ids=None):
+def sandbox_command(kernel_cmd, workdir, socket_dir, settings, threads=1, ids=None, inputs=None):
     """The bwrap command line that runs ``kernel_cmd`` inside the sandbox.
 
     Parameters
@@ -276,6 +281,9 @@ def sandbox_command(kernel_cmd, workdir, socket_dir, settings, threads=1, ids=No
         BLAS/OpenMP threads for the kernel.
     ids : (int, int), optional
         User and group id of the kernel (default: ``sandbox_ids(settings)``).
+    inputs : dict, optional
+        The files of ``workdir`` the kernel gets, as :func:`input_files`
+        returns them (default: every regular file of ``workdir``).
     """
     uid, gid = ids or sandbox_ids(settings)
     socket_dir = str(Path(socket_dir).resolve())
@@ -305,7 +313,8 @@ def sandbox_command(kernel_cmd, workdir, socket_dir, settings, threads=1, ids=No
     if font_list is not None:
         command += ["--ro-bind", str(font_list), f"{MATPLOTLIB_DIR}/{font_list.name}"]
     command += _python_binds(made)
-    command += _bind("--bind", socket_dir, made) + _workdir_binds(workdir, inside) + ["--chdir", inside]
+    command += _bind("--bind", socket_dir, made) + _workdir_binds(input_files(workdir) if inputs is None else inputs, inside)
+    command += ["--chdir", inside]
     limits = [uid, gid, settings.memory_limit_mb << 20, settings.cpu_time_limit_s,
               settings.max_processes, settings.max_file_size_mb << 20]
     command += ["--", python, "-c", _LIMITS_THEN_KERNEL, *map(str, limits)]
@@ -413,6 +422,8 @@ class SandboxedKernelManager(AsyncKernelManager):
         self._socket_dir = None
         self.workdir = None  # the host folder whose files the kernel gets
         self.inputs = {}
+        #: Relative paths of the files of the working folder the kernel may get (None: every regular file).
+        self.allowed_inputs = None
 
     async def _async_pre_start_kernel(self, **kw):
         if self._socket_dir is None:
@@ -427,10 +438,11 @@ class SandboxedKernelManager(AsyncKernelManager):
     async def _async_launch_kernel(self, kernel_cmd, **kw):
         uid, gid = sandbox_ids(self.sandbox, next(_launches))
         self.workdir = Path(kw.get("cwd") or os.getcwd())
-        self.inputs = input_files(self.workdir)
+        self.inputs = input_files(self.workdir, self.allowed_inputs)
         _give_to(self._socket_dir, uid, gid)
         threads = thread_count(self.sandbox, self.workers)
-        wrapped = sandbox_command(kernel_cmd, self.workdir, self._socket_dir, self.sandbox, threads, ids=(uid, gid))
+        wrapped = sandbox_command(kernel_cmd, self.workdir, self._socket_dir, self.sandbox, threads, ids=(uid, gid),
+                                  inputs=self.inputs)
         kw["env"] = {}  # bwrap --clearenv/--setenv decide the kernel's environment
         # The kernel's console chatter is not the student's output (that goes over
         # the sockets), and a kernel writing there must not fill the grader's disk.

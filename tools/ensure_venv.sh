@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 venv=${VENV:-.venv}
 python=${PYTHON:-python3}
 stamp="$venv/.requirements.sha256"
-want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+want=$(cat requirements.txt pyproject.toml jupyter-config/*.json | sha256sum | cut -d' ' -f1)
 
 if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
   exit 0
@@ -28,5 +28,8 @@ echo "Installing the course environment into $venv from requirements.txt (a minu
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.txt
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e .
+# The course's Jupyter server extension (formgrader's Content-Security-Policy), on for every server of the environment.
+mkdir -p "$venv/etc/jupyter/jupyter_server_config.d"
+cp jupyter-config/*.json "$venv/etc/jupyter/jupyter_server_config.d/"
 echo "$want" > "$stamp"
 echo "Environment ready: $venv"
