@@ -16,6 +16,7 @@ folder each.
 import os
 import re
 import shutil
+import stat
 
 import nbformat
 import nbgrader.utils
@@ -27,11 +28,15 @@ from traitlets.config import Config
 
 from coursekit import build
 from coursekit.demo import partial_submission, with_student
+from coursekit.exchange import copy_regular_files
 from coursekit.feedback import exchange_receipts, generate_feedback
 from coursekit.grade import grade
 from coursekit.gradebook import nbgrader_api
 from coursekit.paths import ROOT
 from coursekit.results import GRADED
+from nbformat.v4 import new_code_cell
+
+from conftest import without_slow_demonstrations
 
 ASSIGNMENT = "clustering"
 COURSE_ID = "clustering-lab"  # nbgrader_config.py
@@ -71,8 +76,12 @@ def hub(tmp_path_factory, copy_course, master_notebook, release_notebook):
     exchange.mkdir()
     instructor("release_assignment", course, exchange)
 
+    # Eve solves it, then tries to reach the course through what she handed in (see leave_links_in_inbound).
+    eve = without_slow_demonstrations(with_student(master_notebook, "Eve Evil", "20260013"))
+    eve.cells.append(new_code_cell(EVE_READS))
     answers = {"ann": with_student(master_notebook, "Ann Able", "20260011"),
-               "bob": with_student(partial_submission(master_notebook, release_notebook), "Bob Busy", "20260012")}
+               "bob": with_student(partial_submission(master_notebook, release_notebook), "Bob Busy", "20260012"),
+               "eve": eve}
     homes = {}
     for name, notebook in answers.items():
         homes[name] = base / "home" / name
@@ -82,6 +91,7 @@ def hub(tmp_path_factory, copy_course, master_notebook, release_notebook):
         assert fetched.is_file() and (homes[name] / ASSIGNMENT / "KmeansAnimate2D.py").is_file()
         nbformat.write(notebook, fetched)  # the student's work
         student(name, homes[name], "Submit", exchange)
+    leave_links_in_inbound(exchange, "eve", course)
 
     instructor("collect", course, exchange)
     results = {r.student: r for r in grade(course, ASSIGNMENT, workers=2, progress=False)}
@@ -92,12 +102,90 @@ def hub(tmp_path_factory, copy_course, master_notebook, release_notebook):
     return dict(course=course, homes=homes, results=results, pages=pages)
 
 
+#: Eve's last cell: everything she left in the exchange, read and printed (base64) if the kernel can.
+EVE_READS = """\
+import base64, os
+for name in ["notes.txt", "hard.txt", "pipe.txt", "more/master.ipynb", "more/source", "extra.txt"]:
+    try:
+        with open(name, "rb") as file:
+            print(name, "READ", base64.b64encode(file.read(4000)).decode())
+    except Exception as error:
+        print(name, "refused:", type(error).__name__)
+print("FILES", sorted(os.listdir(".")))
+"""
+
+
+def leave_links_in_inbound(exchange, name, course):
+    """The four ways into the course from a submission in the exchange's inbound: a link, a hard link, a FIFO,
+    a folder of links; and one plain extra file."""
+    inbound = exchange / COURSE_ID / "inbound"
+    [folder] = [p for p in inbound.iterdir() if p.name.startswith(f"{name}+{ASSIGNMENT}+")]
+    master = course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    (folder / "notes.txt").symlink_to(master)
+    os.link(master, folder / "hard.txt")
+    os.mkfifo(folder / "pipe.txt")
+    (folder / "more").mkdir()
+    (folder / "more" / "master.ipynb").symlink_to(master)
+    (folder / "more" / "source").symlink_to(master.parent)
+    (folder / "extra.txt").write_text("my own notes\n")
+
+
 @pytest.mark.slow
 def test_collected_submissions_are_graded(hub):
     results = hub["results"]
-    assert sorted(results) == ["ann", "bob"]
+    assert sorted(results) == ["ann", "bob", "eve"]
     assert (results["ann"].status, results["ann"].score) == (GRADED, 23)
     assert (results["bob"].status, results["bob"].score) == (GRADED, 5)
+    assert (results["eve"].status, results["eve"].score) == (GRADED, 23)
+
+
+@pytest.mark.slow
+def test_nothing_of_the_course_reaches_submitted_the_kernel_or_the_feedback(hub, master_notebook):
+    course = hub["course"]
+    master = (course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_bytes()
+    submitted = course / "submitted" / "eve" / ASSIGNMENT
+    released = {p.name for p in (ROOT / "release" / ASSIGNMENT).iterdir()}
+    got = sorted(str(p.relative_to(submitted)) for p in submitted.rglob("*") if p.name not in released)
+    assert got == ["extra.txt", "more", "submission_secret.txt", "timestamp.txt"], got
+    for path in submitted.rglob("*"):
+        assert not path.is_symlink() and (path.is_dir() or stat.S_ISREG(path.lstat().st_mode))
+        # (Eve's own notebook was made from the master, so it is the one file allowed to look like it.)
+        assert path.is_dir() or path.name == f"{ASSIGNMENT}.ipynb" or master[:2000] not in path.read_bytes()
+    page = hub["pages"]["eve"].read_text(encoding="utf-8")
+    for name in ("notes.txt", "hard.txt", "pipe.txt", "more/master.ipynb", "more/source", "extra.txt"):
+        assert f"{name} refused: FileNotFoundError" in page, name
+    assert " READ " not in page
+    listing = re.search(r"FILES (\[.*?\])", page).group(1)
+    assert "extra.txt" not in listing and "more" not in listing and "KmeansAnimate2D.py" in listing
+    assert any("handed in besides the notebook, not given to the kernel: extra.txt" in note
+               for note in hub["results"]["eve"].notes), hub["results"]["eve"].notes
+    fetched = (hub["homes"]["eve"] / ASSIGNMENT / "feedback").rglob("*.html")
+    assert feedback_leaks(next(fetched).read_text(encoding="utf-8"), master_notebook) == []
+
+
+def feedback_leaks(text, master):
+    from coursekit.feedback import leaked_lines, secret_lines
+    return leaked_lines(text, secret_lines(master))
+
+
+def test_collect_copies_regular_files_only(tmp_path):
+    source, outside = tmp_path / "inbound" / "eve+clustering+1", tmp_path / "course"
+    (source / "sub").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "master.ipynb").write_text("solutions")
+    (source / "clustering.ipynb").write_text("{}")
+    (source / "sub" / "ok.txt").write_text("fine")
+    (source / "link.txt").symlink_to(outside / "master.ipynb")
+    (source / "folder-link").symlink_to(outside)
+    os.link(outside / "master.ipynb", source / "hard.txt")
+    os.mkfifo(source / "pipe")
+    (source / ".ipynb_checkpoints").mkdir()
+    copied, left = copy_regular_files(source, tmp_path / "submitted", ignore=[".ipynb_checkpoints"])
+    assert copied == ["clustering.ipynb", "sub/ok.txt"]
+    assert dict(left) == {"folder-link": "a symbolic link", "hard.txt": "a hard link (the file has 2 names)",
+                          "link.txt": "a symbolic link", "pipe": "a FIFO"}
+    assert sorted(str(p.relative_to(tmp_path / "submitted")) for p in (tmp_path / "submitted").rglob("*")) == \
+        ["clustering.ipynb", "sub", "sub/ok.txt"]
 
 
 @pytest.mark.slow
