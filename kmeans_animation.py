@@ -547,15 +547,20 @@ def _animated_webp_data_uri(rgb_frames, interval):
 # The frames and their captions wait in a JSON block. The controls are found
 # from the element clicked (closest .kmeans-player), never by id, so players
 # never interfere, even identical ones on one page.
+#: The player's look, the same for every player (the course's feedback and
+#: grading pages carry this copy too, since they drop a student's styles).
+PLAYER_STYLE = """\
+.kmeans-player {display: inline-block; text-align: center; font: 13px sans-serif;}
+.kmeans-player img {display: block; max-width: 100%; height: auto; margin: 0 auto;}
+.kmeans-player input[type=range] {width: 90%;}
+.kmeans-player button {min-width: 2.3em; margin: 1px; padding: 2px 4px; font-size: 15px; line-height: 1.2;}
+.kmeans-player select {margin-left: 0.5em;}
+"""
+
 _PLAYER_MARKUP = """\
 <div class="kmeans-player" role="group" aria-label="Animation of Lloyd's algorithm" data-interval="{interval}">
 <style>
-.kmeans-player {{display: inline-block; text-align: center; font: 13px sans-serif;}}
-.kmeans-player img {{display: block; max-width: 100%; height: auto; margin: 0 auto;}}
-.kmeans-player input[type=range] {{width: 90%; max-width: {width}px;}}
-.kmeans-player button {{min-width: 2.3em; margin: 1px; padding: 2px 4px; font-size: 15px; line-height: 1.2;}}
-.kmeans-player select {{margin-left: 0.5em;}}
-</style>
+{style}</style>
 <img class="kmeans-player-frame" width="{width}" height="{height}" alt="{alt}" src="{src}">
 <div class="kmeans-player-controls" style="display: none">
 <input class="kmeans-player-slider" type="range" min="0" max="{last}" step="1" value="0" aria-label="Frame">
@@ -721,7 +726,7 @@ def player_html(images, interval=500, default_mode="once", captions=None, previe
         width, height = image.size
     modes = {mode: (" selected" if mode == default_mode else "") for mode in ("once", "loop", "reflect")}
     return _PLAYER_MARKUP.format(
-        interval=f"{float(interval):g}", width=width, height=height, src=preview or images[0],
+        style=PLAYER_STYLE, interval=f"{float(interval):g}", width=width, height=height, src=preview or images[0],
         alt=html.escape(captions[0] or "k-means, one frame per step"), last=len(images) - 1, count=len(images),
         frames=json.dumps({"frames": images, "captions": captions}).replace("</", "<\\/"), **modes,
     ) + f"<script>\n{PLAYER_SCRIPT}</script>\n"

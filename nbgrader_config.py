@@ -147,6 +147,11 @@ c.GuardedExecute.max_notebook_output_bytes = 8_000_000
 # leaves behind stays in the sandbox, and links, pipes and folders are reported.
 c.GuardedExecute.keep_files = ["cat_compressed_*.png"]
 c.GuardedExecute.keep_file_max_mb = 5
+# On the way in: the kernel gets the notebook and the files the course ships
+# with the assignment (those of source/<assignment>/), nothing else a student
+# handed in (listed as an incident). fnmatch patterns of files students may
+# hand in for their notebook to read (given to the kernel as regular files):
+c.GuardedExecute.submission_files = []
 # The sandbox of the kernel (coursekit.sandbox): memory, CPU time, processes, and
 # the size of everything it can write (working folder, /tmp, home: one tmpfs).
 c.Sandbox.memory_limit_mb = 3072

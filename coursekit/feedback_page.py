@@ -42,7 +42,7 @@ from jinja2 import pass_context
 from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 from traitlets import default
 
-from .sanitize import PLAYER_SCRIPT, clean_html, content_security_policy
+from .sanitize import PLAYER_SCRIPT, PLAYER_STYLE, clean_html, content_security_policy
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ class FeedbackExporter(HTMLExporter):
     def from_notebook_node(self, nb, resources=None, **kw):
         """The page, with the policy and the course's player script handed to the template."""
         resources = dict(resources or {})
-        resources.update(content_security_policy=FEEDBACK_CSP, player_script=PLAYER_SCRIPT)
+        resources.update(content_security_policy=FEEDBACK_CSP, player_script=PLAYER_SCRIPT, player_style=PLAYER_STYLE)
         return super().from_notebook_node(nb, resources, **kw)
 
     @pass_context

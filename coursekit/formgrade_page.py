@@ -33,13 +33,18 @@ from jinja2 import pass_context
 from markupsafe import Markup
 
 from .feedback_page import NBGRADER_TEMPLATES, TEMPLATES, render_markdown
-from .sanitize import PLAYER_SCRIPT
+from .sanitize import PLAYER_SCRIPT, PLAYER_STYLE
 
 #: The course's own inline scripts of the grading page, by name: the only inline scripts its policy runs.
 SCRIPTS = {
     "formgrade_setup.js": (TEMPLATES / "coursekit_formgrade" / "formgrade_setup.js").read_text(encoding="utf-8"),
     "player": PLAYER_SCRIPT,
 }
+
+
+def player_style(_):
+    """The animation player's style (a student's own ``<style>`` does not survive)."""
+    return Markup(PLAYER_STYLE)
 
 
 def course_script(name):
@@ -82,7 +87,8 @@ def configure(config):
     config.HTMLExporter.extra_template_paths = [str(TEMPLATES / "coursekit_formgrade"), str(NBGRADER_TEMPLATES)]
     config.HTMLExporter.filters = {"markdown2html": f"{__name__}.markdown2html_mathml",
                                    "formgrade_ids": f"{__name__}.formgrade_ids",
-                                   "course_script": f"{__name__}.course_script"}
+                                   "course_script": f"{__name__}.course_script",
+                                   "player_style": f"{__name__}.player_style"}
     config.HTMLExporter.preprocessors = ["coursekit.sanitize.SanitizeStudentContent"]
     # Not for the feedback page (its exporter is a subclass): its own template
     # and its own markdown2html (which embeds images too).

@@ -3,7 +3,9 @@
 One environment for every page the pipeline writes. Every value put into a
 page is escaped, as :func:`html.escape` does (quotes included), unless it is
 already markup (a macro's output); templates never build HTML from strings in
-Python.
+Python. Each page also carries ``page_policy``, a Content-Security-Policy that
+runs no script and lets nothing be requested (:mod:`coursekit.sanitize`): the
+pages quote what students wrote, and are opened by TAs.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
+
+from .sanitize import content_security_policy
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -33,6 +37,10 @@ _environment = Environment(
     lstrip_blocks=True,
     keep_trailing_newline=True,
 )
+
+
+#: The policy of the class report and the similarity pages: no script at all, images only as data: URLs.
+_environment.globals["page_policy"] = content_security_policy()
 
 
 def render(template, **context):

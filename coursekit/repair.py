@@ -312,6 +312,27 @@ def _restore_missing(cells, master, position):
     return restored
 
 
+_CELL_ID = re.compile(r"^[a-zA-Z0-9-_]{1,64}$")  # nbformat 4.5's cell id
+
+
+def _fix_cell_ids(cells):
+    """Give a fresh id to each cell whose id nbformat would refuse (or which repeats one); return the notes.
+
+    An editor that is not Jupyter, or a student, may write any string there;
+    nbgrader could then not write the graded notebook, and the student would
+    not be graded at all.
+    """
+    seen, fixed = set(), 0
+    for index, cell in enumerate(cells):
+        cell_id = cell.get("id")
+        if not (isinstance(cell_id, str) and _CELL_ID.match(cell_id)) or cell_id in seen:
+            cell_id = next(f"cell-{index}-{n}" for n in range(len(cells) + 1) if f"cell-{index}-{n}" not in seen)
+            cell["id"] = cell_id
+            fixed += 1
+        seen.add(cell_id)
+    return [f"{fixed} cells had an id nbformat does not accept (or a repeated one): given new ids"] if fixed else []
+
+
 def align(submission, master, min_locked_share=0.5):
     """Return (repaired notebook, list of notes) for ``submission`` against ``master``.
 
@@ -326,7 +347,7 @@ def align(submission, master, min_locked_share=0.5):
     """
     repaired = copy.deepcopy(submission)
     cells = repaired.cells
-    notes = _drop_bad_metadata(cells, master) + _deduplicate(cells, master)
+    notes = _fix_cell_ids(cells) + _drop_bad_metadata(cells, master) + _deduplicate(cells, master)
     position = _match_by_id(cells, master)  # master index -> submission index
     used = set(position.values())
     stripped = _match_locked_by_content(cells, master, position, used)

@@ -44,6 +44,7 @@ import re
 
 import nh3
 from nbconvert.preprocessors import Preprocessor
+from traitlets import default
 
 from .paths import ROOT
 
@@ -230,17 +231,18 @@ def _with_player_data(cleaned, original):
     return f'{cleaned[:end]}<script type="application/json" class="kmeans-player-frames">{block}</script></div>'
 
 
-def _load_player_script():
-    """The player's script, read (not imported) from the course's own helper, ``kmeans_animation.py``."""
+def _helper_constant(name):
+    """A string constant of the course's own helper ``kmeans_animation.py``, read (not imported)."""
     tree = ast.parse((ROOT / "kmeans_animation.py").read_text(encoding="utf-8"))
     for node in tree.body:
-        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["PLAYER_SCRIPT"]:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [name]:
             return ast.literal_eval(node.value)
-    raise RuntimeError("kmeans_animation.py has no PLAYER_SCRIPT")
+    raise RuntimeError(f"kmeans_animation.py has no {name}")
 
 
-#: The course's player script: pages include this copy, never the one in a student's output.
-PLAYER_SCRIPT = _load_player_script()
+#: The course's player script and style: pages include these copies, never those in a student's output.
+PLAYER_SCRIPT = _helper_constant("PLAYER_SCRIPT")
+PLAYER_STYLE = _helper_constant("PLAYER_STYLE")
 
 
 def script_hash(script):
@@ -372,6 +374,10 @@ class SanitizeStudentContent(Preprocessor):
     cleans what it renders (:mod:`coursekit.feedback_page`); their attachments
     are checked here.
     """
+
+    @default("enabled")
+    def _enabled_default(self):
+        return True  # nbconvert's preprocessors are off unless switched on; this one must always run
 
     def preprocess(self, nb, resources):
         nb.metadata = _clean_notebook_metadata(nb.get("metadata"))

@@ -257,3 +257,15 @@ def test_check_cell_metadata_once_names_the_field_that_is_wrong(solved):
     assert re.search(FAILURE_PATTERN, str(error.value)).group(1) == (
         f"cell {index_of(solved, 'kmeans_test')} ('kmeans_test'): points: 'three' is not of type 'number'"
     )
+
+
+def test_cell_ids_nbformat_would_refuse_are_replaced(master, solved):
+    """Any string an editor wrote as a cell id (or a repeated one): nbgrader could not write the graded notebook."""
+    broken = copy.deepcopy(solved)
+    broken.cells[3]["id"] = 'x"><img src=x onerror=alert(1)>'
+    broken.cells[5]["id"] = broken.cells[4]["id"]
+    repaired, notes = align(broken, master)
+    nbformat.validate(repaired)
+    ids = [cell["id"] for cell in repaired.cells]
+    assert len(set(ids)) == len(ids)
+    assert notes[0] == "2 cells had an id nbformat does not accept (or a repeated one): given new ids"

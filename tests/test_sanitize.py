@@ -153,7 +153,7 @@ def _hostile_notebook():
 
 
 def test_the_preprocessor_cuts_metadata_down_and_makes_every_output_inert():
-    nb, _ = SanitizeStudentContent().preprocess(_hostile_notebook(), {})
+    nb, _ = SanitizeStudentContent()(_hostile_notebook(), {})
     answer, bad_id, written, raw = nb.cells
     assert answer.id == "cell0" and answer.metadata == {"nbgrader": {"grade": False, "solution": True, "locked": False,
                                                                      "grade_id": "ex1", "schema_version": 3}}
@@ -173,7 +173,7 @@ def _page(nb):
 
 
 def test_a_feedback_page_of_a_hostile_notebook_has_no_student_script_and_carries_the_policy():
-    nb, _ = SanitizeStudentContent().preprocess(_hostile_notebook(), {})
+    nb, _ = SanitizeStudentContent()(_hostile_notebook(), {})
     page = _page(nb)
     head = page[page.index("<head>"):page.index("</head>")]
     assert head.index('http-equiv="Content-Security-Policy"') < head.index("<style")

@@ -547,15 +547,20 @@ def _animated_webp_data_uri(rgb_frames, interval):
 # The frames and their captions wait in a JSON block. The controls are found
 # from the element clicked (closest .kmeans-player), never by id, so players
 # never interfere, even identical ones on one page.
-_PLAYER_TEMPLATE = """\
+#: The player's look, the same for every player (the course's feedback and
+#: grading pages carry this copy too, since they drop a student's styles).
+PLAYER_STYLE = """\
+.kmeans-player {display: inline-block; text-align: center; font: 13px sans-serif;}
+.kmeans-player img {display: block; max-width: 100%; height: auto; margin: 0 auto;}
+.kmeans-player input[type=range] {width: 90%;}
+.kmeans-player button {min-width: 2.3em; margin: 1px; padding: 2px 4px; font-size: 15px; line-height: 1.2;}
+.kmeans-player select {margin-left: 0.5em;}
+"""
+
+_PLAYER_MARKUP = """\
 <div class="kmeans-player" role="group" aria-label="Animation of Lloyd's algorithm" data-interval="{interval}">
 <style>
-.kmeans-player {{display: inline-block; text-align: center; font: 13px sans-serif;}}
-.kmeans-player img {{display: block; max-width: 100%; height: auto; margin: 0 auto;}}
-.kmeans-player input[type=range] {{width: 90%; max-width: {width}px;}}
-.kmeans-player button {{min-width: 2.3em; margin: 1px; padding: 2px 4px; font-size: 15px; line-height: 1.2;}}
-.kmeans-player select {{margin-left: 0.5em;}}
-</style>
+{style}</style>
 <img class="kmeans-player-frame" width="{width}" height="{height}" alt="{alt}" src="{src}">
 <div class="kmeans-player-controls" style="display: none">
 <input class="kmeans-player-slider" type="range" min="0" max="{last}" step="1" value="0" aria-label="Frame">
@@ -579,13 +584,18 @@ _PLAYER_TEMPLATE = """\
 </div>
 <script type="application/json" class="kmeans-player-frames">{frames}</script>
 </div>
-<script>
-(function () {{
+"""
+
+#: The player's script: one copy serves every player on a page. The course's
+#: feedback and grading pages include this copy (trusted, allowed by their
+#: Content-Security-Policy) and drop the one inside a student's output.
+PLAYER_SCRIPT = """\
+(function () {
   "use strict";
-  function player(root) {{
-    if (!root.kmeansPlayer) {{
+  function player(root) {
+    if (!root.kmeansPlayer) {
       var data = JSON.parse(root.querySelector(".kmeans-player-frames").textContent);
-      root.kmeansPlayer = {{
+      root.kmeansPlayer = {
         img: root.querySelector(".kmeans-player-frame"),
         frames: data.frames,
         captions: data.captions,
@@ -594,93 +604,92 @@ _PLAYER_TEMPLATE = """\
         mode: root.querySelector(".kmeans-player-mode"),
         interval: Number(root.getAttribute("data-interval")) || 500,
         index: 0, direction: 0, timer: null
-      }};
-    }}
+      };
+    }
     return root.kmeansPlayer;
-  }}
+  }
 
-  function show(p, index) {{
+  function show(p, index) {
     p.index = Math.max(0, Math.min(p.frames.length - 1, index));
     p.img.src = p.frames[p.index];
     p.slider.value = p.index;
     var caption = p.captions[p.index] || "";
     p.counter.textContent = "frame " + (p.index + 1) + " of " + p.frames.length + (caption ? ": " + caption : "");
     p.img.alt = caption || "k-means, frame " + (p.index + 1);
-  }}
+  }
 
-  function pause(p) {{
+  function pause(p) {
     clearTimeout(p.timer);
     p.timer = null;
     p.direction = 0;
-  }}
+  }
 
-  function tick(p) {{
+  function tick(p) {
     var last = p.frames.length - 1, next = p.index + p.direction;
-    if (next < 0 || next > last) {{
-      if (p.mode.value === "loop") {{
+    if (next < 0 || next > last) {
+      if (p.mode.value === "loop") {
         next = next < 0 ? last : 0;
-      }} else if (p.mode.value === "reflect" && last > 0) {{
+      } else if (p.mode.value === "reflect" && last > 0) {
         p.direction = -p.direction;
         next = p.index + p.direction;
-      }} else {{
+      } else {
         pause(p);
         return;
-      }}
-    }}
+      }
+    }
     show(p, next);
-    p.timer = setTimeout(function () {{ tick(p); }}, p.interval);
-  }}
+    p.timer = setTimeout(function () { tick(p); }, p.interval);
+  }
 
-  function play(p, direction) {{
+  function play(p, direction) {
     pause(p);
-    if (p.mode.value === "once" && p.index === (direction > 0 ? p.frames.length - 1 : 0)) {{
+    if (p.mode.value === "once" && p.index === (direction > 0 ? p.frames.length - 1 : 0)) {
       show(p, direction > 0 ? 0 : p.frames.length - 1);  // at the end: start again
-    }}
+    }
     p.direction = direction;
-    p.timer = setTimeout(function () {{ tick(p); }}, p.interval);
-  }}
+    p.timer = setTimeout(function () { tick(p); }, p.interval);
+  }
 
   // Every player on the page not started yet: frame 0 in place of the
   // preview, controls shown. (A script runs once, when its output appears.)
-  Array.prototype.forEach.call(document.querySelectorAll(".kmeans-player"), function (root) {{
-    if (!root.kmeansPlayer) {{
+  Array.prototype.forEach.call(document.querySelectorAll(".kmeans-player"), function (root) {
+    if (!root.kmeansPlayer) {
       show(player(root), 0);
       root.querySelector(".kmeans-player-controls").style.display = "";
-    }}
-  }});
+    }
+  });
 
   // One set of listeners per page serves every player on it.
-  if (window.kmeansPlayerListening) {{ return; }}
+  if (window.kmeansPlayerListening) { return; }
   window.kmeansPlayerListening = true;
 
-  var actions = {{
-    slower: function (p) {{ p.interval /= 0.7; }},
-    faster: function (p) {{ p.interval *= 0.7; }},
-    first: function (p) {{ pause(p); show(p, 0); }},
-    previous: function (p) {{ pause(p); show(p, p.index - 1); }},
-    next: function (p) {{ pause(p); show(p, p.index + 1); }},
-    last: function (p) {{ pause(p); show(p, p.frames.length - 1); }},
-    reverse: function (p) {{ play(p, -1); }},
-    play: function (p) {{ play(p, 1); }},
+  var actions = {
+    slower: function (p) { p.interval /= 0.7; },
+    faster: function (p) { p.interval *= 0.7; },
+    first: function (p) { pause(p); show(p, 0); },
+    previous: function (p) { pause(p); show(p, p.index - 1); },
+    next: function (p) { pause(p); show(p, p.index + 1); },
+    last: function (p) { pause(p); show(p, p.frames.length - 1); },
+    reverse: function (p) { play(p, -1); },
+    play: function (p) { play(p, 1); },
     pause: pause
-  }};
+  };
 
-  document.addEventListener("click", function (event) {{
+  document.addEventListener("click", function (event) {
     var button = event.target.closest ? event.target.closest(".kmeans-player button[data-action]") : null;
-    if (button && actions[button.getAttribute("data-action")]) {{
+    if (button && actions[button.getAttribute("data-action")]) {
       actions[button.getAttribute("data-action")](player(button.closest(".kmeans-player")));
-    }}
-  }});
-  document.addEventListener("input", function (event) {{
+    }
+  });
+  document.addEventListener("input", function (event) {
     var slider = event.target.closest ? event.target.closest(".kmeans-player-slider") : null;
-    if (slider) {{
+    if (slider) {
       var p = player(slider.closest(".kmeans-player"));
       pause(p);
       show(p, parseInt(slider.value, 10));
-    }}
-  }});
-}})();
-</script>
+    }
+  });
+})();
 """
 
 
@@ -716,8 +725,8 @@ def player_html(images, interval=500, default_mode="once", captions=None, previe
     with Image.open(io.BytesIO(first)) as image:
         width, height = image.size
     modes = {mode: (" selected" if mode == default_mode else "") for mode in ("once", "loop", "reflect")}
-    return _PLAYER_TEMPLATE.format(
-        interval=f"{float(interval):g}", width=width, height=height, src=preview or images[0],
+    return _PLAYER_MARKUP.format(
+        style=PLAYER_STYLE, interval=f"{float(interval):g}", width=width, height=height, src=preview or images[0],
         alt=html.escape(captions[0] or "k-means, one frame per step"), last=len(images) - 1, count=len(images),
         frames=json.dumps({"frames": images, "captions": captions}).replace("</", "<\\/"), **modes,
-    )
+    ) + f"<script>\n{PLAYER_SCRIPT}</script>\n"
