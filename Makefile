@@ -8,7 +8,7 @@ CANVAS_OPTION = $(if $(CANVAS_EXPORT),--canvas-export "$(CANVAS_EXPORT)")
 SIMILARITY_THRESHOLD ?=
 REPORT_OPTIONS = $(CANVAS_OPTION) $(if $(SIMILARITY_THRESHOLD),--similarity-threshold $(SIMILARITY_THRESHOLD))
 
-.PHONY: venv demo build grade-all collect grade feedback report formgrader test test-fast data data-verify mnist-full bench bench-notebook bench-grading bench-similarity bench-shards lock clean
+.PHONY: venv demo build grade-all collect grade feedback report formgrader test test-fast data data-verify mnist-full bench bench-notebook bench-grading bench-similarity bench-shards bench-feedback lock clean
 
 venv:
 	@tools/ensure_venv.sh
@@ -82,7 +82,8 @@ bench: venv
 	$(PY) -m bench.bench_hostile --out bench/results/hostile.md
 	$(PY) -m bench.bench_similarity --out bench/results/similarity.md
 	$(PY) -m bench.bench_shards --out bench/results/shards.md
-	@cat bench/results/helper.md bench/results/notebook.md bench/results/grading.md bench/results/hostile.md bench/results/similarity.md bench/results/shards.md
+	$(PY) -m bench.bench_feedback --out bench/results/feedback.md
+	@cat bench/results/helper.md bench/results/notebook.md bench/results/grading.md bench/results/hostile.md bench/results/similarity.md bench/results/shards.md bench/results/feedback.md
 
 ## bench-similarity: the class report's similarity check on 300 students, against copydetect's own (about 4 minutes)
 bench-similarity: venv
@@ -93,6 +94,10 @@ bench-notebook: venv
 
 bench-grading: venv
 	$(PY) -m bench.bench_grading --out bench/results/grading.md
+
+## bench-feedback: what making student content inert costs the feedback step, per student (about 2 minutes)
+bench-feedback: venv
+	$(PY) -m bench.bench_feedback --out bench/results/feedback.md
 
 ## bench-shards: what one shard of a Slurm array costs (grading, feedback), and the merge of 300 and 3,000 students (about 20 minutes)
 bench-shards: venv
