@@ -1,4 +1,4 @@
-"""The installed environment: nbgrader's Jupyter extensions are switched on."""
+"""The installed environment: nbgrader's Jupyter extensions, and the course's, are switched on."""
 
 import subprocess
 import sys
@@ -18,6 +18,15 @@ def test_nbgrader_server_extensions_are_enabled():
     for extension in ("formgrader", "assignment_list", "course_list", "validate_assignment"):
         line = next((l for l in listing.splitlines() if f"nbgrader.server_extensions.{extension} " in l), "")
         assert "enabled" in line, f"nbgrader's {extension} server extension is not enabled:\n{listing}"
+
+
+def test_the_courses_grading_page_policy_is_enabled_and_loads():
+    """coursekit.formgrade_csp: the Content-Security-Policy of formgrader's grading page (make venv installs it)."""
+    listing = _run("server", "extension", "list")
+    lines = listing.splitlines()
+    index = next((i for i, l in enumerate(lines) if "coursekit.formgrade_csp " in l), None)
+    assert index is not None and "enabled" in lines[index], listing
+    assert any("coursekit.formgrade_csp" in l and "OK" in l for l in lines[index + 1:index + 4]), listing
 
 
 def test_nbgrader_lab_extension_is_enabled():
