@@ -5,8 +5,10 @@ course (:func:`coursekit.gradebook.nbgrader_api`: its settings from
 ``nbgrader_config.py``, which switch on the course's preprocessors: repair,
 sandboxed and guarded execution) and returns a
 :class:`coursekit.results.GradeResult`, never raising for a bad submission;
-:func:`failure_reason` turns nbgrader's log of a failed run into one line for
-a person; :func:`fingerprint` is what a grade depends on, so an unchanged
+:func:`submission_problem` says in one line why a notebook cannot be graded
+at all (before nbgrader sees it: too big, not UTF-8, not JSON, nested too
+deep, an old format, cells of no known type), :func:`failure_reason` turns
+nbgrader's log of a failed run into one line for a person; :func:`fingerprint` is what a grade depends on, so an unchanged
 submission need not be graded again.
 """
 
@@ -18,7 +20,9 @@ from pathlib import Path
 
 from . import build
 from .execute import read_incidents
+from .files import UnsafeFile, read_regular_file
 from .gradebook import db_url, max_score, read_score
+from .notebooks import MAX_SUBMISSION_BYTES, why_unreadable
 from .results import FAILED, GRADED, GradeResult
 from .timing import CELL_TIMES
 
@@ -41,8 +45,25 @@ def failure_reason(result):
         if match:
             return reason.format(*match.groups()) if reason else match.group(0)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    errors = [line for line in lines if "Error" in line or "ERROR" in line]
+    # An exception's own line ("ValueError: ...") says more than nbgrader's "[ERROR] Please see the above
+    # traceback" around it.
+    raised = [line for line in lines if re.match(r"^[\w.]*(Error|Exception|Exit|Interrupt)\b:?", line)]
+    if raised:
+        return f"nbgrader failed: {raised[-1]}"[:300]
+    errors = [line for line in lines if ("Error" in line or "ERROR" in line) and "see the above traceback" not in line]
     return (errors[-1] if errors else lines[-1] if lines else "nbgrader failed without a message")[:300]
+
+
+def submission_problem(course_root, assignment, student):
+    """Why the student's notebook cannot be graded at all, in one line, or None (see :func:`why_unreadable`)."""
+    path = Path(course_root) / "submitted" / student / assignment / f"{assignment}.ipynb"
+    if not path.exists() and not path.is_symlink():
+        return None  # nbgrader itself says "not submitted"
+    try:
+        data = read_regular_file(path, MAX_SUBMISSION_BYTES)
+    except UnsafeFile as error:
+        return str(error).replace(str(path), f"{assignment}.ipynb")
+    return why_unreadable(data)
 
 
 def fingerprint(course_root, assignment, student):
@@ -52,7 +73,11 @@ def fingerprint(course_root, assignment, student):
     source = Path(course_root) / "source" / assignment
     for path in [folder / f"{assignment}.ipynb", folder / "timestamp.txt", source / f"{assignment}.ipynb",
                  *(source / name for name in build.HELPER_MODULES), source / CELL_TIMES]:
-        digest.update(path.name.encode() + (path.read_bytes() if path.is_file() else b"-"))
+        try:  # the student's files: never through a link, never a pipe, never unbounded
+            content = read_regular_file(path, MAX_SUBMISSION_BYTES)
+        except UnsafeFile:
+            content = b"-"
+        digest.update(path.name.encode() + content)
     return digest.hexdigest()
 
 
@@ -60,6 +85,9 @@ def grade_student(api, course_root, assignment, student, db=None):
     """Autograde one student's submission; never raises for a bad submission."""
     db = db or db_url(course_root)
     stamp = fingerprint(course_root, assignment, student)
+    problem = submission_problem(course_root, assignment, student)
+    if problem:
+        return GradeResult(student, FAILED, None, max_score(db, assignment), problem, fingerprint=stamp)
     result = api.autograde(assignment, student, force=True, create=True)
     if not result["success"]:
         return GradeResult(student, FAILED, None, max_score(db, assignment), failure_reason(result), fingerprint=stamp)

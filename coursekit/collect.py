@@ -398,7 +398,10 @@ def assigned_in_notebook(data, line):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
         source = cell.get("source", "")
-        source = "".join(source) if isinstance(source, list) else str(source)
+        if isinstance(source, list) and all(isinstance(line, str) for line in source):
+            source = "".join(source)
+        elif not isinstance(source, str):
+            continue  # not text: nothing is assigned there
         for match in line.finditer(source):
             value = _unquote(match["value"]).strip()
     return value

@@ -6,6 +6,7 @@ later pipeline steps; nothing here runs a kernel.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -21,6 +22,130 @@ MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN T
 
 #: The nbgrader metadata keys of schema 3 (anything else is rejected by nbgrader).
 NBGRADER_KEYS = {"schema_version", "grade", "solution", "locked", "task", "grade_id", "points", "checksum", "cell_type"}
+
+
+#: The largest submitted notebook graded (the release is 0.1 MB; a solved notebook with its figures about 2 MB).
+MAX_SUBMISSION_BYTES = 50 << 20
+#: JSON nested deeper than this is refused before it is parsed: a notebook is about 6 levels deep, and
+#: parsers, nbformat's validation and nbgrader recurse (100,000 levels crashed them with no reason given).
+MAX_JSON_DEPTH = 64
+_MAGIC = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"%PDF", "a PDF file"),
+          (b"PK\x03\x04", "a zip file (a Word document? a zipped folder?)"), (b"\x1f\x8b", "a gzip file"))
+_CELL_TYPES = {"code", "markdown", "raw"}
+_OUTPUT_TYPES = {"stream", "display_data", "execute_result", "error"}
+
+
+def json_too_deep(text, limit=MAX_JSON_DEPTH):
+    """Whether the JSON ``text`` nests arrays and objects more than ``limit`` levels (one linear pass, no parsing)."""
+    depth, in_string, escaped = 0, False, False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
+def _is_text(source):
+    return isinstance(source, str) or (isinstance(source, list) and all(isinstance(s, str) for s in source))
+
+
+def _cell_problem(number, cell):
+    """What is wrong with one cell of a notebook's JSON, in words, or None."""
+    if not isinstance(cell, dict):
+        return f"cell {number} is not a JSON object"
+    kind = cell.get("cell_type")
+    if not isinstance(kind, str) or kind not in _CELL_TYPES:
+        return f"cell {number} has no known cell type ({str(kind)[:40]!r})"
+    if not _is_text(cell.get("source", "")):
+        return f"the source of cell {number} is not text"
+    if not isinstance(cell.get("metadata", {}), dict):
+        return f"the metadata of cell {number} is not a JSON object"
+    if kind == "code":
+        outputs = cell.get("outputs", [])
+        if not isinstance(outputs, list):
+            return f"the outputs of cell {number} are not a list"
+        for output in outputs:
+            if not isinstance(output, dict) or not isinstance(output.get("output_type"), str) \
+                    or output["output_type"] not in _OUTPUT_TYPES:
+                return f"cell {number} has an output of no known type"
+    return None
+
+
+def why_unreadable(data, max_bytes=MAX_SUBMISSION_BYTES):
+    """None if ``data`` is a notebook nbgrader can read, else what is wrong with it, in one line for a TA.
+
+    Checks what would otherwise end in a traceback (or a crash of the
+    parser): size, encoding, JSON, nesting depth, nbformat version, and
+    the shape of the cells and their outputs. It does not judge the
+    nbgrader metadata: the repair step does that and grades what it can.
+
+    Parameters
+    ----------
+    data : bytes
+        The file handed in.
+    max_bytes : int
+        The largest notebook accepted.
+
+    Returns
+    -------
+    str or None
+        For example "not a readable notebook (invalid JSON: Expecting ',' delimiter, line 12 column 5)".
+    """
+    if len(data) > max_bytes:
+        return f"too big for a notebook: {len(data) / 1e6:.0f} MB (the limit is {max_bytes / 1e6:.0f} MB)"
+    if not data.strip():
+        return "an empty file, not a notebook"
+    for magic, what in _MAGIC:
+        if data.startswith(magic):
+            return f"not a notebook: {what} with a notebook's name"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return f"not a notebook: not UTF-8 text (byte 0x{data[error.start]:02x} at position {error.start})"
+    if json_too_deep(text):
+        return f"not a readable notebook: its JSON is nested more than {MAX_JSON_DEPTH} levels deep"
+    try:
+        nb = json.loads(text)
+    except json.JSONDecodeError as error:
+        return f"not a readable notebook (invalid JSON: {error.msg}, line {error.lineno} column {error.colno})"
+    except (RecursionError, ValueError) as error:  # numbers too long to convert, and the like
+        return f"not a readable notebook (invalid JSON: {str(error)[:80]})"
+    if not isinstance(nb, dict):
+        return f"not a notebook: the file is a JSON {type(nb).__name__}, not an object"
+    version = nb.get("nbformat")
+    if not isinstance(version, int) or isinstance(version, bool):
+        return "not a notebook: it has no nbformat version"
+    if version < 4:
+        return (f"a notebook in the old format {version} (Jupyter before 2015): open it in Jupyter and save it "
+                "to convert it, then grade it again")
+    if version > 4:
+        return f"a notebook in format {version}, newer than this grader reads (4)"
+    if not isinstance(nb.get("cells"), list):
+        return "not a notebook: it has no list of cells"
+    if not isinstance(nb.get("metadata", {}), dict):
+        return "not a notebook: its metadata is not a JSON object"
+    for number, cell in enumerate(nb["cells"], start=1):
+        problem = _cell_problem(number, cell)
+        if problem:
+            return f"not a readable notebook: {problem}"
+    try:
+        nbformat.reads(text, as_version=4)
+    except Exception as error:  # noqa: BLE001 (nbformat raises many kinds; each is a reason to report)
+        first = str(error).strip().splitlines()[0][:120] if str(error).strip() else ""
+        return f"not a readable notebook ({type(error).__name__}: {first})"
+    return None
 
 
 #: The largest graded notebook the later steps read (a graded notebook's outputs are capped far below).

@@ -309,6 +309,8 @@ class _SchemaCompiledOnce(BaseMetadataValidator):
         if "nbgrader" not in cell.metadata:
             return
         version = cell.metadata["nbgrader"].get("schema_version", 0)
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise ValidationError(f"schema_version is not a whole number: {str(version)[:40]}")
         if version < self.schema_version:
             raise SchemaTooOldError(
                 f"Outdated schema version: {version} (expected {self.schema_version})", version, self.schema_version
