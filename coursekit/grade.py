@@ -37,7 +37,7 @@ from .collect import student_names
 from .files import text_table
 from .gradebook import (ensure_tools_on_path, find_roster, gradebook_url, max_score, nbgrader_api, read_score,
                         register_assignment, set_student_names)
-from .parallel import GradingInterrupted, StopOnSignals, grade_in_parallel, shard_of
+from .parallel import GradingInterrupted, StopOnSignals, grade_in_parallel, remove_dead_batches, shard_of
 from .paths import ROOT
 from .results import GRADED, NOT_SUBMITTED, GradeResult, StatusFile, load_results, status_path
 from .sandbox import KernelDoesNotStart, Sandbox, SandboxUnavailable, check_kernel, check_sandbox, matplotlib_font_list
@@ -194,6 +194,7 @@ def _grade_batch(course_root, assignment, todo, workers, config, db, allow_unsan
         In the order they finished.
     """
     finished = []
+    remove_dead_batches(course_root)  # what a batch killed with SIGKILL left behind
     try:
         with StopOnSignals() as stop, warnings.catch_warnings(), tqdm(
                 total=len(todo), desc=f"grading {assignment}", unit="submission", disable=not progress) as bar:

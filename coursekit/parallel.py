@@ -14,9 +14,15 @@ import merge the gradebooks of shards graded on separate machines
 A batch keeps what it finished:
 
 - a worker that crashes (a segfault, an OOM kill) loses nothing already
-  graded, and the students it had not finished are graded again, each in a
-  fresh worker of its own, so that a submission that kills its worker fails
-  only itself;
+  graded; the students that were being graded when it broke the pool are
+  graded again later, each in a fresh worker of its own, so that a
+  submission that kills its worker fails only itself, and the rest of the
+  batch goes on with the same number of workers;
+- workers die with their batch: each asks the kernel to kill it when the
+  main process dies (``PR_SET_PDEATHSIG``) and watches its parent besides, so
+  after ``kill -9`` of the main process no worker (and so no sandboxed
+  kernel) is left grading into a copy that nobody will merge; the rerun
+  grades only what is left, and clears the worker folders of dead batches;
 - Ctrl-C (SIGINT) and SIGTERM (``timeout``, Slurm's time limit, a Kubernetes
   eviction) stop the batch cleanly (:class:`StopOnSignals`): no more work is
   handed out, the workers end (their sandboxed kernels die with them), and
@@ -28,6 +34,7 @@ A batch keeps what it finished:
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
 import os
 import shutil
@@ -35,6 +42,7 @@ import signal
 import sqlite3
 import tempfile
 import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
@@ -183,28 +191,67 @@ def _copy_sqlite(source, target):
         src.backup(dst)
 
 
-def _start_worker(course_root, worker_dir, main_db, config, grade_one, make_api, allow_unsandboxed):
-    """Pool initializer: signals, a private gradebook copy and an nbgrader API for this process.
+#: Linux's prctl option: a signal the kernel sends this process when its parent dies.
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent):
+    """End this worker when the process ``parent`` is gone, even after ``kill -9`` of it.
+
+    Linux sends SIGKILL at once (``PR_SET_PDEATHSIG``); a thread that looks at
+    the parent every second covers other systems and the case where the
+    parent died before the request was made.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch():
+        while True:
+            time.sleep(1)
+            if os.getppid() != parent:
+                os._exit(1)  # the batch is gone: nobody would merge what this worker grades
+
+    threading.Thread(target=watch, name="coursekit-parent-watch", daemon=True).start()
+
+
+def _start_worker(course_root, worker_dir, main_db, config, grade_one, make_api, allow_unsandboxed, parent):
+    """Pool initializer: signals, death with the batch, a private gradebook copy and an nbgrader API.
 
     A database server (PostgreSQL) takes concurrent writers itself: then the
     workers share it and nothing is copied.
     """
     _worker_signals()
+    _die_with_parent(parent)
     db = main_db
     if main_db.startswith("sqlite:///"):
         copy = Path(worker_dir) / f"worker-{os.getpid()}.db"
         _copy_sqlite(_sqlite_path(main_db), copy)
         db = f"sqlite:///{copy}"
     config.CourseDirectory.db_url = db
-    _worker.update(course_root=Path(course_root), db=db, main_db=main_db, grade_one=grade_one,
+    _worker.update(course_root=Path(course_root), worker_dir=Path(worker_dir), db=db, main_db=main_db, grade_one=grade_one,
                    api=make_api(course_root, config, allow_unsandboxed))
 
 
+def _started_marker(worker_dir, pid):
+    """The file in which worker ``pid`` names the student it is grading."""
+    return Path(worker_dir) / f"grading-{pid}.txt"
+
+
 def _grade_in_worker(assignment, student):
-    """(GradeResult, the student's submission as plain data, or None when the gradebook is shared)."""
+    """(GradeResult, the student's submission as plain data, or None when the gradebook is shared).
+
+    While it grades, the worker names the student in its marker file: if the
+    worker dies, the main process knows whose submission it was on.
+    """
+    marker = _started_marker(_worker["worker_dir"], os.getpid())
+    marker.write_text(student)
     result = _worker["grade_one"](_worker["api"], _worker["course_root"], assignment, student, db=_worker["db"])
     private = _worker["db"] != _worker["main_db"]
-    return result, export_submission(_worker["db"], assignment, student) if private else None
+    data = export_submission(_worker["db"], assignment, student) if private else None
+    marker.unlink(missing_ok=True)
+    return result, data
 
 
 @dataclass
@@ -272,11 +319,23 @@ def grade_in_parallel(course_root, assignment, students, workers, config, main_d
     batch = _Batch(Path(course_root), worker_dir, assignment, config, main_db, grade_one, make_api, allow_unsandboxed,
                    on_done, stop)
     try:
-        results = _run_pool(batch, students, workers)
-        # A crashed worker breaks the whole pool: grade what is left one student per
-        # fresh process, so a submission that kills its worker only fails itself.
-        for student in [s for s in students if s not in results]:
-            results.update(_run_pool(batch, [student], 1))
+        # A crashed worker breaks the whole pool. The students its workers were on
+        # are suspects, graded at the end one per fresh process, so that a
+        # submission that kills its worker fails only itself; the others go on
+        # in a new pool of the same size.
+        results, suspects, left = {}, [], list(students)
+        while left:
+            finished, on_it = _run_pool(batch, left, workers)
+            results.update(finished)
+            suspects += [s for s in on_it if s not in suspects]
+            unfinished = [s for s in left if s not in results and s not in suspects]
+            if unfinished == left:  # no progress and no suspect (a worker that cannot start): one at a time
+                suspects += unfinished
+                break
+            left = unfinished
+        for student in suspects:
+            finished, _ = _run_pool(batch, [student], 1)
+            results.update(finished)
             if student not in results:
                 best = max_score(main_db, assignment)
                 crashed = GradeResult(student, FAILED, None, best, "the grading worker process crashed on it")
@@ -288,18 +347,44 @@ def grade_in_parallel(course_root, assignment, students, workers, config, main_d
     return [results[s] for s in students]
 
 
+def remove_dead_batches(course_root):
+    """Remove the worker folders of batches whose main process is gone (``kill -9``, a power cut).
+
+    Batches of other processes still running (shards in the same course
+    folder) keep theirs; ``.grading`` itself goes when it is left empty.
+    """
+    folder = Path(course_root) / WORKER_DIR
+    for path in folder.glob("batch-*-*"):
+        try:
+            pid = int(path.name.split("-")[1])
+        except (IndexError, ValueError):
+            continue
+        if pid != os.getpid() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(path, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
 def _run_pool(batch, students, workers):
-    """Grade ``students`` in a pool of ``workers``; return the results of those that finished.
+    """Grade ``students`` in a pool of ``workers``.
 
     Each result is saved as it comes in (:func:`_save`). A crashed worker
     breaks the pool: the students not finished are left out. On a signal the
     workers are ended and GradingInterrupted is raised.
+
+    Returns
+    -------
+    (dict, list)
+        The results of the students that finished, and the students the
+        workers were on when the pool broke (none if it did not).
     """
     batch.check_stop()
     results = {}
     context = multiprocessing.get_context("fork")
+    for stale in batch.worker_dir.glob("grading-*.txt"):
+        stale.unlink()
     start = (batch.course_root, batch.worker_dir, batch.main_db, batch.config, batch.grade_one, batch.make_api,
-             batch.allow_unsandboxed)
+             batch.allow_unsandboxed, os.getpid())
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=start)
     try:
         pending = {pool.submit(_grade_in_worker, batch.assignment, s): s for s in students}
@@ -320,7 +405,13 @@ def _run_pool(batch, students, workers):
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    return results
+    on_it = []
+    for marker in sorted(batch.worker_dir.glob("grading-*.txt")):
+        student = marker.read_text()
+        if student in students and student not in results:
+            on_it.append(student)
+        marker.unlink()
+    return results, on_it
 
 
 def _save(batch, result, data):

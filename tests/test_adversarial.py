@@ -355,6 +355,7 @@ def test_unreadable_and_foreign_notebooks_are_not_graded_never_zero(graded):
     _, results, _, _ = graded
     assert results["corrupt"].status == FAILED and "invalid JSON" in results["corrupt"].reason
     assert results["not_a_notebook"].status == FAILED and results["not_a_notebook"].score is None
+    assert results["not_a_notebook"].reason == "not a notebook: a PNG image with a notebook's name"
     assert results["other_notebook"].status == FAILED
     assert "does not look like the assignment's notebook" in results["other_notebook"].reason
     assert results["absent"].status == NOT_SUBMITTED and results["absent"].score is None

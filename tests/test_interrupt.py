@@ -196,6 +196,46 @@ def test_a_killed_worker_leaves_gradebook_and_status_consistent_and_the_batch_co
     assert _assert_consistent(course) == {s: SCORES[s] for s in ["ann", "ben", "cat"]}
 
 
+def _descendants(pid):
+    found = []
+    for child in _children(pid):
+        found += [child, *_descendants(child)]
+    return found
+
+
+def _running(pid):
+    """Whether ``pid`` is a process that still runs (a zombie waiting for its parent does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.slow
+def test_a_batch_killed_with_sigkill_leaves_no_process_and_the_rerun_does_the_rest(template, tmp_path, start):
+    course = _course(template, tmp_path, ["ann", "ben", "hung"])
+    process = start(course)
+    _poll(lambda: _saved(course), process, course, "a graded student in the status file")
+    # A worker in the middle of a student, with its sandboxed kernel, as the main process is killed.
+    _poll(lambda: [w for w in _children(process.pid) if _children(w)], process, course, "a busy worker")
+    batch = _descendants(process.pid)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=WAIT)
+    deadline = time.monotonic() + 10
+    while [p for p in batch if _running(p)] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [p for p in batch if _running(p)] == [], "processes of the batch outlived it by 10 s"
+    saved = _assert_consistent(course)
+    assert saved and "hung" not in saved
+
+    results = _rerun(course)
+    assert {s: (r.status, r.score) for s, r in results.items()} == {
+        s: (GRADED, SCORES[s]) for s in ["ann", "ben", "hung"]}
+    assert not (course / ".grading").exists(), "the dead batch's worker folder is cleared by the rerun"
+    _assert_consistent(course)
+
+
 def test_signals_stop_the_batch_only_while_it_runs():
     before = signal.getsignal(signal.SIGTERM)
     with StopOnSignals() as stop:

@@ -8,6 +8,7 @@ after the other.
 import copy
 import os
 import shutil
+import time
 
 import nbformat
 import pytest
@@ -175,20 +176,36 @@ def test_a_rerun_grades_only_new_or_changed_submissions(tmp_path, submissions, s
 
 
 @pytest.mark.slow
-def test_a_crashed_worker_loses_no_other_students_result(tmp_path, monkeypatch, copy_course, submissions):
-    course = copy_course(tmp_path / "course", {"bo": submissions["bo"], "crasher": submissions["bo"],
-                                               "zoe": submissions["bo"]})
+def test_a_crashed_worker_loses_no_other_students_result_and_the_batch_keeps_its_workers(
+        tmp_path, monkeypatch, copy_course, submissions):
+    others = ["bo", "w1", "w2", "w3", "w4", "zoe"]
+    course = copy_course(tmp_path / "course", {name: submissions["bo"] for name in others + ["crasher"]})
     real = autograde.grade_student
+    log = tmp_path / "graded.txt"
 
     def crashing(api, course_root, assignment, student, db=None):
+        started = time.time()
         if student == "crasher":
+            with open(log, "a") as out:
+                out.write(f"crash {os.getpid()} {started} {started}\n")
             os._exit(13)  # the worker process dies, as on a segfault or an OOM kill
-        return real(api, course_root, assignment, student, db=db)
+        result = real(api, course_root, assignment, student, db=db)
+        with open(log, "a") as out:
+            out.write(f"{student} {os.getpid()} {started} {time.time()}\n")
+        return result
 
     monkeypatch.setattr(autograde, "grade_student", crashing)  # grade() hands it to the forked workers
     results = {r.student: r for r in grade(course, ASSIGNMENT, workers=2, **QUIET)}
-    assert results["bo"].status == GRADED and results["bo"].score == 1
-    assert results["zoe"].status == GRADED and results["zoe"].score == 1
+    for name in others:
+        assert (results[name].status, results[name].score) == (GRADED, 1), name
     assert results["crasher"].status == FAILED and "crashed" in results["crasher"].reason
+    # After the first crash, the others were graded two at a time, not one after the other.
+    rows = [line.split() for line in log.read_text().splitlines()]
+    crashed = min(float(start) for name, _, start, _ in rows if name == "crash")
+    after = sorted((float(start), float(end), pid) for name, pid, start, end in rows
+                   if name != "crash" and float(start) > crashed)
+    assert len(after) >= 3, rows
+    assert any(later[0] < earlier[1] and later[2] != earlier[2] for earlier, later in zip(after, after[1:])), \
+        f"no two students graded at the same time after the crash: {after}"
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         assert gradebook.find_submission(ASSIGNMENT, "zoe").score == 1
