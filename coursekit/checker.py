@@ -49,6 +49,7 @@ from . import notebooks
 from .check_runner import MAX_FILE_BYTES
 from .notebooks import HIDDEN_BEGIN, HIDDEN_END
 from .plain_data import KERNEL_ENCODER
+from .sandbox import GRADER_DIR
 
 #: What the kernel runs for one call: decode the arguments, call the student's function, encode what it
 #: returned, the arguments as the function left them, and the files named by the checker as they are now.
@@ -57,7 +58,9 @@ def _coursekit_call(name, arguments):
     import base64 as _b64, io as _io, json as _json, os as _os, shutil as _shutil, tempfile as _tempfile
     import numpy as _np
 
-    folder = _tempfile.mkdtemp(prefix="coursekit-call-")
+    # The grader's own space in the sandbox (coursekit.sandbox.GRADER_DIR), which junk the student's code
+    # wrote elsewhere cannot have filled; the usual temporary folder outside a sandbox.
+    folder = _tempfile.mkdtemp(prefix="coursekit-call-", dir=%r if _os.path.isdir(%r) else None)
     files = {}
 
     def value(tree):
@@ -92,7 +95,7 @@ def _coursekit_call(name, arguments):
         return _coursekit_encode([result, [args, kwargs], after])  # the arguments as the function left them
     finally:
         _shutil.rmtree(folder, ignore_errors=True)
-''' % MAX_FILE_BYTES
+''' % (GRADER_DIR, GRADER_DIR, MAX_FILE_BYTES)
 
 #: Top-level functions of a hidden-test region with this prefix are checker tests.
 CHECKER_PREFIX = "_checker_test"

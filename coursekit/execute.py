@@ -93,6 +93,10 @@ class GuardedExecute(Execute):
     keep_files = List(Unicode(), help="fnmatch patterns of files the notebook writes that are kept "
                       "(copied back from the sandbox as regular files)").tag(config=True)
     keep_file_max_mb = Float(5.0, help="Largest file kept, in MB").tag(config=True)
+    test_cell_reserve_mb = Float(4.0, help="Space of the sandbox's writable tmpfs held back for test cells: "
+                                 "released just before each test cell runs and taken again after it, so that a "
+                                 "student whose code filled the space with junk still has room for the small "
+                                 "files a test writes").tag(config=True)
     submission_files = List(Unicode(), help="fnmatch patterns of files a student may hand in besides the notebook "
                             "that the kernel gets (as regular files); by default none: the kernel gets the notebook "
                             "and the files the course ships with the assignment").tag(config=True)
@@ -220,9 +224,11 @@ class GuardedExecute(Execute):
 
     def _run_kernel_from(self, start, completed, resources):
         """Run cells from ``start`` in a fresh kernel; return where to go on."""
+        self._ceiling_noted = False  # each kernel has a ceiling of its own
         with self.setup_kernel():
             if hasattr(self.km, "seal"):
                 self.km.seal()  # ready: from now on the kernel can write nowhere on the host
+                self._reserve(take=True)
             info = self.wait_for_reply(self.kc.kernel_info())
             self.nb.metadata["language_info"] = info["content"]["language_info"]
             if start > 0 and not self._replay(completed):
@@ -320,6 +326,9 @@ class GuardedExecute(Execute):
                 self._seed(utils.to_bytes(cell.metadata.nbgrader.get("grade_id", str(index))))
             if self._last_stop:
                 self._note_after_restart(cell)
+        is_test = cell.cell_type == "code" and utils.is_grade(cell)
+        if is_test:
+            self._reserve(take=False)
         kernel_source, checker_source, tests = _split(cell)
         original = cell.source
         if tests:
@@ -333,6 +342,14 @@ class GuardedExecute(Execute):
         finally:
             cell.source = original
         self._finish_outputs(cell, index, finished=True)
+        if is_test:
+            self._reserve(take=True)
+        if not self._ceiling_noted and getattr(self.km, "ceiling_kills", lambda: False)():
+            # A process this cell started (a fork, a joblib worker) was stopped at the whole sandbox's memory
+            # limit; the kernel lived on. The cell is charged; the cells after it run as usual.
+            self._ceiling_noted = True
+            self._incident(index, f"a process went over the memory limit ({Sandbox(parent=self).memory_limit_mb} MB "
+                                  "for all of the notebook's processes together) and was stopped")
         if tests and not any(output.get("output_type") == "error" for output in cell.outputs):
             judge_cell(self, cell, checker_source, tests, self.checker)
 
@@ -417,6 +434,23 @@ class GuardedExecute(Execute):
         # before the test cell runs, and nbclient skips replies to other requests.
         self.kc.execute(code, silent=True, store_history=False)
 
+    def _reserve(self, take):
+        """Take (or release) the space held back for test cells in the sandbox's tmpfs (:attr:`test_cell_reserve_mb`).
+
+        Sent without waiting: the kernel runs requests in order, and nbclient
+        skips replies to other requests. Only in the sandbox, whose /tmp is the
+        kernel's own tmpfs.
+        """
+        if not hasattr(self.km, "seal") or self.test_cell_reserve_mb <= 0:
+            return
+        path = "/tmp/.coursekit-reserve"
+        if take:
+            code = (f"try:\n    with open({path!r}, 'wb') as _f:\n        _f.write(bytes({int(self.test_cell_reserve_mb * 1e6)}))\n"
+                    "except OSError:\n    pass\nfinally:\n    _f = None\n    del _f")
+        else:
+            code = f"import os as _o\ntry:\n    _o.remove({path!r})\nexcept OSError:\n    pass\ndel _o"
+        self.kc.execute(code, silent=True, store_history=False)
+
     def _incident(self, index, what, error=None):
         cell = self.nb.cells[index]
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
@@ -429,6 +463,9 @@ class GuardedExecute(Execute):
         cell.metadata.pop("coursekit_after_restart", None)
         if isinstance(error, CellTimeoutError):
             what = f"stopped: ran past the time limit of {self.timeout} s"
+        elif getattr(self.km, "ceiling_kills", lambda: False)() and not self._ceiling_noted:
+            what = (f"stopped: the notebook's processes went over the memory limit "
+                    f"({Sandbox(parent=self).memory_limit_mb} MB for all of them together)")
         elif isinstance(error, DeadKernelError) or "died" in str(error).lower():
             what = "stopped: the kernel died (os._exit, a crash, or the memory/CPU limit)"
         else:

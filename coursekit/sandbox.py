@@ -56,6 +56,8 @@ from jupyter_client.manager import AsyncKernelManager
 from traitlets import Bool, DottedObjectName, Integer, Type, Unicode
 from traitlets.config import Configurable
 
+from .ceiling import Ceiling, describe, machine_kind
+
 log = logging.getLogger(__name__)
 
 
@@ -79,7 +81,12 @@ class Sandbox(Configurable):
         "never touch another's. 0: run as `user` instead.",
     ).tag(config=True)
     user = Unicode("nobody", help="Unprivileged user the kernel runs as when uid_base is 0").tag(config=True)
-    memory_limit_mb = Integer(3072, help="Address-space limit of the kernel (RLIMIT_AS), in MB").tag(config=True)
+    memory_limit_mb = Integer(
+        3072, help="Memory of the whole sandbox, all its processes together (coursekit.ceiling), in MB; also "
+        "each process's address space (RLIMIT_AS)").tag(config=True)
+    ceiling = Unicode(
+        "auto", help='How the whole-sandbox memory and process ceiling is kept: "auto" (the strongest the machine '
+        'allows), "cgroup v1", "cgroup v2" (a systemd scope), "watchdog", or "none"').tag(config=True)
     cpu_time_limit_s = Integer(1200, help="CPU-time limit of the kernel (RLIMIT_CPU), in seconds").tag(config=True)
     max_processes = Integer(
         256, help="Processes and threads the sandbox user may have (RLIMIT_NPROC); stops fork bombs"
@@ -89,6 +96,10 @@ class Sandbox(Configurable):
         512, help="Size of everything the kernel can write (its working folder, /tmp and home: one tmpfs), in MB"
     ).tag(config=True)
     shm_limit_mb = Integer(64, help="Size of the kernel's /dev/shm (shared memory; joblib uses it), in MB").tag(config=True)
+    grader_space_mb = Integer(
+        64, help="Size of the grader's own writable folder in the sandbox (GRADER_DIR: the files the checker hands "
+        "a student's function and reads back), apart from the space the student's code fills, in MB"
+    ).tag(config=True)
     threads = Integer(
         1, help="BLAS/OpenMP threads per kernel. Fixed (not derived from the number of workers) so that "
         "a submission gets the same outputs whatever the parallelism; 0 means cores / workers."
@@ -140,6 +151,11 @@ _PASSED_ENV = ("LANG", "LC_ALL", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 # Inside the sandbox: matplotlib's folder, with the font list built once per grading process.
 MATPLOTLIB_DIR = "/tmp/matplotlib"
+#: Inside the sandbox: the grader's own space (a tmpfs of its own, c.Sandbox.grader_space_mb), where
+#: the checker's files for a call of the student's function live. A student who fills their own
+#: space (/tmp, the working folder) with junk does not make the tests that hand their functions a
+#: file fail for want of space.
+GRADER_DIR = "/run/grader"
 
 
 def _system_binds():
@@ -308,6 +324,7 @@ def sandbox_command(kernel_cmd, workdir, socket_dir, settings, threads=1, ids=No
     # All the kernel can write: one tmpfs of bounded size. It comes before every
     # bind: the course (and its .venv) may itself live under /tmp.
     command += ["--perms", "1777", "--size", str(settings.disk_limit_mb << 20), "--tmpfs", "/tmp"]
+    command += ["--perms", "1777", "--size", str(settings.grader_space_mb << 20), "--tmpfs", GRADER_DIR]
     command += ["--perms", "1777", "--dir", MATPLOTLIB_DIR]
     font_list = matplotlib_font_list()
     if font_list is not None:
@@ -422,6 +439,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         self._socket_dir = None
         self.workdir = None  # the host folder whose files the kernel gets
         self.inputs = {}
+        self.ceiling = None  # the memory and process ceiling of the running kernel's sandbox
         #: Relative paths of the files of the working folder the kernel may get (None: every regular file).
         self.allowed_inputs = None
 
@@ -443,6 +461,13 @@ class SandboxedKernelManager(AsyncKernelManager):
         threads = thread_count(self.sandbox, self.workers)
         wrapped = sandbox_command(kernel_cmd, self.workdir, self._socket_dir, self.sandbox, threads, ids=(uid, gid),
                                   inputs=self.inputs)
+        if self.ceiling is not None:
+            self.ceiling.close()  # the previous kernel's (a restart)
+            self.ceiling = None
+        if self.sandbox.ceiling != "none":
+            kind = None if self.sandbox.ceiling == "auto" else self.sandbox.ceiling
+            self.ceiling = Ceiling(self.sandbox.memory_limit_mb << 20, self.sandbox.max_processes, uid, kind=kind)
+            wrapped = self.ceiling.wrap(wrapped)
         kw["env"] = {}  # bwrap --clearenv/--setenv decide the kernel's environment
         # The kernel's console chatter is not the student's output (that goes over
         # the sockets), and a kernel writing there must not fill the grader's disk.
@@ -453,6 +478,12 @@ class SandboxedKernelManager(AsyncKernelManager):
         finally:
             if self.kernel_log:
                 kw["stderr"].close()
+            if self.ceiling is not None:
+                self.ceiling.started()
+
+    def ceiling_kills(self):
+        """Whether the sandbox's memory ceiling has stopped a process of the running kernel's sandbox."""
+        return self.ceiling is not None and self.ceiling.exceeded()
 
     def seal(self):
         """Take the socket folder back from the kernel: call once it is ready, before any student code.
@@ -546,6 +577,8 @@ class SandboxedKernelManager(AsyncKernelManager):
 
     async def _async_cleanup_resources(self, restart=False):
         await super()._async_cleanup_resources(restart=restart)
+        if not restart and self.ceiling is not None:
+            self.ceiling.close()
         if not restart and self._socket_dir:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
             self._socket_dir = None
@@ -635,6 +668,8 @@ def check_kernel(settings=None, timeout=60):
             manager.sandbox = settings
         try:
             asyncio.run(asyncio.wait_for(_run_trial(manager, work, timeout), timeout + 10))
+            kind = manager.ceiling.kind if manager.ceiling is not None else "no ceiling"
+            log.info(describe(kind, manager.sandbox.memory_limit_mb))
         except Exception as error:  # noqa: BLE001 (any failure is the same set-up error)
             stderr = log_file.read_text(errors="replace")[-3000:] if log_file.is_file() else ""
             raise KernelDoesNotStart(

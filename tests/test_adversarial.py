@@ -155,7 +155,10 @@ def _submissions(master, release, course, port):
         f"os.symlink('/etc/passwd', 'passwd.txt')\nos.symlink({master_path!r}, 'answers.ipynb')\n"
         "os.symlink('../../..', 'course')\nos.mkfifo('pipe')\nos.symlink('/etc/passwd', 'cat_compressed_99.png')")))
     variant("flood", lambda nb: _insert_after(nb, "assign_clusters_test", "for _ in range(300):\n    print('x' * 1_000_000)"))
-    variant("disk", lambda nb: _plain_cell(nb, "for i in range(48):\n    open(f'big{i}.bin', 'wb').write(b'0' * (128 << 20))"))
+    # The junk is written early and left there: the later tests that hand the student's functions a file get
+    # it in the grader's own space, not the one the junk filled.
+    variant("disk", lambda nb: _insert_after(nb, "part1_imports",
+                                             "for i in range(48):\n    open(f'big{i}.bin', 'wb').write(b'0' * (128 << 20))"))
 
     def duplicated(nb):
         _insert_after(nb, "kmeans_test", _copy_of(nb, "assign_clusters"))

@@ -281,3 +281,44 @@ def test_grading_does_not_start_when_no_kernel_can_run_in_the_sandbox(tmp_path):
     with pytest.raises(grade.GradeError, match="(?s)nobody was graded.*did not start.*kernel's stderr"):
         grade.grade(course, "clustering", progress=False, config=config)
     assert not status_path(course, "clustering").exists()
+
+
+FORK_FOUR = (
+    "import os, time\n"
+    "children = []\n"
+    "for _ in range(4):\n"
+    "    pid = os.fork()\n"
+    "    if pid == 0:\n"
+    "        block = b'\\x01' * (400 << 20)  # 400 MB each, every page touched\n"
+    "        time.sleep(4)\n"
+    "        os._exit(0)\n"
+    "    children.append(pid)\n"
+    "codes = [os.waitpid(p, 0)[1] for p in children]\n"
+    "print('stopped children:', sum(1 for c in codes if os.WIFSIGNALED(c)))"
+)
+
+
+@pytest.mark.parametrize("kind", ["cgroup v1", "watchdog"])
+def test_forked_processes_share_one_memory_ceiling_and_the_cell_that_went_over_is_charged(tmp_path, kind):
+    """Four forks of 400 MB each, under a ceiling of 1.2 GB for the whole sandbox (each alone is under it)."""
+    sandbox.check_sandbox()
+    from coursekit import ceiling
+
+    if kind == "cgroup v1" and ceiling.detect() != "cgroup v1":
+        pytest.skip("this machine has no writable cgroup v1 memory controller")
+    cells, incidents, _ = _guarded(tmp_path, [FORK_FOUR, "print('the next cell runs')"],
+                                   Sandbox__memory_limit_mb=1200, Sandbox__ceiling=kind)
+    charged = [i for i in incidents if i["cell"] == 0 and "memory limit (1200 MB for all" in i["what"]]
+    assert charged, incidents
+    assert "the next cell runs" in _printed(cells[1])
+    assert not [i for i in incidents if i["cell"] == 1], incidents
+    if kind == "cgroup v1":  # the kernel lived on: the largest processes, children, were stopped
+        assert "stopped children:" in _printed(cells[0]) and "stopped children: 0" not in _printed(cells[0])
+
+
+def test_the_trial_kernel_says_which_memory_ceiling_is_in_force(log_lines):
+    sandbox.check_sandbox()
+    from coursekit import ceiling
+
+    sandbox.check_kernel()
+    assert f"memory: {ceiling.machine_kind()}, 3 GB for the whole sandbox" in list(log_lines)
