@@ -22,6 +22,7 @@ incident names the memory limit and the cell that went over.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import logging
 import os
@@ -89,13 +90,55 @@ def detect():
 
 
 _kind = {}
+#: Cgroups of kernels that have ended, removed as soon as their last processes are gone.
+_pending = []
+
+
+def _sweep():
+    """Remove the pending cgroups that are empty now (without waiting for the others)."""
+    for folder in list(_pending):
+        try:
+            folder.rmdir()
+        except FileNotFoundError:
+            pass
+        except OSError:
+            continue  # processes still being torn down: next time
+        _pending.remove(folder)
+
+
+@atexit.register
+def _sweep_at_exit(seconds=2.0):
+    """At the grader's exit, give the last kernels' cgroups a moment to empty, then remove them."""
+    deadline = time.monotonic() + seconds
+    while _pending and time.monotonic() < deadline:
+        _sweep()
+        if _pending:
+            time.sleep(0.05)
 
 
 def machine_kind():
-    """:func:`detect`, once per process."""
+    """:func:`detect`, once per process (which also removes cgroups that killed graders left behind)."""
     if "kind" not in _kind:
         _kind["kind"] = detect()
+        if _kind["kind"] == "cgroup v1":
+            _remove_stale_v1()
     return _kind["kind"]
+
+
+def _remove_stale_v1():
+    """Remove the (empty) cgroups of grading processes that are gone (``kill -9``)."""
+    for controller in ("memory", "pids"):
+        folder = _own_cgroup_v1(controller)
+        for path in folder.glob("coursekit-*-*") if folder is not None else ():
+            try:
+                pid = int(path.name.split("-")[1])
+            except (IndexError, ValueError):
+                continue
+            if not Path(f"/proc/{pid}").exists():
+                try:
+                    path.rmdir()
+                except OSError:
+                    pass
 
 
 def describe(kind, memory_mb):
@@ -128,6 +171,7 @@ class Ceiling:
         self._watch = None
         self._stop = threading.Event()
         if self.kind == "cgroup v1":
+            _sweep()
             self._make_v1()
 
     # -- cgroup v1 ---------------------------------------------------------------------
@@ -233,17 +277,8 @@ class Ceiling:
             return None
 
     def close(self):
-        """Stop watching and remove the cgroups (once their processes are gone)."""
+        """Stop watching and remove the cgroups; those whose last processes are still going, a little later."""
         self._stop.set()
-        for folder in reversed(self._folders):
-            for _ in range(50):
-                try:
-                    folder.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.02)  # the last processes are still being torn down
-            else:
-                log.warning(f"could not remove the cgroup {folder}")
+        _pending.extend(reversed(self._folders))
         self._folders = []
+        _sweep()

@@ -83,6 +83,15 @@ def _cell_problem(number, cell):
     return None
 
 
+def _json_problem(error, text):
+    """A JSON parser's error in words for a TA, with where it is."""
+    if error.msg.startswith("Unterminated string"):
+        return f"a text that never ends, from line {error.lineno}; is the file cut off?"
+    if error.pos >= len(text.rstrip()):
+        return f"the file ends in the middle, at line {error.lineno}; is it cut off?"
+    return f"{error.msg} at line {error.lineno}, column {error.colno}"
+
+
 def why_unreadable(data, max_bytes=MAX_SUBMISSION_BYTES):
     """None if ``data`` is a notebook nbgrader can read, else what is wrong with it, in one line for a TA.
 
@@ -101,7 +110,7 @@ def why_unreadable(data, max_bytes=MAX_SUBMISSION_BYTES):
     Returns
     -------
     str or None
-        For example "not a readable notebook (invalid JSON: Expecting ',' delimiter, line 12 column 5)".
+        For example "not a readable notebook (invalid JSON: Expecting ',' delimiter at line 12, column 5)".
     """
     if len(data) > max_bytes:
         return f"too big for a notebook: {len(data) / 1e6:.0f} MB (the limit is {max_bytes / 1e6:.0f} MB)"
@@ -119,7 +128,7 @@ def why_unreadable(data, max_bytes=MAX_SUBMISSION_BYTES):
     try:
         nb = json.loads(text)
     except json.JSONDecodeError as error:
-        return f"not a readable notebook (invalid JSON: {error.msg}, line {error.lineno} column {error.colno})"
+        return f"not a readable notebook (invalid JSON: {_json_problem(error, text)})"
     except (RecursionError, ValueError) as error:  # numbers too long to convert, and the like
         return f"not a readable notebook (invalid JSON: {str(error)[:80]})"
     if not isinstance(nb, dict):

@@ -66,12 +66,48 @@ def _course(template, tmp_path, students):
     return course
 
 
+def _signal_state():
+    """This thread's handlers of SIGINT and SIGTERM and its blocked signals: what a child process inherits."""
+    return (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM),
+            frozenset(signal.pthread_sigmask(signal.SIG_BLOCK, [])))
+
+
+def _as_started_from_a_shell():
+    """In the child before it runs Python: SIGINT and SIGTERM as a shell leaves them (default, not blocked).
+
+    A child inherits ignored and blocked signals from whatever started it;
+    the test's own process (a pytest-xdist worker, after other modules ran in
+    it) is not a shell, and a grading process that inherited an ignored
+    SIGINT rightly keeps ignoring it (as under nohup).
+    """
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT, signal.SIGTERM])
+
+
+@pytest.fixture
+def shell_signals():
+    """This process's SIGINT and SIGTERM as in a fresh Python started from a shell, for the test; restored after."""
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    blocked = signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT, signal.SIGTERM])
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handlers[0])
+        signal.signal(signal.SIGTERM, handlers[1])
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
 @pytest.fixture
 def start():
     """``start(course)``: ``python -m coursekit grade --workers 2`` on ``course``, in a process group of its own.
 
-    Its output goes to files beside the course (a full pipe would stall it; see
-    :func:`_output`); whatever is left running at the end of the test is killed.
+    Started as from a shell (:func:`_as_started_from_a_shell`), whatever the
+    test process's own signal state. Its output goes to files beside the
+    course (a full pipe would stall it; see :func:`_output`); whatever is left
+    running at the end of the test is killed.
     """
     started = []
 
@@ -79,7 +115,7 @@ def start():
         with open(course.parent / "grade.out", "w") as out, open(course.parent / "grade.err", "w") as err:
             process = subprocess.Popen(
                 [sys.executable, "-m", "coursekit", "grade", "--root", str(course), "--workers", "2"],
-                cwd=ROOT, stdout=out, stderr=err, start_new_session=True,
+                cwd=ROOT, stdout=out, stderr=err, start_new_session=True, preexec_fn=_as_started_from_a_shell,
             )
         started.append(process)
         return process
@@ -236,7 +272,7 @@ def test_a_batch_killed_with_sigkill_leaves_no_process_and_the_rerun_does_the_re
     _assert_consistent(course)
 
 
-def test_signals_stop_the_batch_only_while_it_runs():
+def test_signals_stop_the_batch_only_while_it_runs(shell_signals):
     before = signal.getsignal(signal.SIGTERM)
     with StopOnSignals() as stop:
         stop.check()
@@ -264,3 +300,26 @@ def test_signals_stop_the_batch_only_while_it_runs():
             assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, ignored)
+
+
+@pytest.mark.slow
+def test_stop_on_signals_still_works_after_jupyter_and_nbgrader_ran_in_this_process(
+        tmp_path, copy_course, release_notebook, shell_signals):
+    """What grading does in-process (nbgrader's generate_assignment and autograde, sandboxed kernels, the
+    trial kernel) leaves SIGINT and SIGTERM as it found them, so Ctrl-C still stops a batch afterwards."""
+    from coursekit.gradebook import register_assignment
+    from coursekit.sandbox import check_kernel
+
+    before = _signal_state()
+    course = copy_course(tmp_path / "course", {"ann": demo.with_student(release_notebook, "Ann", "20260001")})
+    (course / "gradebook.db.registered").unlink()  # register again: nbgrader's generate_assignment in-process
+    register_assignment(course, ASSIGNMENT)
+    check_kernel()
+    results = grade(course, ASSIGNMENT, workers=1, progress=False)  # nbgrader's autograde, in this process
+    assert results[0].status == GRADED
+    assert _signal_state() == before, "grading left this process's signal handlers or mask changed"
+    with StopOnSignals() as stop:
+        with pytest.raises(GradingInterrupted):
+            with stop.interruptible():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(10)
