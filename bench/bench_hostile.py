@@ -132,8 +132,12 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "hostile.md")
     parser.add_argument("--only", nargs="*", metavar="NAME", help="only these cases (and the perfect submission)")
+    parser.add_argument("--ceiling", help='c.Sandbox.ceiling for this run ("none": each process limited alone, as '
+                        "before the whole-sandbox ceiling)")
     args = parser.parse_args(argv)
     config = build.load_course_config(ROOT)
+    if args.ceiling:
+        config.Sandbox.ceiling = args.ceiling
     cases = {name: change for name, change in CASES.items()
              if not args.only or name == "perfect" or any(part in name for part in args.only)}
     runs = {name: [] for name in cases}
@@ -144,8 +148,8 @@ def main(argv=None):
     base = statistics.median(r["seconds"] for r in runs["perfect"])
     lines = [
         f"# Hostile submissions, graded alone with the course's limits (median of {args.rounds} rounds)", "",
-        f"Memory ceiling of the sandbox: {build.load_course_config(ROOT).Sandbox.memory_limit_mb} MB "
-        f"({ceiling.machine_kind()}).", "",
+        f"Memory ceiling of the sandbox: {config.Sandbox.memory_limit_mb} MB "
+        f"({config.Sandbox.ceiling if args.ceiling else ceiling.machine_kind()}).", "",
         "| submission | wall time | x perfect | score | graded notebook | autograded folder | grader's disk used "
         "| host memory growth |",
         "|---|---|---|---|---|---|---|---|",

@@ -121,6 +121,23 @@ class LogLines:
         return len(self._lines())
 
 
+def _signal_state():
+    return (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM),
+            frozenset(signal.pthread_sigmask(signal.SIG_BLOCK, [])))
+
+
+@pytest.fixture(autouse=True)
+def signals_left_as_found(request):
+    """Every test leaves SIGINT and SIGTERM (handlers and blocked mask) as it found them.
+
+    Processes the tests start inherit them: a test that left SIGINT ignored or
+    blocked would make a later Ctrl-C test of the same worker fail.
+    """
+    before = _signal_state()
+    yield
+    assert _signal_state() == before, f"{request.node.nodeid} changed this process's SIGINT/SIGTERM handling"
+
+
 @pytest.fixture
 def log_lines(caplog):
     """Live view of the log lines the code under test writes (INFO and up)."""
