@@ -290,7 +290,7 @@ FORK_FOUR = (
     "    pid = os.fork()\n"
     "    if pid == 0:\n"
     "        block = b'\\x01' * (400 << 20)  # 400 MB each, every page touched\n"
-    "        time.sleep(4)\n"
+    "        time.sleep(2)\n"
     "        os._exit(0)\n"
     "    children.append(pid)\n"
     "codes = [os.waitpid(p, 0)[1] for p in children]\n"
