@@ -4,7 +4,14 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 CANVAS_EXPORT ?=
-CANVAS_OPTION = $(if $(CANVAS_EXPORT),--canvas-export "$(CANVAS_EXPORT)")
+SUBMISSIONS ?=
+FORCE ?=
+# File names reach the commands through the environment, expanded by the shell in
+# double quotes: an LMS download's name ("LA101-Clustering lab-4242.zip") may hold
+# spaces, quotes or dollar signs, which make would otherwise split or expand.
+export SUBMISSIONS CANVAS_EXPORT
+CANVAS_OPTION = $${CANVAS_EXPORT:+--canvas-export "$$CANVAS_EXPORT"}
+SUBMISSIONS_ARG = $${SUBMISSIONS:+"$$SUBMISSIONS"}
 SIMILARITY_THRESHOLD ?=
 REPORT_OPTIONS = $(CANVAS_OPTION) $(if $(SIMILARITY_THRESHOLD),--similarity-threshold $(SIMILARITY_THRESHOLD))
 
@@ -21,13 +28,14 @@ demo: venv
 
 ## grade-all: the whole job on the real course; SUBMISSIONS=<folder or LMS zip> to collect first
 grade-all: venv
-	$(PY) -m coursekit all $(SUBMISSIONS) $(REPORT_OPTIONS)
+	$(PY) -m coursekit all $(SUBMISSIONS_ARG) $(REPORT_OPTIONS)
 
 collect: venv
-	$(PY) -m coursekit collect $(SUBMISSIONS)
+	$(PY) -m coursekit collect $(SUBMISSIONS_ARG)
 
+## grade: autograde what was collected; FORCE=1 regrades everyone, unchanged submissions included
 grade: venv
-	$(PY) -m coursekit grade
+	$(PY) -m coursekit grade $(if $(FORCE),--force)
 
 feedback: venv
 	$(PY) -m coursekit feedback
@@ -38,8 +46,10 @@ report: venv
 	$(PY) -m coursekit report $(REPORT_OPTIONS)
 
 ## formgrader: JupyterLab with nbgrader's formgrader, for grading written answers by hand
+## (as root, the account that grades in the sandbox, with --allow-root: Jupyter refuses root otherwise)
 formgrader: venv
-	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/jupyter lab --no-browser --ServerApp.root_dir="$(CURDIR)"
+	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/jupyter lab --no-browser --ServerApp.root_dir="$(CURDIR)" \
+		$$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 ## build: validate the master notebook, regenerate release/ and notebooks/, prove no leak
 build: venv

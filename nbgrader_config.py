@@ -126,11 +126,14 @@ c.Autograde.autograde_preprocessors = _autograde
 # --- Limits while grading ------------------------------------------------------------
 # Time: each cell may run max(floor, factor x the time the solution's cell took),
 # from source/<assignment>/cell_times.json (written by `make build`); a cell the
-# master does not have gets the limit of its slowest cell. The notebook may run
-# max(notebook_floor, notebook_factor x the solution's total). A loop in one
-# function then costs seconds, and the parts after it still run.
+# master does not have (a student's own) gets other_cells seconds. The notebook
+# may run max(notebook_floor, notebook_factor x the solution's total). A loop in
+# one function then costs seconds, and the parts after it still run.
+# Every setting of this section is part of a graded submission's fingerprint:
+# after a change, `make grade` grades everyone again.
 c.TimeLimits.factor = 20
 c.TimeLimits.floor = 10
+c.TimeLimits.other_cells = 30
 c.TimeLimits.notebook_factor = 6
 c.TimeLimits.notebook_floor = 180
 # Hard caps above the calibrated limits (and the limits when there is no

@@ -15,6 +15,7 @@ submission need not be graded again.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -66,9 +67,28 @@ def submission_problem(course_root, assignment, student):
     return why_unreadable(data)
 
 
-def fingerprint(course_root, assignment, student):
-    """Hash of what a grade depends on: the submission, its timestamp, the master, the helper's modules, the time limits."""
+#: The configuration sections whose settings change a grade (time limits, output bounds, the sandbox's limits).
+GRADING_SECTIONS = ("TimeLimits", "Execute", "GuardedExecute", "Sandbox", "SandboxedKernelManager")
+#: Settings of those sections that do not change a grade (how many workers share the machine).
+_NOT_GRADING = {("SandboxedKernelManager", "workers"), ("GuardedExecute", "workers"),
+                ("SandboxedKernelManager", "kernel_log")}
+
+
+def grading_settings(config):
+    """The settings of ``config`` that change a grade, as stable text (for :func:`fingerprint`)."""
+    if config is None:
+        return ""
+    chosen = {section: {key: repr(value) for key, value in sorted(config[section].items())
+                        if (section, key) not in _NOT_GRADING}
+              for section in GRADING_SECTIONS if section in config}
+    return json.dumps({section: values for section, values in chosen.items() if values}, sort_keys=True)
+
+
+def fingerprint(course_root, assignment, student, settings=""):
+    """Hash of what a grade depends on: the submission, its timestamp, the master, the helper's modules, the
+    calibrated time limits, and the grading settings (:func:`grading_settings`)."""
     digest = hashlib.sha256()
+    digest.update(settings.encode())
     folder = Path(course_root) / "submitted" / student / assignment
     source = Path(course_root) / "source" / assignment
     for path in [folder / f"{assignment}.ipynb", folder / "timestamp.txt", source / f"{assignment}.ipynb",
@@ -84,7 +104,7 @@ def fingerprint(course_root, assignment, student):
 def grade_student(api, course_root, assignment, student, db=None):
     """Autograde one student's submission; never raises for a bad submission."""
     db = db or db_url(course_root)
-    stamp = fingerprint(course_root, assignment, student)
+    stamp = fingerprint(course_root, assignment, student, grading_settings(getattr(api, "config", None)))
     problem = submission_problem(course_root, assignment, student)
     if problem:
         return GradeResult(student, FAILED, None, max_score(db, assignment), problem, fingerprint=stamp)

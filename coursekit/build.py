@@ -197,6 +197,7 @@ def execute_master(assignment_dir, notebook_name, timeout=600, threads=1):
     BuildError
         Listing each cell that raised, and each test cell that wrote to stderr.
     """
+    from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
 
     with tempfile.TemporaryDirectory(prefix="coursekit-run-") as scratch:
@@ -204,9 +205,12 @@ def execute_master(assignment_dir, notebook_name, timeout=600, threads=1):
             if item.is_file():
                 shutil.copyfile(item, Path(scratch) / item.name)
         nb = nbformat.read(Path(scratch) / notebook_name, as_version=4)
+        # The kernel's sockets are Unix sockets in the scratch folder, as grading's are: over TCP, even on
+        # 127.0.0.1, ipykernel warns on every build that it "is running over TCP without encryption".
+        kernel = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=str(Path(scratch) / "kernel"))
         client = NotebookClient(
-            nb, timeout=timeout, kernel_name="python3", allow_errors=True, record_timing=True, coalesce_streams=True,
-            resources={"metadata": {"path": scratch}},
+            nb, km=kernel, timeout=timeout, kernel_name="python3", allow_errors=True, record_timing=True,
+            coalesce_streams=True, resources={"metadata": {"path": scratch}},
         )
         run_with_checker(client, nb, CheckerProcess([scratch]), threads=threads)
     problems = []

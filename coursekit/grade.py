@@ -45,10 +45,11 @@ from .sandbox import KernelDoesNotStart, Sandbox, SandboxUnavailable, check_kern
 log = logging.getLogger(__name__)
 
 
-def unchanged_results(course_root, assignment, students, db, path=None):
-    """Earlier results still valid: graded before, and neither the submission nor the master changed.
+def unchanged_results(course_root, assignment, students, db, path=None, settings=""):
+    """Earlier results still valid: graded before, and neither the submission, the master nor the grading settings changed.
 
-    ``path`` is the status file to read (default: the assignment's).
+    ``path`` is the status file to read (default: the assignment's);
+    ``settings`` the grading settings (:func:`coursekit.autograde.grading_settings`).
     """
     try:
         earlier = {r.student: r for r in load_results(path or status_path(course_root, assignment))}
@@ -57,7 +58,7 @@ def unchanged_results(course_root, assignment, students, db, path=None):
     kept = {}
     for student in students:
         previous = earlier.get(student)
-        if previous and previous.status == GRADED and previous.fingerprint == autograde.fingerprint(course_root, assignment, student):
+        if previous and previous.status == GRADED and previous.fingerprint == autograde.fingerprint(course_root, assignment, student, settings):
             try:
                 score, best = read_score(db, assignment, student)
             except MissingEntry:
@@ -164,7 +165,8 @@ def grade(course_root=ROOT, assignment="clustering", students=None, workers=1, f
         roster = set(shard_of(submitted + missing, *shard))
         submitted, missing = [s for s in submitted if s in roster], [s for s in missing if s in roster]
     path = status_path(course_root, assignment, shard)  # a shard keeps its own, merged afterwards
-    kept = {} if force else unchanged_results(course_root, assignment, submitted, db, path)
+    kept = {} if force else unchanged_results(course_root, assignment, submitted, db, path,
+                                              autograde.grading_settings(config))
     todo = [s for s in submitted if s not in kept]
     if kept:
         log.info(f"{len(kept)} submission(s) unchanged since they were graded: kept (use --force to regrade)")

@@ -658,7 +658,8 @@ def write_lms_files(course_root, assignment="clustering", results=None, out_dir=
             contents[MOODLE_ZIP] = members
             summaries[MOODLE_ZIP] = f"{len(members)} feedback page(s) in Moodle's folders"
         contents[MOODLE_WORKSHEET] = moodle_worksheet_text(sheet, identities)
-        summaries[MOODLE_WORKSHEET] = f"{sum(k == LMS_MOODLE for k in kinds.values())} Moodle participant(s)"
+        summaries[MOODLE_WORKSHEET] = (f"{sum(k == LMS_MOODLE for k in kinds.values())} Moodle participant(s), "
+                                       "by Moodle's participant id: for Moodle's 'Upload grading worksheet'")
     plain = plain_zip_members(pages, identities)
     if plain:
         contents[PLAIN_ZIP] = plain
@@ -669,7 +670,8 @@ def write_lms_files(course_root, assignment="clustering", results=None, out_dir=
             raise LmsError(f"{canvas_export}: is the file this step writes; give the export downloaded from Canvas")
         text, canvas = canvas_file(canvas_export, assignment, sheet, identities, canvas_column)
         contents[CANVAS_CSV] = text.encode("utf-8", "surrogateescape")  # the export's own bytes back
-        summaries[CANVAS_CSV] = f"{len(canvas.written)} total(s) in column {canvas.column!r}"
+        summaries[CANVAS_CSV] = (f"{len(canvas.written)} total(s) in column {canvas.column!r}, by Canvas user id: "
+                                 "for Canvas's gradebook Import")
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = LmsFiles(missing_pages=missing, canvas=canvas)
@@ -686,6 +688,11 @@ def write_lms_files(course_root, assignment="clustering", results=None, out_dir=
         if name not in contents and stale.is_file():
             stale.unlink()
             log.info(f"removed {stale}: this run has nothing for it")
+    waiting = [row.student for row in sheet.graded if row.pending]
+    if waiting and (MOODLE_WORKSHEET in contents or CANVAS_CSV in contents):
+        log.warning(f"{len(waiting)} student(s) still have answers to be graded by hand (formgrader): the totals "
+                    f"in the LMS files are provisional until then: {', '.join(waiting[:10])}"
+                    + (f" and {len(waiting) - 10} more" if len(waiting) > 10 else ""))
     if missing:
         log.warning(f"{len(missing)} graded student(s) have no feedback page and are left out of the zips "
                     f"(run the feedback step): {', '.join(missing)}")

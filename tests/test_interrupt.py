@@ -9,9 +9,9 @@ hanging student is still running when the batch is stopped: by SIGTERM
 (what ``timeout``, Slurm and Kubernetes send), by Ctrl-C (SIGINT to the whole
 process group, as a terminal sends it), or by SIGKILLing one worker. After
 each, every student the status file lists as graded has its scores in the
-gradebook, and a rerun grades only the rest (with a short cell time limit,
-so that the hanging student finishes) and ends where an uninterrupted run
-would.
+gradebook, and a rerun grades only the rest (the hanging student's loop is
+stopped at its cell's calibrated time limit) and ends where an uninterrupted
+run would.
 """
 
 import copy
@@ -178,10 +178,11 @@ def _assert_consistent(course):
 
 
 def _rerun(course):
-    """Grade again in this process, with a short cell time limit; return the results by student."""
-    config = build.load_course_config(ROOT)
-    config.Execute.timeout = 3
-    results = grade(course, ASSIGNMENT, workers=2, config=config, progress=False)
+    """Grade again in this process, with the same settings (others would regrade everyone); results by student.
+
+    The hanging student's loop is stopped at its cell's calibrated limit.
+    """
+    results = grade(course, ASSIGNMENT, workers=2, progress=False)
     return {r.student: r for r in results}
 
 

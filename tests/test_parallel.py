@@ -209,3 +209,27 @@ def test_a_crashed_worker_loses_no_other_students_result_and_the_batch_keeps_its
         f"no two students graded at the same time after the crash: {after}"
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         assert gradebook.find_submission(ASSIGNMENT, "zoe").score == 1
+
+
+@pytest.mark.slow
+def test_a_changed_grading_setting_makes_the_rerun_grade_everyone_again(serial):
+    """The fingerprint of a graded submission holds the settings that change a grade (time limits and the like)."""
+    from coursekit import build
+    from coursekit.grade import unchanged_results
+    from coursekit.gradebook import db_url
+    from coursekit.paths import ROOT
+
+    course, results, _ = serial
+    students = sorted(r.student for r in results if r.status == GRADED)
+    config = build.load_course_config(ROOT)
+    kept = unchanged_results(course, ASSIGNMENT, students, db_url(course), settings=autograde.grading_settings(config))
+    assert sorted(kept) == students, "unchanged settings: every earlier grade is kept"
+    for section, name, value in (("TimeLimits", "floor", 5), ("Execute", "timeout", 60), ("Sandbox", "memory_limit_mb", 2048)):
+        changed = build.load_course_config(ROOT)
+        setattr(changed[section], name, value)
+        assert unchanged_results(course, ASSIGNMENT, students, db_url(course),
+                                 settings=autograde.grading_settings(changed)) == {}, f"{section}.{name} changed"
+    workers = build.load_course_config(ROOT)
+    workers.SandboxedKernelManager.workers = 4  # not a grading setting: the same scores with any number
+    assert sorted(unchanged_results(course, ASSIGNMENT, students, db_url(course),
+                                    settings=autograde.grading_settings(workers))) == students

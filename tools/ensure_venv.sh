@@ -19,8 +19,9 @@ if ! command -v "$python" >/dev/null 2>&1; then
   echo "error: $python not found; install Python 3.11 (or set PYTHON=/path/to/python3.11)" >&2
   exit 1
 fi
-if ! "$python" -c 'import sys; sys.exit(sys.version_info[:2] < (3, 10))'; then
-  echo "error: $python is $("$python" -V 2>&1); the pinned requirements need Python 3.10 or newer (3.11 is tested)" >&2
+if ! "$python" -c 'import sys; sys.exit(sys.version_info[:3] < (3, 11, 2))'; then
+  echo "error: $python is $("$python" -V 2>&1); the pinned requirements need Python 3.11.2 or newer" \
+       "(Debian 12's own python3 is 3.11.2; set PYTHON=/path/to/python3.11)" >&2
   exit 1
 fi
 
