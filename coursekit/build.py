@@ -197,8 +197,8 @@ def execute_master(assignment_dir, notebook_name, timeout=600, threads=1):
     BuildError
         Listing each cell that raised, and each test cell that wrote to stderr.
     """
-    from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
+    from traitlets.config import Config
 
     with tempfile.TemporaryDirectory(prefix="coursekit-run-") as scratch:
         for item in Path(assignment_dir).iterdir():
@@ -207,10 +207,13 @@ def execute_master(assignment_dir, notebook_name, timeout=600, threads=1):
         nb = nbformat.read(Path(scratch) / notebook_name, as_version=4)
         # The kernel's sockets are Unix sockets in the scratch folder, as grading's are: over TCP, even on
         # 127.0.0.1, ipykernel warns on every build that it "is running over TCP without encryption".
-        kernel = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=str(Path(scratch) / "kernel"))
+        # (Set through the configuration, so that the client makes, and shuts down, the kernel manager itself.)
+        sockets = Config()
+        sockets.KernelManager.transport = "ipc"
+        sockets.KernelManager.ip = str(Path(scratch) / "kernel")
         client = NotebookClient(
-            nb, km=kernel, timeout=timeout, kernel_name="python3", allow_errors=True, record_timing=True,
-            coalesce_streams=True, resources={"metadata": {"path": scratch}},
+            nb, timeout=timeout, kernel_name="python3", allow_errors=True, record_timing=True,
+            coalesce_streams=True, resources={"metadata": {"path": scratch}}, config=sockets,
         )
         run_with_checker(client, nb, CheckerProcess([scratch]), threads=threads)
     problems = []
