@@ -231,18 +231,20 @@ def _with_player_data(cleaned, original):
     return f'{cleaned[:end]}<script type="application/json" class="kmeans-player-frames">{block}</script></div>'
 
 
-def _helper_constant(name):
-    """A string constant of the course's own helper ``kmeans_animation.py``, read (not imported)."""
+def _helper_constants(*names):
+    """String constants of the course's own helper ``kmeans_animation.py``, read (not imported)."""
     tree = ast.parse((ROOT / "kmeans_animation.py").read_text(encoding="utf-8"))
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [name]:
-            return ast.literal_eval(node.value)
-    raise RuntimeError(f"kmeans_animation.py has no {name}")
+    found = {node.targets[0].id: ast.literal_eval(node.value) for node in tree.body
+             if isinstance(node, ast.Assign) and len(node.targets) == 1
+             and getattr(node.targets[0], "id", None) in names}
+    missing = [name for name in names if name not in found]
+    if missing:
+        raise RuntimeError(f"kmeans_animation.py has no {', '.join(missing)}")
+    return [found[name] for name in names]
 
 
 #: The course's player script and style: pages include these copies, never those in a student's output.
-PLAYER_SCRIPT = _helper_constant("PLAYER_SCRIPT")
-PLAYER_STYLE = _helper_constant("PLAYER_STYLE")
+PLAYER_SCRIPT, PLAYER_STYLE = _helper_constants("PLAYER_SCRIPT", "PLAYER_STYLE")
 
 
 def script_hash(script):

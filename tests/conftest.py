@@ -121,7 +121,8 @@ class LogLines:
         return len(self._lines())
 
 
-def _signal_state():
+def signal_state():
+    """This thread's handlers of SIGINT and SIGTERM and its blocked signals: what a child process inherits."""
     return (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM),
             frozenset(signal.pthread_sigmask(signal.SIG_BLOCK, [])))
 
@@ -133,9 +134,9 @@ def signals_left_as_found(request):
     Processes the tests start inherit them: a test that left SIGINT ignored or
     blocked would make a later Ctrl-C test of the same worker fail.
     """
-    before = _signal_state()
+    before = signal_state()
     yield
-    assert _signal_state() == before, f"{request.node.nodeid} changed this process's SIGINT/SIGTERM handling"
+    assert signal_state() == before, f"{request.node.nodeid} changed this process's SIGINT/SIGTERM handling"
 
 
 @pytest.fixture

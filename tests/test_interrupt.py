@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 from nbgrader.api import Gradebook
 
+from conftest import signal_state
 from coursekit import build, demo, notebooks
 from coursekit.grade import grade
 from coursekit.parallel import GradingInterrupted, StopOnSignals
@@ -64,12 +65,6 @@ def _course(template, tmp_path, students):
         if folder.name not in students:
             shutil.rmtree(folder)
     return course
-
-
-def _signal_state():
-    """This thread's handlers of SIGINT and SIGTERM and its blocked signals: what a child process inherits."""
-    return (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM),
-            frozenset(signal.pthread_sigmask(signal.SIG_BLOCK, [])))
 
 
 def _as_started_from_a_shell():
@@ -312,12 +307,12 @@ def test_stop_on_signals_still_works_after_jupyter_and_nbgrader_ran_in_this_proc
     from coursekit.gradebook import register_assignment
     from coursekit.sandbox import check_kernel
 
-    before = _signal_state()
+    before = signal_state()
     course = copy_course(tmp_path / "course")
     (course / "gradebook.db.registered").unlink()  # register again: nbgrader's generate_assignment in-process
     register_assignment(course, ASSIGNMENT)
     check_kernel()
-    assert _signal_state() == before, "grading left this process's signal handlers or mask changed"
+    assert signal_state() == before, "grading left this process's signal handlers or mask changed"
     with StopOnSignals() as stop:
         with pytest.raises(GradingInterrupted):
             with stop.interruptible():
