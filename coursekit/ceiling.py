@@ -82,7 +82,7 @@ def _systemd_scopes():
 
 def detect():
     """The kind of ceiling this machine allows: "cgroup v1", "cgroup v2" or "watchdog"."""
-    if _v1_writable():
+    if _v1_folders()[0] is not None:
         return "cgroup v1"
     if (CGROUP_ROOT / "cgroup.controllers").is_file() and _systemd_scopes():
         return "cgroup v2"
@@ -90,6 +90,13 @@ def detect():
 
 
 _kind = {}
+
+
+def _v1_folders():
+    """(memory, pids) cgroup v1 folders under which the kernels' cgroups are made: probed once per process."""
+    if "v1" not in _kind:
+        _kind["v1"] = _v1_writable() or (None, None)
+    return _kind["v1"]
 #: Cgroups of kernels that have ended, removed as soon as their last processes are gone.
 _pending = []
 
@@ -176,7 +183,7 @@ class Ceiling:
 
     # -- cgroup v1 ---------------------------------------------------------------------
     def _make_v1(self):
-        memory, pids = _v1_writable() or (None, None)
+        memory, pids = _v1_folders()
         if memory is None:
             self.kind = "watchdog"
             return
