@@ -179,11 +179,15 @@ def test_collect_copies_regular_files_only(tmp_path):
     (source / "folder-link").symlink_to(outside)
     os.link(outside / "master.ipynb", source / "hard.txt")
     os.mkfifo(source / "pipe")
+    with open(source / "huge.bin", "wb") as huge:  # 2 GB, sparse: nothing is written to the disk
+        huge.truncate(2 << 30)
     (source / ".ipynb_checkpoints").mkdir()
-    copied, left = copy_regular_files(source, tmp_path / "submitted", ignore=[".ipynb_checkpoints"])
+    copied, left = copy_regular_files(source, tmp_path / "submitted", ignore=[".ipynb_checkpoints"],
+                                      max_bytes=100_000_000)
     assert copied == ["clustering.ipynb", "sub/ok.txt"]
     assert dict(left) == {"folder-link": "a symbolic link", "hard.txt": "a hard link (the file has 2 names)",
-                          "link.txt": "a symbolic link", "pipe": "a FIFO"}
+                          "huge.bin": "larger than 100,000,000 bytes", "link.txt": "a symbolic link",
+                          "pipe": "a FIFO"}
     assert sorted(str(p.relative_to(tmp_path / "submitted")) for p in (tmp_path / "submitted").rglob("*")) == \
         ["clustering.ipynb", "sub", "sub/ok.txt"]
 
