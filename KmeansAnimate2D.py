@@ -20,7 +20,7 @@ import _kmeans_fast as _fast
 from _kmeans_checks import check_data as _check_data, check_int as _check_int
 from _kmeans_checks import check_labels as _check_labels, check_random_state
 from _kmeans_checks import check_representatives as _check_representatives
-from kmeans_animation import AnimationHTML, Frame, KmeansAnimate2D
+from kmeans_animation import Animation2D, AnimationHTML, Frame
 
 __all__ = [
     "assign_clusters", "update_representatives", "clustering_objective", "lloyd_kmeans",
@@ -326,6 +326,148 @@ def init_kmeans_plusplus(X, k, random_state=None):
         np.minimum(closest_sq, _fast.squared_distances_to(X, X[index]), out=closest_sq)
         closest_sq[index] = 0.0
     return X[chosen].astype(np.float64)
+
+
+# ---------------------------------------------------------------------------
+# The animation: the algorithm above, recorded step by step
+# ---------------------------------------------------------------------------
+
+
+class KmeansAnimate2D(Animation2D):
+    """Lloyd's k-means on 2-D data, recorded step by step for animation.
+
+    The constructor checks the input and picks the initial representatives
+    (so ``random_state`` is used at once). The algorithm runs in
+    :meth:`run`, which is called by itself the first time a result
+    (``labels_``, ``frames_``, ...) or a picture is needed.
+
+    Parameters
+    ----------
+    k : int
+        Number of groups, 1 <= k <= n.
+    data : ndarray or DataFrame of shape (n, 2)
+        Data vectors x_i, one per row.
+    startCentroids : array-like of shape (k, 2), optional
+        Initial representatives. By default they are chosen by ``init``.
+    columns : sequence of two str, optional
+        Axis labels. Taken from a DataFrame's columns when omitted.
+    labels : sequence of k str, optional
+        Names of the groups, shown in a legend. ``lables`` (the original
+        lab's spelling) is accepted too.
+    random_state : None, int, numpy.random.Generator or RandomState
+        Randomness of the initialisation; see ``check_random_state``.
+    max_iter : int, default=100
+        Maximum number of Lloyd iterations.
+    init : {"random", "k-means++"}, default="random"
+        How to choose initial representatives when ``startCentroids`` is
+        not given: k distinct random data points, or k-means++ seeding.
+
+    Attributes
+    ----------
+    initial_centroids_ : ndarray of shape (k, 2)
+        Representatives the run starts from.
+    labels_ : ndarray of shape (n,)
+        Final group c_i of every point.
+    centroids_ : ndarray of shape (k, 2)
+        Final representatives z_j.
+    n_iter_ : int
+        Number of iterations run (assignment + update each).
+    converged_ : bool
+        Whether the assignment stopped changing within ``max_iter``.
+    J_history_ : list of float
+        J_clust (mean squared distance) after each update step.
+    frames_ : list of Frame
+        ``1 + 2 * n_iter_`` frames: the initial representatives, then an
+        assignment frame and an update frame per iteration.
+
+    Examples
+    --------
+    >>> import KmeansAnimate2D as animate
+    >>> data = animate.generate_blobs(300, 3, random_state=0)
+    >>> run = animate.KmeansAnimate2D(k=3, data=data, random_state=0)
+    >>> run.animate_jupyter_nb()          # doctest: +SKIP
+    >>> run.saveGIF("kmeans.gif", fps=2)  # doctest: +SKIP
+    """
+
+    # The attributes that run() sets.
+    _RESULTS = frozenset({"labels_", "centroids_", "n_iter_", "converged_", "J_history_", "frames_"})
+
+    def __init__(self, k, data, startCentroids=None, columns=None, labels=None,
+                 random_state=None, max_iter=100, *, init="random", lables=None):
+        self.points = self._check_points(data)
+        n = self.points.shape[0]
+        self.k = _check_int(k, "k", 1, n, f"the number of points n={n}")
+        self.max_iter = _check_int(max_iter, "max_iter", 1)
+        self.random_state = random_state
+        check_random_state(random_state)  # fail early on a bad type
+        if init not in ("random", "k-means++"):
+            raise ValueError(f'init must be "random" or "k-means++"; got {init!r}')
+        self.init = init
+        if startCentroids is not None:
+            startCentroids = _check_representatives(startCentroids, 2, "startCentroids", n_groups=self.k)
+        self.startCentroids = startCentroids
+        if columns is None and hasattr(data, "columns"):
+            columns = list(data.columns)
+        self.columns = self._check_names(columns, 2, "columns")
+        if labels is not None and lables is not None:
+            raise TypeError("give the group names as labels or lables, not both")
+        self.cluster_labels = self._check_names(labels if labels is not None else lables, self.k, "labels")
+        self.initial_centroids_ = self._initial_centroids()
+
+    # -- the run ----------------------------------------------------------------
+
+    def _initial_centroids(self):
+        if self.startCentroids is not None:
+            return self.startCentroids.copy()
+        if self.init == "k-means++":
+            return init_kmeans_plusplus(self.points, self.k, self.random_state)
+        return init_random_rows(self.points, self.k, self.random_state)
+
+    def run(self):
+        """Run Lloyd's algorithm and record every step as a :class:`Frame`.
+
+        Called by itself the first time a result or a picture is needed;
+        calling it again gives the same results.
+
+        Returns
+        -------
+        self : KmeansAnimate2D
+        """
+        X, Z0 = self.points, self.initial_centroids_
+        unassigned = np.full(X.shape[0], -1, dtype=np.int64)
+        frames = [Frame("initial", 0, unassigned, Z0, float("nan"))]
+
+        def record(iteration, labels, Z, _):
+            # Exact objectives for the pictures; the run's own J_clust comes
+            # from per-group sums and can differ in the last digits.
+            labels = labels.copy()
+            Z_before = frames[-1].centroids
+            frames.append(Frame("assignment", iteration, labels, Z_before,
+                                clustering_objective(X, labels, Z_before)))
+            frames.append(Frame("update", iteration, labels, Z, clustering_objective(X, labels, Z)))
+
+        labels, Z, _, converged = _run_lloyd(X, Z0, self.max_iter, record)
+        self.labels_ = labels
+        self.centroids_ = Z
+        self.converged_ = converged
+        self.frames_ = frames
+        self.n_iter_ = frames[-1].iteration
+        self.J_history_ = [frame.J_clust for frame in frames if frame.step == "update"]
+        return self
+
+    def __getattr__(self, name):
+        # Python calls this only for attributes that are not set: the
+        # results of run() before it has run.
+        if name in KmeansAnimate2D._RESULTS and "initial_centroids_" in self.__dict__:
+            self.run()
+            return self.__dict__[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __repr__(self):
+        if "frames_" not in self.__dict__:
+            return f"KmeansAnimate2D(k={self.k}, n={self.points.shape[0]}, not run yet)"
+        return (f"KmeansAnimate2D(k={self.k}, n={self.points.shape[0]}, "
+                f"n_iter_={self.n_iter_}, converged_={self.converged_})")
 
 
 # ---------------------------------------------------------------------------

@@ -17,13 +17,19 @@ import os
 from nbgrader.converters import Autograde, GenerateAssignment, GenerateFeedback
 from nbgrader.preprocessors import CheckCellMetadata, ClearSolutions, Execute, GetGrades, OverwriteCells
 
-from coursekit import feedback_page, formgrade_page
-from coursekit.collect import NBGRADER_ZIP_COLLECT_REGEXP
-from coursekit.execute import GuardedExecute, StderrIsNotFailure
-from coursekit.preprocessors import (CheckCellMetadataOnce, ClearStudentInfo, HideHiddenTests, NameUnfinishedExercises,
-                                     RestoreLockedCells, SummarizeExercises)
-from coursekit.repair import RepairSubmission
-from coursekit.sanitize import SanitizeStudentContent
+from coursekit.common.preprocessors import (
+    CheckCellMetadataOnce,
+    ClearStudentInfo,
+    HideHiddenTests,
+    NameUnfinishedExercises,
+    RestoreLockedCells,
+    SummarizeExercises,
+)
+from coursekit.grading.execute import GuardedExecute, StderrIsNotFailure
+from coursekit.grading.repair import RepairSubmission
+from coursekit.pages import feedback_page, formgrade_page
+from coursekit.pages.sanitize import SanitizeStudentContent
+from coursekit.steps.collect import NBGRADER_ZIP_COLLECT_REGEXP
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -81,10 +87,10 @@ if not _exchange_set_elsewhere():
 # nbgrader's collect (and formgrader's Collect button) copies regular files only:
 # a link a student adds to their submission in the exchange's inbound folder
 # (to the master, say) is left there with a warning, never followed
-# (coursekit/exchange.py).
-c.ExchangeFactory.collect = "coursekit.exchange.RegularFilesCollect"
+# (coursekit/steps/exchange.py).
+c.ExchangeFactory.collect = "coursekit.steps.exchange.RegularFilesCollect"
 
-# --- The build (coursekit.build) ----------------------------------------------
+# --- The build (coursekit.steps.build) ----------------------------------------------
 # Where Colab fetches the helper and the data: the release folder of the course
 # repository, as raw files. Change it to your course's repository; `make build`
 # writes it into the notebook's setup cell.
@@ -115,7 +121,7 @@ _sanitize[_sanitize.index(CheckCellMetadata)] = CheckCellMetadataOnce
 c.Autograde.sanitize_preprocessors = _sanitize
 
 # Student code runs in a sandboxed kernel with time limits, restarts after a
-# timeout or a dead kernel, seeded tests (coursekit.execute), and warnings on
+# timeout or a dead kernel, seeded tests (coursekit.grading.execute), and warnings on
 # stderr do not fail a test.
 _autograde = list(Autograde.class_traits()["autograde_preprocessors"].default())
 _autograde[_autograde.index(Execute)] = GuardedExecute
@@ -155,7 +161,7 @@ c.GuardedExecute.keep_file_max_mb = 5
 # handed in (listed as an incident). fnmatch patterns of files students may
 # hand in for their notebook to read (given to the kernel as regular files):
 c.GuardedExecute.submission_files = []
-# The sandbox of the kernel (coursekit.sandbox): memory, CPU time, processes, and
+# The sandbox of the kernel (coursekit.grading.sandbox): memory, CPU time, processes, and
 # the size of everything it can write (working folder, /tmp, home: one tmpfs).
 c.Sandbox.memory_limit_mb = 3072
 c.Sandbox.cpu_time_limit_s = 1200
@@ -173,18 +179,18 @@ _feedback.insert(_feedback.index(GetGrades) + 1, HideHiddenTests)
 _feedback.insert(_feedback.index(HideHiddenTests) + 1, SummarizeExercises)
 # Last: everything the student's notebook carries is made inert (HTML cleaned,
 # scripts and widgets dropped, SVG shown as an image, metadata cut down;
-# coursekit/sanitize.py), and the page carries a Content-Security-Policy.
+# coursekit/pages/sanitize.py), and the page carries a Content-Security-Policy.
 _feedback.append(SanitizeStudentContent)
 c.GenerateFeedback.preprocessors = _feedback
 # One self-contained HTML file that works offline: formulas rendered to MathML
 # when the page is made, no script or style from a CDN, long lines wrapped
-# (coursekit/feedback_page.py, coursekit/templates/nbconvert/coursekit_feedback/).
+# (coursekit/pages/feedback_page.py, coursekit/pages/templates/nbconvert/coursekit_feedback/).
 feedback_page.configure(c)
 
 # --- Formgrader ----------------------------------------------------------------------
 # Its grading page draws formulas as MathML and loads nothing from a CDN; it
 # loaded MathJax from cdnjs, and without it (offline) its keyboard shortcuts
-# did not work (coursekit/formgrade_page.py, coursekit/templates/nbconvert/coursekit_formgrade/).
+# did not work (coursekit/pages/formgrade_page.py, coursekit/pages/templates/nbconvert/coursekit_formgrade/).
 formgrade_page.configure(c)
 
 # --- Plain `nbgrader zip_collect` -----------------------------------------------------

@@ -33,11 +33,12 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell
 
-from coursekit import build, demo, feedback_page, sanitize
-from coursekit.feedback import generate_feedback
-from coursekit.grade import grade
-from coursekit.gradebook import register_assignment
-from coursekit.results import GRADED
+from coursekit.common.results import GRADED
+from coursekit.grading.gradebook import register_assignment
+from coursekit.pages import feedback_page, sanitize
+from coursekit.steps import build, demo
+from coursekit.steps.feedback import generate_feedback
+from coursekit.steps.grade import grade
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "clustering"
@@ -108,7 +109,7 @@ def main(argv=None):
         f"# Feedback step: the cost of making student content inert ({date.today().isoformat()})",
         "",
         f"`python -m bench.bench_feedback --students {args.students} --rounds {args.rounds}`: seconds per student "
-        f"to write a feedback page (`coursekit.feedback.generate_feedback`), median of {args.rounds} interleaved "
+        f"to write a feedback page (`coursekit.steps.feedback.generate_feedback`), median of {args.rounds} interleaved "
         "rounds; `raw` is the same code with the sanitizer switched off in-process (the pages before issue 24).",
         "",
         "| page | raw (s) | inert (s) | ratio |",

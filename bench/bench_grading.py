@@ -50,8 +50,9 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from coursekit import build, demo, notebooks
-from coursekit.grade import grade
+from coursekit.common import notebooks
+from coursekit.steps import build, demo
+from coursekit.steps.grade import grade
 
 ASSIGNMENT = "clustering"
 CELL_TIMEOUT = 30  # nbgrader's default, for all three runs
@@ -136,7 +137,7 @@ def plain_nbgrader(course):
 def ours(course, workers):
     config = build.load_course_config(ROOT)
     config.Execute.timeout = CELL_TIMEOUT
-    from coursekit.gradebook import register_assignment
+    from coursekit.grading.gradebook import register_assignment
 
     register_assignment(course, ASSIGNMENT)  # both runs start with the assignment known
     start = time.perf_counter()

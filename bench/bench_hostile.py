@@ -33,8 +33,10 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from coursekit import build, ceiling, demo, notebooks
-from coursekit.grade import grade
+from coursekit.common import notebooks
+from coursekit.grading import ceiling
+from coursekit.steps import build, demo
+from coursekit.steps.grade import grade
 
 ASSIGNMENT = "clustering"
 

@@ -34,8 +34,8 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from coursekit import build
-from coursekit.data import load_mnist_npz, save_npz_reproducibly
+from coursekit.steps import build
+from coursekit.steps.data import load_mnist_npz, save_npz_reproducibly
 
 MASTER = ROOT / "source" / "clustering" / "clustering.ipynb"
 BUDGETS = {"bundled": 60.0, "full-size": 120.0}

@@ -16,7 +16,7 @@ assignment, with 1 worker, as ``python -m coursekit grade`` runs it:
 And the merge (``coursekit merge``, the dependent job), which grows with the
 class, not with the work of grading: for a class of 300 in 10 shards and of
 3,000 in 50, shard gradebooks are filled with copies of one graded
-submission (nbgrader's own records, through :func:`coursekit.gradebook.import_submission`)
+submission (nbgrader's own records, through :func:`coursekit.grading.gradebook.import_submission`)
 and merged into a fresh course gradebook.
 
 Usage::
@@ -40,10 +40,10 @@ import nbformat
 from nbgrader.api import Gradebook
 from sqlalchemy.exc import SAWarning
 
-from coursekit import build, demo
-from coursekit.gradebook import export_submission, import_submission, register_assignment
-from coursekit.parallel import merge_shards
-from coursekit.results import GRADED, GradeResult, save_results, status_path
+from coursekit.common.results import GRADED, GradeResult, save_results, status_path
+from coursekit.grading.gradebook import export_submission, import_submission, register_assignment
+from coursekit.grading.parallel import merge_shards
+from coursekit.steps import build, demo
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "clustering"

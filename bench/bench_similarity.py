@@ -6,7 +6,7 @@ choice of one of four solutions per answer cell and one of four phrasings per
 sentence of the written answers; no copies added). Each round times, on the
 same class:
 
-- ``coursekit``: :func:`coursekit.similarity.similar_pairs` on the answers
+- ``coursekit``: :func:`coursekit.insight.similarity.similar_pairs` on the answers
   read from the notebooks (tokenising, fingerprints, candidate pairs, scores);
 - ``copydetect``: copydetect's own ``CopyDetector`` (the baseline) on the same
   code answers written one file per student, its default k-gram and window,
@@ -37,7 +37,7 @@ import numpy as np
 from copydetect import CopyDetector
 
 from bench import similarity_class
-from coursekit import similarity
+from coursekit.insight import similarity
 
 ROOT = Path(__file__).resolve().parent.parent
 

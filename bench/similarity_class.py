@@ -49,7 +49,8 @@ import tokenize
 
 import numpy as np
 
-from coursekit import demo, notebooks
+from coursekit.common import notebooks
+from coursekit.steps import demo
 
 #: The grade ids of the code answer cells, in notebook order.
 CODE_CELLS = (
@@ -808,7 +809,7 @@ def solved_notebook(master, code_choice, written_choice, name, student_id):
         question id -> tuple of phrasing indices, one per slot of :data:`WRITTEN`;
         a missing question gets phrasing 0 in each slot.
     name, student_id : str
-        Written into the NAME / STUDENT_ID cell (:func:`coursekit.demo.with_student`).
+        Written into the NAME / STUDENT_ID cell (:func:`coursekit.steps.demo.with_student`).
 
     Returns
     -------

@@ -9,15 +9,15 @@ Progress and messages go through :mod:`logging` (one logger per module,
 stderr: ``-q`` shows only warnings and errors (and no progress bars), ``-v``
 adds the debug lines.
 
-    data      build, verify or download the data files       (coursekit.data)
-    build     master notebook -> release/ and notebooks/     (coursekit.build)
-    collect   a folder or LMS zip -> submitted/              (coursekit.collect)
-    grade     autograde submitted/ -> gradebook + statuses   (coursekit.grade; parallel, autograde, gradebook)
-    merge     shard gradebooks -> gradebook.db               (coursekit.parallel, coursekit.gradebook)
-    feedback  HTML feedback per graded student               (coursekit.feedback)
-    report    grades.csv, the class report and the LMS files (coursekit.report, coursekit.lms)
+    data      build, verify or download the data files       (coursekit.steps.data)
+    build     master notebook -> release/ and notebooks/     (coursekit.steps.build)
+    collect   a folder or LMS zip -> submitted/              (coursekit.steps.collect)
+    grade     autograde submitted/ -> gradebook + statuses   (coursekit.steps.grade; parallel, autograde, gradebook)
+    merge     shard gradebooks -> gradebook.db               (coursekit.grading.parallel, coursekit.grading.gradebook)
+    feedback  HTML feedback per graded student               (coursekit.steps.feedback)
+    report    grades.csv, the class report and the LMS files (coursekit.steps.report, coursekit.steps.lms)
     all       build, collect, grade, feedback, report        (the whole job)
-    demo      the whole job on a bundled demo class          (coursekit.demo)
+    demo      the whole job on a bundled demo class          (coursekit.steps.demo)
 """
 
 from __future__ import annotations
@@ -28,18 +28,18 @@ import os
 import sys
 from pathlib import Path
 
-from . import build, data
-from .collect import CollectError, collect
-from .demo import DEMO_ROOT, run_demo
-from .feedback import FeedbackError, generate_feedback
-from .grade import GradeError, grade
-from .gradebook import gradebook_url
-from .lms import LmsError, check_canvas_export, write_lms_files
-from .parallel import GradingInterrupted, merge_shards, parse_shard, ungraded_after_merge
-from .paths import DATA_DIR, ROOT
-from .report import ReportError, write_report
-from .similarity import DEFAULT_THRESHOLD
-from .results import FAILED
+from coursekit.common.paths import DATA_DIR, ROOT
+from coursekit.common.results import FAILED
+from coursekit.grading.gradebook import gradebook_url
+from coursekit.grading.parallel import GradingInterrupted, merge_shards, parse_shard, ungraded_after_merge
+from coursekit.insight.similarity import DEFAULT_THRESHOLD
+from coursekit.steps import build, data
+from coursekit.steps.collect import CollectError, collect
+from coursekit.steps.demo import DEMO_ROOT, run_demo
+from coursekit.steps.feedback import FeedbackError, generate_feedback
+from coursekit.steps.grade import GradeError, grade
+from coursekit.steps.lms import LmsError, check_canvas_export, write_lms_files
+from coursekit.steps.report import ReportError, write_report
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from coursekit.sandbox import thread_env
+from coursekit.grading.sandbox import thread_env
 
 # One BLAS/OpenMP thread for every process the tests start (this one, Jupyter and its kernels, the build's
 # kernel, Slurm's jobs), as grading kernels have: `make test` runs two test processes on two cores, and two
@@ -31,10 +31,11 @@ os.environ.update(thread_env(1))
 import nbformat  # noqa: E402
 import pytest  # noqa: E402
 
-from coursekit import demo, notebooks  # noqa: E402
 from coursekit.cli import MessageFormatter  # noqa: E402
-from coursekit.gradebook import register_assignment  # noqa: E402
-from coursekit.paths import ROOT  # noqa: E402
+from coursekit.common import notebooks  # noqa: E402
+from coursekit.common.paths import ROOT  # noqa: E402
+from coursekit.grading.gradebook import register_assignment  # noqa: E402
+from coursekit.steps import demo
 
 ASSIGNMENT = "clustering"
 

@@ -17,14 +17,15 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import without_slow_demonstrations
 from nbgrader.api import Gradebook
 
-from conftest import without_slow_demonstrations
-from coursekit import build, demo, notebooks
-from coursekit.feedback import generate_feedback
-from coursekit.grade import grade
-from coursekit.paths import ROOT
-from coursekit.results import FAILED, GRADED, NOT_SUBMITTED
+from coursekit.common import notebooks
+from coursekit.common.paths import ROOT
+from coursekit.common.results import FAILED, GRADED, NOT_SUBMITTED
+from coursekit.steps import build, demo
+from coursekit.steps.feedback import generate_feedback
+from coursekit.steps.grade import grade
 
 ASSIGNMENT = "clustering"
 FULL = 23
@@ -212,7 +213,7 @@ def _submissions(master, release, course, port):
 
 
 def build_without_hidden(source):
-    from coursekit.preprocessors import without_hidden_tests
+    from coursekit.common.preprocessors import without_hidden_tests
 
     return without_hidden_tests(source)
 

@@ -10,11 +10,12 @@ import shutil
 
 import nbformat
 import pytest
+from conftest import without_slow_demonstrations
 from nbgrader.api import Gradebook
 
-from conftest import without_slow_demonstrations
-from coursekit import build, notebooks
-from coursekit.paths import ROOT
+from coursekit.common import notebooks
+from coursekit.common.paths import ROOT
+from coursekit.steps import build
 
 ASSIGNMENT = "clustering"
 AUTOGRADED_POINTS = 23

@@ -31,10 +31,11 @@ import urllib.request
 
 import nbformat
 import pytest
-
 from conftest import SCREENSHOTS, jupyterlab_server
-from coursekit import demo, notebooks
-from coursekit.paths import ROOT
+
+from coursekit.common import notebooks
+from coursekit.common.paths import ROOT
+from coursekit.steps import demo
 
 pytestmark = pytest.mark.slow
 

@@ -5,8 +5,9 @@ import copy
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from coursekit import build, notebooks
-from coursekit.preprocessors import ClearStudentInfo, without_hidden_tests
+from coursekit.common import notebooks
+from coursekit.common.preprocessors import ClearStudentInfo, without_hidden_tests
+from coursekit.steps import build
 
 
 def _meta(**flags):

@@ -1,7 +1,7 @@
-"""The checker process (coursekit.checker): verdicts a student's kernel cannot touch.
+"""The checker process (coursekit.grading.checker): verdicts a student's kernel cannot touch.
 
 The "kernel" here is a separate Python process that runs a student's code,
-then serves the checker's calls with :data:`coursekit.checker.KERNEL_CALL`,
+then serves the checker's calls with :data:`coursekit.grading.checker.KERNEL_CALL`,
 as the grading kernel will. Each trick of issue 16 is played in it against a
 wrong answer, and must earn no pass; the right answer must pass.
 """
@@ -13,8 +13,8 @@ import sys
 import numpy as np
 import pytest
 
-from coursekit.checker import CHECKER_GUARD, KERNEL_CALL, run_checker, unguarded_test_cells
-from coursekit.paths import ROOT
+from coursekit.common.paths import ROOT
+from coursekit.grading.checker import CHECKER_GUARD, KERNEL_CALL, run_checker, unguarded_test_cells
 
 HIDDEN = '''
 def _checker_test_objective(student):
@@ -162,7 +162,7 @@ def test_a_file_too_large_to_read_back_fails_the_call():
 
 
 def test_forged_files_from_the_kernel_are_refused():
-    from coursekit import check_runner
+    from coursekit.grading import check_runner
 
     def forged(files):
         replies = [{"result": check_runner.encode([7, [[], {}], files])}]
@@ -174,7 +174,7 @@ def test_forged_files_from_the_kernel_are_refused():
 
 
 def test_a_file_argument_needs_a_plain_name():
-    from coursekit.check_runner import File
+    from coursekit.grading.check_runner import File
 
     for name in ("", "..", "a/b", "../x", "/etc/passwd"):
         with pytest.raises(ValueError, match="plain file name"):
@@ -202,7 +202,7 @@ def _graded(tmp_path, answer, after="print('after')", test_cell=TEST_CELL, grade
     import nbformat
     from traitlets.config import Config
 
-    from coursekit.execute import GuardedExecute
+    from coursekit.grading.execute import GuardedExecute
 
     def grade(grade_id):
         return {"nbgrader": {"grade": True, "solution": False, "locked": True, "grade_id": grade_id, "points": 1,
@@ -286,7 +286,7 @@ def _tiny_master(folder, answer, test_cell=TEST_CELL):
 
 @pytest.mark.slow
 def test_the_build_judges_checker_tests_on_the_solution(tmp_path):
-    from coursekit import build
+    from coursekit.steps import build
 
     answer = "import os\nimport numpy as np\ndef double(x):\n    return x * 2\nprint(os.environ['OMP_NUM_THREADS'])"
     executed = build.execute_master(_tiny_master(tmp_path / "good", answer), "tiny.ipynb", threads=3)
@@ -313,7 +313,7 @@ def test_plain_nbgrader_without_the_course_config_fails_a_checker_test_saying_wh
     import nbformat
     from nbgrader.api import Gradebook
 
-    from coursekit import build
+    from coursekit.steps import build
 
     course = tmp_path / "elsewhere"
     _tiny_master(course / "source" / "tiny", RIGHT_DOUBLE)

@@ -13,8 +13,8 @@ import sys
 import nbformat
 import pytest
 
-from coursekit import notebooks
-from coursekit.paths import ROOT
+from coursekit.common import notebooks
+from coursekit.common.paths import ROOT
 
 RELEASE_DIR = ROOT / "release" / "clustering"
 

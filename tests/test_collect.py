@@ -14,8 +14,9 @@ from nbgrader.api import Gradebook
 from nbgrader.plugins.zipcollect import FileNameCollectorPlugin
 from nbgrader.utils import parse_utc
 
-from coursekit import collect as collect_module
-from coursekit.collect import (
+from coursekit.grading.gradebook import ensure_tools_on_path, set_student_names
+from coursekit.steps import collect as collect_module
+from coursekit.steps.collect import (
     NBGRADER_ZIP_COLLECT_REGEXP,
     NO_ID_REASON,
     CollectError,
@@ -23,7 +24,6 @@ from coursekit.collect import (
     student_from_name,
     student_id_in_notebook,
 )
-from coursekit.gradebook import ensure_tools_on_path, set_student_names
 
 WHEN = (2025, 3, 1, 10, 0, 0)  # a zip entry's date_time
 

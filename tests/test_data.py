@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from coursekit import data
-from coursekit.paths import DATA_DIR
+from coursekit.common.paths import DATA_DIR
+from coursekit.steps import data
 
 
 def test_every_shipped_file_matches_sha256sums():

@@ -14,7 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from coursekit.paths import ROOT
+from coursekit.common.paths import ROOT
 
 DEPLOY = ROOT / "deploy"
 K8S_VERSION = "1.33.0"  # the oldest release with the Job's backoffLimitPerIndex as stable

@@ -10,7 +10,8 @@ import io
 import numpy as np
 import pytest
 
-from coursekit import cli, data
+from coursekit import cli
+from coursekit.steps import data
 
 
 def _tiny_mnist_bytes():

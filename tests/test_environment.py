@@ -21,12 +21,12 @@ def test_nbgrader_server_extensions_are_enabled():
 
 
 def test_the_courses_grading_page_policy_is_enabled_and_loads():
-    """coursekit.formgrade_csp: the Content-Security-Policy of formgrader's grading page (make venv installs it)."""
+    """coursekit.pages.formgrade_csp: the Content-Security-Policy of formgrader's grading page (make venv installs it)."""
     listing = _run("server", "extension", "list")
     lines = listing.splitlines()
-    index = next((i for i, l in enumerate(lines) if "coursekit.formgrade_csp " in l), None)
+    index = next((i for i, l in enumerate(lines) if "coursekit.pages.formgrade_csp " in l), None)
     assert index is not None and "enabled" in lines[index], listing
-    assert any("coursekit.formgrade_csp" in l and "OK" in l for l in lines[index + 1:index + 4]), listing
+    assert any("coursekit.pages.formgrade_csp" in l and "OK" in l for l in lines[index + 1:index + 4]), listing
 
 
 def test_nbgrader_lab_extension_is_enabled():

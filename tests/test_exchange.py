@@ -21,22 +21,21 @@ import stat
 import nbformat
 import nbgrader.utils
 import pytest
+from conftest import without_slow_demonstrations
+from nbformat.v4 import new_code_cell
 from nbgrader.auth import Authenticator
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.exchange import ExchangeFactory
 from traitlets.config import Config
 
-from coursekit import build
-from coursekit.demo import partial_submission, with_student
-from coursekit.exchange import copy_regular_files
-from coursekit.feedback import exchange_receipts, generate_feedback
-from coursekit.grade import grade
-from coursekit.gradebook import nbgrader_api
-from coursekit.paths import ROOT
-from coursekit.results import GRADED
-from nbformat.v4 import new_code_cell
-
-from conftest import without_slow_demonstrations
+from coursekit.common.paths import ROOT
+from coursekit.common.results import GRADED
+from coursekit.grading.gradebook import nbgrader_api
+from coursekit.steps import build
+from coursekit.steps.demo import partial_submission, with_student
+from coursekit.steps.exchange import copy_regular_files
+from coursekit.steps.feedback import exchange_receipts, generate_feedback
+from coursekit.steps.grade import grade
 
 ASSIGNMENT = "clustering"
 COURSE_ID = "clustering-lab"  # nbgrader_config.py
@@ -164,7 +163,7 @@ def test_nothing_of_the_course_reaches_submitted_the_kernel_or_the_feedback(hub,
 
 
 def feedback_leaks(text, master):
-    from coursekit.feedback import leaked_lines, secret_lines
+    from coursekit.steps.feedback import leaked_lines, secret_lines
     return leaked_lines(text, secret_lines(master))
 
 

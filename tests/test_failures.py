@@ -1,4 +1,4 @@
-"""Why tests fail: grouping the failure messages of a synthetic class (coursekit.failures).
+"""Why tests fail: grouping the failure messages of a synthetic class (coursekit.insight.failures).
 
 A class of graded notebooks is written directly (no kernel): each student's
 test cells hold the error output chosen here, and the gradebook's view of the
@@ -14,9 +14,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from coursekit import failures, report
-from coursekit.report import Gradesheet, Question, StudentRow
-from coursekit.results import FAILED, GRADED, GradeResult
+from coursekit.common.results import FAILED, GRADED, GradeResult
+from coursekit.insight import failures
+from coursekit.steps import report
+from coursekit.steps.report import Gradesheet, Question, StudentRow
 
 ASSIGNMENT = "tiny"
 TESTS = [Question("square_test", "Part 1", 2.0, True), Question("cube_test", "Part 1", 1.0, True),

@@ -10,10 +10,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from coursekit import build
-from coursekit.feedback_page import FeedbackExporter, latex_to_mathml, text_with_math
-from coursekit.paths import ROOT
-from coursekit.preprocessors import SummarizeExercises, first_line
+from coursekit.common.paths import ROOT
+from coursekit.common.preprocessors import SummarizeExercises, first_line
+from coursekit.pages.feedback_page import FeedbackExporter, latex_to_mathml, text_with_math
+from coursekit.steps import build
 
 
 def _graded(cell, grade_id, points, score, solution=False):

@@ -5,7 +5,7 @@ Two tiers:
 - fast: thousands of mutations of a small notebook's JSON and bytes (a node
   replaced by any JSON value, a key dropped, nesting thousands of levels
   deep, bytes cut off or replaced) go through what reads a submission before
-  grading: :func:`coursekit.notebooks.why_unreadable`, the collect step's
+  grading: :func:`coursekit.common.notebooks.why_unreadable`, the collect step's
   readers (``STUDENT_ID``, ``NAME``), the repair step and the sanitizer of
   the pages. Each either accepts the notebook or says why not in one line;
   nothing else may be raised.
@@ -27,13 +27,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coursekit import collect as collect_step
-from coursekit.demo import with_student
-from coursekit.notebooks import MAX_JSON_DEPTH, why_unreadable
-from coursekit.paths import ROOT
-from coursekit.repair import NotThisAssignment, align
-from coursekit.results import FAILED, GRADED
-from coursekit.sanitize import SanitizeStudentContent
+from coursekit.common.notebooks import MAX_JSON_DEPTH, why_unreadable
+from coursekit.common.paths import ROOT
+from coursekit.common.results import FAILED, GRADED
+from coursekit.grading.repair import NotThisAssignment, align
+from coursekit.pages.sanitize import SanitizeStudentContent
+from coursekit.steps import collect as collect_step
+from coursekit.steps.demo import with_student
 
 CORPUS = Path(__file__).parent / "fuzz_corpus"
 ASSIGNMENT = "clustering"
@@ -202,10 +202,11 @@ def _class_of_mutants(count):
 @pytest.mark.slow
 def test_a_class_of_mutants_is_collected_graded_and_reported_without_a_traceback(tmp_path, copy_course,
                                                                                  master_notebook):
-    from coursekit.feedback import generate_feedback
-    from coursekit.grade import grade
-    from coursekit.report import write_report
     from conftest import without_slow_demonstrations
+
+    from coursekit.steps.feedback import generate_feedback
+    from coursekit.steps.grade import grade
+    from coursekit.steps.report import write_report
 
     course = copy_course(tmp_path / "course")
     downloads = tmp_path / "handed-in"

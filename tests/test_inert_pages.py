@@ -30,18 +30,17 @@ import threading
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell
-
-from coursekit.demo import with_student
-from coursekit.feedback import generate_feedback
-from coursekit.grade import grade
-from coursekit.notebooks import grade_id
-from coursekit.paths import ROOT
-from coursekit.report import write_report
-from coursekit.results import GRADED
-
 from conftest import SCREENSHOTS, SLOW_DEMONSTRATIONS, jupyterlab_server
+from nbformat.v4 import new_code_cell
 from payloads import FLAG, HTML_PAYLOADS, JAVASCRIPT_PAYLOAD, MARKDOWN_PAYLOADS, SVG_PAYLOAD
+
+from coursekit.common.notebooks import grade_id
+from coursekit.common.paths import ROOT
+from coursekit.common.results import GRADED
+from coursekit.steps.demo import with_student
+from coursekit.steps.feedback import generate_feedback
+from coursekit.steps.grade import grade
+from coursekit.steps.report import write_report
 
 pytestmark = pytest.mark.slow
 ASSIGNMENT = "clustering"

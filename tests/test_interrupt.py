@@ -25,14 +25,15 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import signal_state
 from nbgrader.api import Gradebook
 
-from conftest import signal_state
-from coursekit import build, demo, notebooks
-from coursekit.grade import grade
-from coursekit.parallel import GradingInterrupted, StopOnSignals
-from coursekit.paths import ROOT
-from coursekit.results import GRADED, load_results, status_path
+from coursekit.common import notebooks
+from coursekit.common.paths import ROOT
+from coursekit.common.results import GRADED, load_results, status_path
+from coursekit.grading.parallel import GradingInterrupted, StopOnSignals
+from coursekit.steps import build, demo
+from coursekit.steps.grade import grade
 
 ASSIGNMENT = "clustering"
 # What an uninterrupted run gives each student (the hanging answer only costs
@@ -304,8 +305,8 @@ def test_stop_on_signals_still_works_after_jupyter_and_nbgrader_ran_in_this_proc
     """What grading does in-process (nbgrader's generate_assignment, the trial kernel in the sandbox) leaves
     SIGINT and SIGTERM as it found them, so Ctrl-C still stops a batch afterwards. (Every test of the suite
     is also checked for this, conftest.signals_left_as_found, among them those that autograde in-process.)"""
-    from coursekit.gradebook import register_assignment
-    from coursekit.sandbox import check_kernel
+    from coursekit.grading.gradebook import register_assignment
+    from coursekit.grading.sandbox import check_kernel
 
     before = signal_state()
     course = copy_course(tmp_path / "course")

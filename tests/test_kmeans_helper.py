@@ -21,8 +21,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-import KmeansAnimate2D as km  # noqa: E402  (the repository root is on pytest's pythonpath)
 import kmeans_animation  # noqa: E402
+import KmeansAnimate2D as km  # noqa: E402  (the repository root is on pytest's pythonpath)
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -23,11 +23,13 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from nbgrader.api import Gradebook
 from sqlalchemy.exc import SAWarning
 
-from coursekit import cli, files, lms
-from coursekit.collect import collect
-from coursekit.gradebook import ensure_tools_on_path
-from coursekit.report import read_gradesheet
-from coursekit.results import FAILED, GRADED, NOT_SUBMITTED, GradeResult, save_results, status_path
+from coursekit import cli
+from coursekit.common import files
+from coursekit.common.results import FAILED, GRADED, NOT_SUBMITTED, GradeResult, save_results, status_path
+from coursekit.grading.gradebook import ensure_tools_on_path
+from coursekit.steps import lms
+from coursekit.steps.collect import collect
+from coursekit.steps.report import read_gradesheet
 
 ASSIGNMENT = "tiny"
 POINTS = {"square_test": 2, "cube_test": 1, "explain": 2}

@@ -1,4 +1,4 @@
-"""Output bounds and stream merging (coursekit.outputs), and calibrated time limits (coursekit.timing)."""
+"""Output bounds and stream merging (coursekit.grading.outputs), and calibrated time limits (coursekit.grading.timing)."""
 
 import json
 import random
@@ -9,8 +9,8 @@ import nbformat
 import pytest
 from nbclient.client import _RGX_CARRIAGERETURN
 
-from coursekit import timing
-from coursekit.outputs import OutputBudget, bounded_error, merge_streams, render_terminal_text
+from coursekit.grading import timing
+from coursekit.grading.outputs import OutputBudget, bounded_error, merge_streams, render_terminal_text
 
 
 def _reference_render(text):
@@ -151,7 +151,7 @@ def test_without_a_table_the_hard_limits_apply(tmp_path):
 
 
 def test_the_committed_table_matches_the_master_and_covers_every_code_cell():
-    from coursekit.paths import ROOT
+    from coursekit.common.paths import ROOT
 
     source = ROOT / "source" / "clustering"
     path = source / timing.CELL_TIMES

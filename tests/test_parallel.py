@@ -12,14 +12,15 @@ import time
 
 import nbformat
 import pytest
+from conftest import without_slow_demonstrations
 from nbgrader.api import Gradebook
 
-from conftest import without_slow_demonstrations
-from coursekit import autograde, demo
-from coursekit.feedback import feedback_path, generate_feedback
-from coursekit.grade import grade
-from coursekit.parallel import merge_shards, parse_shard, shard_of
-from coursekit.results import FAILED, GRADED, load_results, status_path
+from coursekit.common.results import FAILED, GRADED, load_results, status_path
+from coursekit.grading import autograde
+from coursekit.grading.parallel import merge_shards, parse_shard, shard_of
+from coursekit.steps import demo
+from coursekit.steps.feedback import feedback_path, generate_feedback
+from coursekit.steps.grade import grade
 
 ASSIGNMENT = "clustering"
 QUIET = dict(progress=False)
@@ -214,10 +215,10 @@ def test_a_crashed_worker_loses_no_other_students_result_and_the_batch_keeps_its
 @pytest.mark.slow
 def test_a_changed_grading_setting_makes_the_rerun_grade_everyone_again(serial):
     """The fingerprint of a graded submission holds the settings that change a grade (time limits and the like)."""
-    from coursekit import build
-    from coursekit.grade import unchanged_results
-    from coursekit.gradebook import db_url
-    from coursekit.paths import ROOT
+    from coursekit.common.paths import ROOT
+    from coursekit.grading.gradebook import db_url
+    from coursekit.steps import build
+    from coursekit.steps.grade import unchanged_results
 
     course, results, _ = serial
     students = sorted(r.student for r in results if r.status == GRADED)

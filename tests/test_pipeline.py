@@ -32,13 +32,14 @@ import urllib.request
 import nbformat
 import numpy as np
 import pytest
+from conftest import SCREENSHOTS, jupyterlab_server
 from nbgrader.api import Gradebook
 
-from conftest import SCREENSHOTS, jupyterlab_server
-from coursekit import build, cli, demo, feedback, lms, report
-from coursekit.paths import ROOT
-from coursekit.report import format_number
-from coursekit.results import FAILED, GRADED, GradeResult
+from coursekit import cli
+from coursekit.common.paths import ROOT
+from coursekit.common.results import FAILED, GRADED, GradeResult
+from coursekit.steps import build, demo, feedback, lms, report
+from coursekit.steps.report import format_number
 
 ASSIGNMENT = "clustering"
 #: The notebook's written answers (graded by hand) and their points.

@@ -1,4 +1,4 @@
-"""The plain-data channel from a student's kernel to the grader (coursekit.plain_data).
+"""The plain-data channel from a student's kernel to the grader (coursekit.grading.plain_data).
 
 The kernel's encoder runs here in a namespace of its own, as it would in the
 kernel; what it sends, and what a hostile kernel could send instead, is
@@ -14,7 +14,7 @@ import types
 import numpy as np
 import pytest
 
-from coursekit.plain_data import KERNEL_ENCODER, MAX_DEPTH, NotPlainData, decode
+from coursekit.grading.plain_data import KERNEL_ENCODER, MAX_DEPTH, NotPlainData, decode
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +102,6 @@ def test_whatever_else_a_kernel_sends_is_refused(forged, message):
 
 
 def test_a_value_too_large_is_refused_before_it_is_read(monkeypatch):
-    monkeypatch.setattr("coursekit.plain_data.MAX_BYTES", 100)
+    monkeypatch.setattr("coursekit.grading.plain_data.MAX_BYTES", 100)
     with pytest.raises(NotPlainData, match="larger than"):
         decode("[" + "1, " * 100 + "1]")

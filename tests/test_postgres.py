@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from nbgrader.api import Gradebook
 
-from coursekit import build, demo
-from coursekit.grade import grade
-from coursekit.parallel import merge_shards
-from coursekit.paths import ROOT
+from coursekit.common.paths import ROOT
+from coursekit.grading.parallel import merge_shards
+from coursekit.steps import build, demo
+from coursekit.steps.grade import grade
 
 ASSIGNMENT = "clustering"
 

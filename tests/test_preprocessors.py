@@ -3,7 +3,7 @@
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from coursekit.preprocessors import HideHiddenTests, NameUnfinishedExercises, redact_traceback
+from coursekit.common.preprocessors import HideHiddenTests, NameUnfinishedExercises, redact_traceback
 
 RED = "\x1b[0;31m"
 TRACEBACK = [
@@ -56,7 +56,7 @@ def _grade_cell(**changes):
 
     import nbformat
 
-    from coursekit.paths import ROOT
+    from coursekit.common.paths import ROOT
 
     master = nbformat.read(ROOT / "source" / "clustering" / "clustering.ipynb", as_version=4)
     cell = copy.deepcopy(next(c for c in master.cells if c.metadata.get("nbgrader", {}).get("grade")))
@@ -83,7 +83,7 @@ def _grade_cell(**changes):
 def test_the_compiled_metadata_check_says_what_nbgraders_says(changes, valid):
     from nbgrader.nbgraderformat import MetadataValidator
 
-    from coursekit.preprocessors import _QuickMetadataValidator
+    from coursekit.common.preprocessors import _QuickMetadataValidator
 
     cell = _grade_cell(**changes)
     ours, nbgraders = _outcome(_QuickMetadataValidator(), cell), _outcome(MetadataValidator(), cell)
@@ -96,7 +96,7 @@ def test_the_compiled_metadata_check_fails_a_corrupt_notebook_as_nbgrader_does()
     from nbgrader.nbgraderformat import ValidationError
     from nbgrader.preprocessors import CheckCellMetadata
 
-    from coursekit.preprocessors import CheckCellMetadataOnce
+    from coursekit.common.preprocessors import CheckCellMetadataOnce
 
     nb = nbformat.v4.new_notebook(cells=[_grade_cell(points="two")])
     for check in (CheckCellMetadata(), CheckCellMetadataOnce()):

@@ -7,10 +7,11 @@ import re
 import nbformat
 import pytest
 
-from coursekit import build, notebooks
-from coursekit.data import DATA_FILES
-from coursekit.files import sha256_file
-from coursekit.paths import ROOT
+from coursekit.common import notebooks
+from coursekit.common.files import sha256_file
+from coursekit.common.paths import ROOT
+from coursekit.steps import build
+from coursekit.steps.data import DATA_FILES
 
 ASSIGNMENT = "clustering"
 MASTER_PATH = ROOT / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"

@@ -1,6 +1,6 @@
 """Aligning a submission with the master: duplicated cells, corrupt metadata, restored cells.
 
-Fast: ``coursekit.repair.align`` and nbgrader's metadata checks on notebooks
+Fast: ``coursekit.grading.repair.align`` and nbgrader's metadata checks on notebooks
 built from the real master; no kernel, no nbgrader run.
 """
 
@@ -12,10 +12,11 @@ import pytest
 from nbgrader.nbgraderformat import MetadataValidator, ValidationError
 from nbgrader.preprocessors import CheckCellMetadata, DeduplicateIds
 
-from coursekit import demo, notebooks
-from coursekit.paths import ROOT
-from coursekit.preprocessors import CheckCellMetadataOnce, without_hidden_tests
-from coursekit.repair import NotThisAssignment, align, assigned_names
+from coursekit.common import notebooks
+from coursekit.common.paths import ROOT
+from coursekit.common.preprocessors import CheckCellMetadataOnce, without_hidden_tests
+from coursekit.grading.repair import NotThisAssignment, align, assigned_names
+from coursekit.steps import demo
 
 #: What the grade step can look for in nbgrader's log (see the report of this change).
 FAILURE_PATTERN = r"the nbgrader metadata may be corrupted: (cell \d+[^\n]*)"

@@ -16,9 +16,9 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from nbgrader.api import Gradebook
 
-from coursekit import build, report
-from coursekit.paths import ROOT
-from coursekit.results import FAILED, GRADED, NOT_SUBMITTED, GradeResult, save_results, status_path
+from coursekit.common.paths import ROOT
+from coursekit.common.results import FAILED, GRADED, NOT_SUBMITTED, GradeResult, save_results, status_path
+from coursekit.steps import build, report
 
 ASSIGNMENT = "tiny"
 MASTER_ORDER = ["square_test", "cube_test", "half_test", "explain"]

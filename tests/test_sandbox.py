@@ -4,7 +4,8 @@ import subprocess
 
 import pytest
 
-from coursekit import grade, sandbox
+from coursekit.grading import sandbox
+from coursekit.steps import grade
 
 
 def test_grading_refuses_without_a_sandbox_unless_the_risk_is_accepted(monkeypatch, log_lines):
@@ -48,7 +49,7 @@ def test_the_notebook_time_budget_stops_the_rest_and_says_so(tmp_path):
     import nbformat
     from traitlets.config import Config
 
-    from coursekit.execute import INCIDENTS_FILE, GuardedExecute
+    from coursekit.grading.execute import INCIDENTS_FILE, GuardedExecute
 
     cells = [nbformat.v4.new_code_cell(f"import time; time.sleep(2); x{i} = {i}") for i in range(4)]
     nb = nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}})
@@ -67,7 +68,7 @@ def test_the_notebook_time_budget_stops_the_rest_and_says_so(tmp_path):
 def _run_in_grading_kernel(tmp_path, *sources):
     import nbformat
 
-    from coursekit.execute import GuardedExecute
+    from coursekit.grading.execute import GuardedExecute
 
     nb = nbformat.v4.new_notebook(
         cells=[nbformat.v4.new_code_cell(source) for source in sources],
@@ -109,7 +110,7 @@ def test_each_test_cell_starts_from_its_own_seed(tmp_path):
     import nbformat
     import numpy as np
 
-    from coursekit.execute import GuardedExecute
+    from coursekit.grading.execute import GuardedExecute
 
     sandbox.check_sandbox()
     test_cell = nbformat.v4.new_code_cell("print(np.random.random(), random.random())")
@@ -144,7 +145,7 @@ def _guarded(tmp_path, sources, files=None, **settings):
     import nbformat
     from traitlets.config import Config
 
-    from coursekit.execute import INCIDENTS_FILE, GuardedExecute
+    from coursekit.grading.execute import INCIDENTS_FILE, GuardedExecute
 
     work = tmp_path / "clustering"
     work.mkdir()
@@ -248,14 +249,14 @@ def test_a_course_environment_reached_through_a_symlink_still_runs_kernels(tmp_p
     import sys
     from pathlib import Path
 
-    from coursekit.paths import ROOT
+    from coursekit.common.paths import ROOT
 
     sandbox.check_sandbox()
     linked = tmp_path / "course" / ".venv"
     linked.parent.mkdir()
     linked.symlink_to(Path(sys.prefix).resolve())
     result = subprocess.run(
-        [str(linked / "bin" / "python"), "-c", "from coursekit import sandbox; sandbox.check_kernel(); print('kernel ok')"],
+        [str(linked / "bin" / "python"), "-c", "from coursekit.grading import sandbox; sandbox.check_kernel(); print('kernel ok')"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0 and "kernel ok" in result.stdout, result.stderr[-2000:]
@@ -265,9 +266,9 @@ def test_grading_does_not_start_when_no_kernel_can_run_in_the_sandbox(tmp_path):
     """A broken sandbox is the machine's problem: reported once, nobody marked 'failed to grade'."""
     import nbformat
 
-    from coursekit import build, demo
-    from coursekit.paths import ROOT
-    from coursekit.results import status_path
+    from coursekit.common.paths import ROOT
+    from coursekit.common.results import status_path
+    from coursekit.steps import build, demo
 
     sandbox.check_sandbox()
     course = tmp_path / "course"
@@ -302,7 +303,7 @@ FORK_FOUR = (
 def test_forked_processes_share_one_memory_ceiling_and_the_cell_that_went_over_is_charged(tmp_path, kind):
     """Four forks of 400 MB each, under a ceiling of 1.2 GB for the whole sandbox (each alone is under it)."""
     sandbox.check_sandbox()
-    from coursekit import ceiling
+    from coursekit.grading import ceiling
 
     if kind == "cgroup v1" and ceiling.detect() != "cgroup v1":
         pytest.skip("this machine has no writable cgroup v1 memory controller")
@@ -318,7 +319,7 @@ def test_forked_processes_share_one_memory_ceiling_and_the_cell_that_went_over_i
 
 def test_the_trial_kernel_says_which_memory_ceiling_is_in_force(log_lines):
     sandbox.check_sandbox()
-    from coursekit import ceiling
+    from coursekit.grading import ceiling
 
     sandbox.check_kernel()
     assert f"memory: {ceiling.machine_kind()}, 3 GB for the whole sandbox" in list(log_lines)

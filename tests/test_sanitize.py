@@ -1,4 +1,4 @@
-"""Student content made inert (coursekit.sanitize): the payload battery, notebooks, the player, the pages' policy.
+"""Student content made inert (coursekit.pages.sanitize): the payload battery, notebooks, the player, the pages' policy.
 
 Fast: no grading, no browser. The same payloads are graded through the real
 pipeline and opened in chromium in ``test_inert_pages.py``.
@@ -14,15 +14,15 @@ import re
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output, new_raw_cell
-
-from coursekit import build, sanitize
-from coursekit.feedback_page import FEEDBACK_CSP, FeedbackExporter, render_markdown
-from coursekit.formgrade_csp import grading_page_policy
-from coursekit.formgrade_page import SCRIPTS, formgrade_ids
-from coursekit.paths import ROOT
-from coursekit.sanitize import SanitizeStudentContent, clean_html, clean_output, script_hash
-
 from payloads import FLAG, HTML_PAYLOADS, JAVASCRIPT_PAYLOAD, MARKDOWN_PAYLOADS, SVG_PAYLOAD
+
+from coursekit.common.paths import ROOT
+from coursekit.pages.feedback_page import FEEDBACK_CSP, FeedbackExporter, render_markdown
+from coursekit.pages.formgrade_csp import grading_page_policy
+from coursekit.pages.formgrade_page import SCRIPTS, formgrade_ids
+from coursekit.pages import sanitize
+from coursekit.pages.sanitize import SanitizeStudentContent, clean_html, clean_output, script_hash
+from coursekit.steps import build
 
 URL = "http://127.0.0.1:9"
 URL_ATTRIBUTES = {"src", "href", "srcset", "srcdoc", "action", "formaction", "data", "background", "ping",
@@ -221,8 +221,9 @@ def _player(frames=2, captions=None):
         spec.loader.exec_module(module)
     finally:
         sys.path.remove(str(ROOT))
-    from PIL import Image
     import io
+
+    from PIL import Image
     buffer = io.BytesIO()
     Image.new("RGB", (4, 3)).save(buffer, "PNG")
     uri = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()

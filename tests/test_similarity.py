@@ -1,4 +1,4 @@
-"""Similar submissions (coursekit.similarity): found through disguises, never for independent work.
+"""Similar submissions (coursekit.insight.similarity): found through disguises, never for independent work.
 
 The unit tests build students from the master's solutions (a disguised copy as
 the demo's Casey makes it, an edited docstring, blank and template-only
@@ -17,8 +17,10 @@ import sys
 import pytest
 
 from bench import similarity_class
-from coursekit import demo, notebooks, report, similarity
-from coursekit.paths import ROOT
+from coursekit.common import notebooks
+from coursekit.common.paths import ROOT
+from coursekit.insight import similarity
+from coursekit.steps import demo, report
 
 
 def _as_student(nb):
@@ -93,7 +95,8 @@ def test_the_threshold_is_checked(students, templates):
 SCORES_IN_A_FRESH_PROCESS = """
 import json, sys
 import nbformat
-from coursekit import demo, similarity
+from coursekit.steps import demo
+from coursekit.insight import similarity
 master = nbformat.read(sys.argv[1], as_version=4)
 templates = similarity.templates_from(master)
 students = {"ada": master, "casey": demo.disguised_copy(master)}

@@ -16,19 +16,34 @@ import tokenize
 
 import nbformat
 import pytest
+from conftest import without_slow_demonstrations
 from nbclient import NotebookClient
 from pygments.lexers import PythonLexer
 from pygments.token import Comment, Name, Text
 
 from bench.similarity_class import (
-    CODE_CELLS, COPIED_PAIRS, COPY_SOURCES, MAX_SHARED_CODE, MAX_SHARED_WRITTEN, N_PHRASINGS, N_VARIANTS, VARIANTS,
-    WRITTEN, WRITTEN_CELLS, copied, function_locals, independent_choices, solution_regions, solved_notebook,
-    synthetic_class, variant_source,
+    CODE_CELLS,
+    COPIED_PAIRS,
+    COPY_SOURCES,
+    MAX_SHARED_CODE,
+    MAX_SHARED_WRITTEN,
+    N_PHRASINGS,
+    N_VARIANTS,
+    VARIANTS,
+    WRITTEN,
+    WRITTEN_CELLS,
+    copied,
+    function_locals,
+    independent_choices,
+    solution_regions,
+    solved_notebook,
+    synthetic_class,
+    variant_source,
 )
-from conftest import without_slow_demonstrations
-from coursekit import build, notebooks
-from coursekit.checker import CheckerProcess
-from coursekit.paths import ROOT
+from coursekit.common import notebooks
+from coursekit.common.paths import ROOT
+from coursekit.grading.checker import CheckerProcess
+from coursekit.steps import build
 
 RELEASE = ROOT / "release" / "clustering"
 

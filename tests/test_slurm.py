@@ -21,15 +21,15 @@ import subprocess
 import time
 
 import pytest
-from nbgrader.api import Gradebook
-
 from conftest import without_slow_demonstrations
-from coursekit import demo
-from coursekit.feedback import feedback_path, generate_feedback
-from coursekit.grade import grade
-from coursekit.paths import ROOT
-from coursekit.results import GRADED, load_results, status_path
+from nbgrader.api import Gradebook
 from slurm_cluster import LocalSlurm, SlurmUnavailable
+
+from coursekit.common.paths import ROOT
+from coursekit.common.results import GRADED, load_results, status_path
+from coursekit.steps import demo
+from coursekit.steps.feedback import feedback_path, generate_feedback
+from coursekit.steps.grade import grade
 
 pytestmark = pytest.mark.slow
 

@@ -1,14 +1,17 @@
-"""The animated k-means of the lab: ``KmeansAnimate2D`` and its HTML player.
+"""The pictures of the lab's animated k-means: ``Animation2D`` and its HTML player.
 
-``KmeansAnimate2D`` runs Lloyd's algorithm (from ``KmeansAnimate2D.py``) on
-2-D data, records every step as a ``Frame``, and shows the frames as an
-animation: in a desktop window, as HTML with a small JavaScript player
-(Jupyter, JupyterLab, Notebook 7, Colab, VS Code), or as an animated GIF.
-It lives in its own file so that ``KmeansAnimate2D.py`` shows the
-algorithm; students use it as before::
+``KmeansAnimate2D`` (in ``KmeansAnimate2D.py``, beside the algorithm) runs
+Lloyd's algorithm on 2-D data and records every step as a ``Frame``; the class
+it builds on, :class:`Animation2D`, shows the frames: in a desktop window, as
+HTML with a small JavaScript player (Jupyter, JupyterLab, Notebook 7, Colab,
+VS Code), or as an animated GIF. Students use it through the algorithm's
+module::
 
     import KmeansAnimate2D as animate
     animate.KmeansAnimate2D(k=3, data=data).animate_jupyter_nb()
+
+This module never imports ``KmeansAnimate2D.py``: the algorithm uses the
+pictures, the pictures do not use the algorithm.
 
 The HTML player works without JavaScript too: its ``<img>`` starts as an
 animated WebP of all frames, which plays by itself where scripts do not run
@@ -30,20 +33,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from _kmeans_checks import check_data, check_int, check_random_state, check_representatives
+from _kmeans_checks import check_data
 
-__all__ = ["AnimationHTML", "Frame", "KmeansAnimate2D"]
-
-
-def _kmeans():
-    """The module KmeansAnimate2D (the algorithm).
-
-    Imported when first needed rather than at the top, because
-    KmeansAnimate2D.py itself imports this module.
-    """
-    import KmeansAnimate2D
-
-    return KmeansAnimate2D
+__all__ = ["Animation2D", "AnimationHTML", "Frame"]
 
 
 class Frame(NamedTuple):
@@ -101,89 +93,18 @@ class AnimationHTML(str):
         display(HTML(str(self)))
 
 
-class KmeansAnimate2D:
-    """Lloyd's k-means on 2-D data, recorded step by step for animation.
+class Animation2D:
+    """The pictures of a recorded k-means run on 2-D data: the drawing half of ``KmeansAnimate2D``.
 
-    The constructor checks the input and picks the initial representatives
-    (so ``random_state`` is used at once). The algorithm runs in
-    :meth:`run`, which is called by itself the first time a result
-    (``labels_``, ``frames_``, ...) or a picture is needed.
-
-    Parameters
-    ----------
-    k : int
-        Number of groups, 1 <= k <= n.
-    data : ndarray or DataFrame of shape (n, 2)
-        Data vectors x_i, one per row.
-    startCentroids : array-like of shape (k, 2), optional
-        Initial representatives. By default they are chosen by ``init``.
-    columns : sequence of two str, optional
-        Axis labels. Taken from a DataFrame's columns when omitted.
-    labels : sequence of k str, optional
-        Names of the groups, shown in a legend. ``lables`` (the original
-        lab's spelling) is accepted too.
-    random_state : None, int, numpy.random.Generator or RandomState
-        Randomness of the initialisation; see ``check_random_state``.
-    max_iter : int, default=100
-        Maximum number of Lloyd iterations.
-    init : {"random", "k-means++"}, default="random"
-        How to choose initial representatives when ``startCentroids`` is
-        not given: k distinct random data points, or k-means++ seeding.
-
-    Attributes
-    ----------
-    initial_centroids_ : ndarray of shape (k, 2)
-        Representatives the run starts from.
-    labels_ : ndarray of shape (n,)
-        Final group c_i of every point.
-    centroids_ : ndarray of shape (k, 2)
-        Final representatives z_j.
-    n_iter_ : int
-        Number of iterations run (assignment + update each).
-    converged_ : bool
-        Whether the assignment stopped changing within ``max_iter``.
-    J_history_ : list of float
-        J_clust (mean squared distance) after each update step.
-    frames_ : list of Frame
-        ``1 + 2 * n_iter_`` frames: the initial representatives, then an
-        assignment frame and an update frame per iteration.
-
-    Examples
-    --------
-    >>> import KmeansAnimate2D as animate
-    >>> data = animate.generate_blobs(300, 3, random_state=0)
-    >>> run = animate.KmeansAnimate2D(k=3, data=data, random_state=0)
-    >>> run.animate_jupyter_nb()          # doctest: +SKIP
-    >>> run.saveGIF("kmeans.gif", fps=2)  # doctest: +SKIP
+    ``KmeansAnimate2D`` (in ``KmeansAnimate2D.py``) checks the input, runs
+    the algorithm and records its steps; it sets ``points``, ``k``,
+    ``columns``, ``cluster_labels`` and ``frames_``, which this class draws.
+    This module does not import ``KmeansAnimate2D.py``: the algorithm
+    depends on the pictures, never the other way round.
     """
 
     figsize = (6.0, 5.0)
     dpi = 80
-
-    # The attributes that run() sets.
-    _RESULTS = frozenset({"labels_", "centroids_", "n_iter_", "converged_", "J_history_", "frames_"})
-
-    def __init__(self, k, data, startCentroids=None, columns=None, labels=None,
-                 random_state=None, max_iter=100, *, init="random", lables=None):
-        self.points = self._check_points(data)
-        n = self.points.shape[0]
-        self.k = check_int(k, "k", 1, n, f"the number of points n={n}")
-        self.max_iter = check_int(max_iter, "max_iter", 1)
-        self.random_state = random_state
-        check_random_state(random_state)  # fail early on a bad type
-        if init not in ("random", "k-means++"):
-            raise ValueError(f'init must be "random" or "k-means++"; got {init!r}')
-        self.init = init
-        if startCentroids is not None:
-            startCentroids = check_representatives(startCentroids, 2, "startCentroids", n_groups=self.k)
-        self.startCentroids = startCentroids
-        if columns is None and hasattr(data, "columns"):
-            columns = list(data.columns)
-        self.columns = self._check_names(columns, 2, "columns")
-        if labels is not None and lables is not None:
-            raise TypeError("give the group names as labels or lables, not both")
-        self.cluster_labels = self._check_names(labels if labels is not None else lables, self.k, "labels")
-        self.initial_centroids_ = self._initial_centroids()
 
     # -- checks ---------------------------------------------------------------
 
@@ -215,63 +136,6 @@ class KmeansAnimate2D:
     def _check_interval(interval):
         if not (isinstance(interval, numbers.Real) and interval > 0):
             raise ValueError(f"interval must be a positive number of milliseconds; got {interval!r}")
-
-    # -- the run ----------------------------------------------------------------
-
-    def _initial_centroids(self):
-        if self.startCentroids is not None:
-            return self.startCentroids.copy()
-        kmeans = _kmeans()
-        if self.init == "k-means++":
-            return kmeans.init_kmeans_plusplus(self.points, self.k, self.random_state)
-        return kmeans.init_random_rows(self.points, self.k, self.random_state)
-
-    def run(self):
-        """Run Lloyd's algorithm and record every step as a :class:`Frame`.
-
-        Called by itself the first time a result or a picture is needed;
-        calling it again gives the same results.
-
-        Returns
-        -------
-        self : KmeansAnimate2D
-        """
-        kmeans = _kmeans()
-        X, Z0 = self.points, self.initial_centroids_
-        unassigned = np.full(X.shape[0], -1, dtype=np.int64)
-        frames = [Frame("initial", 0, unassigned, Z0, float("nan"))]
-
-        def record(iteration, labels, Z, _):
-            # Exact objectives for the pictures; the run's own J_clust comes
-            # from per-group sums and can differ in the last digits.
-            labels = labels.copy()
-            Z_before = frames[-1].centroids
-            frames.append(Frame("assignment", iteration, labels, Z_before,
-                                kmeans.clustering_objective(X, labels, Z_before)))
-            frames.append(Frame("update", iteration, labels, Z, kmeans.clustering_objective(X, labels, Z)))
-
-        labels, Z, _, converged = kmeans._run_lloyd(X, Z0, self.max_iter, record)
-        self.labels_ = labels
-        self.centroids_ = Z
-        self.converged_ = converged
-        self.frames_ = frames
-        self.n_iter_ = frames[-1].iteration
-        self.J_history_ = [frame.J_clust for frame in frames if frame.step == "update"]
-        return self
-
-    def __getattr__(self, name):
-        # Python calls this only for attributes that are not set: the
-        # results of run() before it has run.
-        if name in KmeansAnimate2D._RESULTS and "initial_centroids_" in self.__dict__:
-            self.run()
-            return self.__dict__[name]
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
-    def __repr__(self):
-        if "frames_" not in self.__dict__:
-            return f"KmeansAnimate2D(k={self.k}, n={self.points.shape[0]}, not run yet)"
-        return (f"KmeansAnimate2D(k={self.k}, n={self.points.shape[0]}, "
-                f"n_iter_={self.n_iter_}, converged_={self.converged_})")
 
     # -- drawing ------------------------------------------------------------------
 
