@@ -15,7 +15,7 @@ SUBMISSIONS_ARG = $${SUBMISSIONS:+"$$SUBMISSIONS"}
 SIMILARITY_THRESHOLD ?=
 REPORT_OPTIONS = $(CANVAS_OPTION) $(if $(SIMILARITY_THRESHOLD),--similarity-threshold $(SIMILARITY_THRESHOLD))
 
-.PHONY: venv demo build grade-all collect grade feedback report formgrader test test-fast data data-verify mnist-full bench bench-notebook bench-grading bench-similarity bench-shards bench-feedback lock clean
+.PHONY: venv docs demo build grade-all collect grade feedback report formgrader test test-fast data data-verify mnist-full bench bench-notebook bench-grading bench-similarity bench-shards bench-feedback lock clean
 
 venv:
 	@tools/ensure_venv.sh
@@ -50,6 +50,12 @@ report: venv
 formgrader: venv
 	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/jupyter lab --no-browser --ServerApp.root_dir="$(CURDIR)" \
 		$$([ "$$(id -u)" = 0 ] && echo --allow-root)
+
+## docs: the manual (Sphinx, MyST Markdown) into docs/_build/html, offline; warnings and broken references are errors
+docs: venv
+	@tools/ensure_system_packages.sh --docs
+	$(PY) -m sphinx -W -n --keep-going -q -b html docs docs/_build/html
+	@echo "the manual: docs/_build/html/index.html"
 
 ## build: validate the master notebook, regenerate release/ and notebooks/, prove no leak
 build: venv

@@ -3,6 +3,7 @@
 # missing and this runs as root on Debian/Ubuntu; otherwise it says what to install.
 #   bubblewrap  the sandbox for student code while grading (always needed)
 #   chromium    the browser of the browser tests (with --tests: make test, make test-fast)
+#   graphviz    dot, which draws the manual's diagrams (with --docs, and with --tests: the suite builds the manual)
 #   postgresql  a server for the shared-gradebook test (only under CI=true)
 #   slurmctld, slurmd, slurm-client, munge
 #               a one-node Slurm cluster for the test of deploy/grade.slurm (only under CI=true)
@@ -13,6 +14,9 @@ missing=()
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 if [ "${1:-}" = "--tests" ] && ! command -v chromium >/dev/null 2>&1; then
   missing+=(chromium)
+fi
+if { [ "${1:-}" = "--tests" ] || [ "${1:-}" = "--docs" ]; } && ! command -v dot >/dev/null 2>&1; then
+  missing+=(graphviz)
 fi
 if [ "${CI:-}" = "true" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   missing+=(postgresql)

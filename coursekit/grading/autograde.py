@@ -56,7 +56,7 @@ def failure_reason(result):
 
 
 def submission_problem(course_root, assignment, student):
-    """Why the student's notebook cannot be graded at all, in one line, or None (see :func:`why_unreadable`)."""
+    """Why the student's notebook cannot be graded at all, in one line, or None (see :func:`~coursekit.common.notebooks.why_unreadable`)."""
     path = Path(course_root) / "submitted" / student / assignment / f"{assignment}.ipynb"
     if not path.exists() and not path.is_symlink():
         return None  # nbgrader itself says "not submitted"

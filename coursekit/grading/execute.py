@@ -5,7 +5,7 @@ Two nbgrader preprocessors, switched on in ``nbgrader_config.py``
 
 - :class:`GuardedExecute` replaces nbgrader's ``Execute``. It runs the kernel in
   the sandbox (:mod:`coursekit.grading.sandbox`), gives each cell a time limit
-  calibrated from the solution's own run time (:class:`TimeLimits`, from the
+  calibrated from the solution's own run time (:class:`~coursekit.grading.timing.TimeLimits`, from the
   ``cell_times.json`` that ``make build`` writes; at most ``c.Execute.timeout``)
   and the whole notebook a wall-clock budget. It records at most
   ``max_output_bytes`` / ``max_output_lines`` of output per cell (and

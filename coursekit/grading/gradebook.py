@@ -86,7 +86,7 @@ def register_assignment(course_root, assignment, db=None):
 
     Raises
     ------
-    coursekit.steps.course.BuildError
+    coursekit.common.course.BuildError
         When nbgrader fails or logs an error, with its log.
     """
     db = db or db_url(course_root)

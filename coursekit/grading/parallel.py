@@ -3,13 +3,13 @@
 nbgrader's gradebook is one SQLite file, and nbgrader writes to it while it
 grades. Rather than have several processes fight over that file, every worker
 grades into a private copy of the gradebook, reads the student's submission
-back as plain data (:func:`export_submission`) and hands it to the main
+back as plain data (:func:`~coursekit.grading.gradebook.export_submission`) and hands it to the main
 process with the result; the main process writes it into the course gradebook
-(:func:`import_submission`, through nbgrader's own API) and then adds the
+(:func:`~coursekit.grading.gradebook.import_submission`, through nbgrader's own API) and then adds the
 student to the status file, as each student finishes. The same export and
 import merge the gradebooks of shards graded on separate machines
 (``coursekit grade --shard i/N`` then ``coursekit merge``,
-:func:`merge_gradebooks`).
+:func:`~coursekit.grading.gradebook.merge_gradebooks`).
 
 A batch keeps what it finished:
 
@@ -110,7 +110,7 @@ class GradingInterrupted(KeyboardInterrupt):
 class StopOnSignals:
     """While entered, SIGINT and SIGTERM ask the batch to stop instead of killing the process.
 
-    The batch looks at :attr:`signum` between students (:meth:`check`); only
+    The batch looks at ``signum`` between students (:meth:`check`); only
     inside :meth:`interruptible` (grading in this very process) does a signal
     raise :class:`GradingInterrupted` at once. A signal ignored before
     (``nohup``) stays ignored, the earlier handlers come back on exit, and

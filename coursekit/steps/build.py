@@ -2,7 +2,7 @@
 
 ``python -m coursekit build`` (``make build``) runs, in order:
 
-1. :func:`sync_course_files` copies the helper module and the data files into
+1. :func:`~coursekit.common.course.sync_course_files` copies the helper module and the data files into
    ``source/<assignment>/``, where nbgrader picks them up;
 2. :func:`write_colab_manifest` writes the Colab base URL and the files'
    SHA-256 into the master's setup cell;

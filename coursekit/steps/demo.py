@@ -5,17 +5,17 @@
 download of five submissions derived from the current master notebook, and
 runs collect, grade, feedback and report on it:
 
-=========================  ===================================================
-Canvas file name           what it is
-=========================  ===================================================
-``lovelaceada_...``        a perfect submission
-``blankbo_...``            the release as handed out, with a name filled in
-``partialpat_LATE_...``    Part 1 done (with J_clust summed, not averaged),
-                           Parts 2 and 3 left as stubs; handed in late
-``colabcasey_... Copy of`` the perfect notebook saved from Colab under Colab's
-                           name, with Colab's metadata
-``brokenbrook_...``        a file cut off in the middle (not valid JSON)
-=========================  ===================================================
+==========================  ===================================================
+Canvas file name            what it is
+==========================  ===================================================
+``lovelaceada_...``         a perfect submission
+``blankbo_...``             the release as handed out, with a name filled in
+``partialpat_LATE_...``     Part 1 done (with J_clust summed, not averaged),
+                            Parts 2 and 3 left as stubs; handed in late
+``colabcasey_... Copy of``  the perfect notebook saved from Colab under Colab's
+                            name, with Colab's metadata
+``brokenbrook_...``         a file cut off in the middle (not valid JSON)
+==========================  ===================================================
 """
 
 from __future__ import annotations

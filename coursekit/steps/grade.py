@@ -2,13 +2,13 @@
 
 ``python -m coursekit grade [STUDENT ...]`` (``make grade``):
 
-1. :func:`register_assignment` puts the master's cells into the course
+1. :func:`~coursekit.grading.gradebook.register_assignment` puts the master's cells into the course
    gradebook (nbgrader's ``generate_assignment``, in this process, with the release written to a
    scratch folder, so ``release/`` stays what the build made);
-2. :func:`find_roster` lists the students: every ``submitted/<id>/<assignment>/``
+2. :func:`~coursekit.grading.gradebook.find_roster` lists the students: every ``submitted/<id>/<assignment>/``
    plus every student already in the gradebook (those without a submission are
    "not submitted", never silently 0);
-3. :func:`grade_student` autogrades one submission through nbgrader's Python
+3. :func:`~coursekit.grading.autograde.grade_student` autogrades one submission through nbgrader's Python
    API, in this process (no start-up cost per student), and reads the score
    back from the gradebook;
 4. each student's result goes to the gradebook and then to
@@ -149,7 +149,7 @@ def grade(course_root=ROOT, assignment="clustering", students=None, workers=1, f
         Grade only shard i of N of the roster (for separate machines).
     gradebook : path-like, optional
         Gradebook file to grade into (default ``course_root/gradebook.db``);
-        shards use one each, merged afterwards with :func:`coursekit.grading.parallel.merge_gradebooks`.
+        shards use one each, merged afterwards with :func:`coursekit.grading.gradebook.merge_gradebooks`.
     progress : bool
         Show a progress bar.
     allow_unsandboxed : bool
