@@ -94,9 +94,9 @@ def test_the_array_task_refuses_to_guess_the_number_of_shards(tmp_path):
     assert run.returncode != 0 and "set SHARDS to the number of shards" in run.stderr
 
 
-def test_readme_points_at_the_job_files_instead_of_copying_them():
-    readme = (ROOT / "README.md").read_text()
+def test_the_manual_points_at_the_job_files_instead_of_copying_them():
+    pages = (ROOT / "docs" / "operators" / "slurm.md").read_text() + (ROOT / "docs" / "operators" / "kubernetes.md").read_text()
     for name in ("deploy/grade.slurm", "deploy/merge.slurm", "deploy/submit-slurm.sh", "deploy/grade-job.yaml"):
-        assert name in readme, name
-    copied = [line for line in readme.splitlines() if line.startswith(("#SBATCH", "apiVersion:", "kind: Job"))]
-    assert not copied, f"README repeats a job file: {copied}"
+        assert name in pages, name
+    copied = [line for line in pages.splitlines() if line.startswith(("#SBATCH", "apiVersion:", "kind: Job"))]
+    assert not copied, f"the operators' pages repeat a job file: {copied}"

@@ -7,7 +7,7 @@ and the class report in an offline browser, grades.csv and the LMS files.
 
 The last section is formgrader in a real browser, on a copy of the graded
 class: JupyterLab is started on it as ``make formgrader`` starts it on the real
-course, and in Chromium, by mouse and keyboard, a TA goes the README's way:
+course, and in Chromium, by mouse and keyboard, a TA goes the TAs' guide's way (docs/tas/formgrader.md):
 Nbgrader menu, Formgrader, Manual Grading, the assignment, the notebook, a
 student; types points and a comment for each of the three written questions,
 moves to the next student with formgrader's Ctrl+. shortcut and does the same.
