@@ -32,7 +32,7 @@ FULL = 23
 #: The cap on any cell's time limit, and the least any cell gets (the course's floor is 10 s;
 #: lower here, so that the loops cost less of the suite's time).
 CELL_TIMEOUT = 20
-CELL_FLOOR = 6
+CELL_FLOOR = 3  # the fastest graded cell of the solution takes 0.04 s; 3 s leaves a margin of 75x
 
 
 def _after_solution(nb, grade_id, code):
@@ -54,7 +54,7 @@ def _insert_after(nb, grade_id, cell):
 def _loop_in_function(nb, name):
     """Make the student's function ``name`` loop forever when called.
 
-    The loop sleeps: the cells calling it run to their time limits (about 40 s in all), and a loop that
+    The loop sleeps: the cells calling it run to their time limits (about 20 s in all), and a loop that
     spins would hold a core for all that time. The spinning kind is ``loop`` and ``sigint``.
     """
     cell = next(c for c in nb.cells if notebooks.grade_id(c) == name)

@@ -182,9 +182,12 @@ def _rerun(course):
     return {r.student: r for r in results}
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_stopped_batch_keeps_what_it_graded_and_the_rerun_does_the_rest(template, tmp_path, start, signum, log_lines):
+def _stop_batch(template, tmp_path, start, signum):
+    """Start a batch of ann, ben and hung, send ``signum`` to its process group once a student is saved.
+
+    Checks what any stop must leave: the exit status, no traceback, no worker
+    folder, a consistent gradebook; returns (course, {student: score} saved).
+    """
     course = _course(template, tmp_path, ["ann", "ben", "hung"])
     process = start(course)
     _poll(lambda: _saved(course), process, course, "a graded student in the status file")
@@ -198,6 +201,19 @@ def test_a_stopped_batch_keeps_what_it_graded_and_the_rerun_does_the_rest(templa
     saved = _assert_consistent(course)
     assert saved and "hung" not in saved
     assert f"warning: interrupted: {len(saved)} of 3 graded and saved" in err
+    return course, saved
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_batch_and_keeps_what_it_graded(template, tmp_path, start):
+    """SIGINT to the process group, as a terminal's Ctrl-C; the rerun after it is the SIGTERM test's."""
+    _stop_batch(template, tmp_path, start, signal.SIGINT)
+
+
+@pytest.mark.slow
+def test_a_stopped_batch_keeps_what_it_graded_and_the_rerun_does_the_rest(template, tmp_path, start, log_lines):
+    """SIGTERM, what ``timeout``, Slurm and Kubernetes send; then a rerun grades only the rest."""
+    course, saved = _stop_batch(template, tmp_path, start, signal.SIGTERM)
     untouched = {s: (course / "autograded" / s / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").stat().st_mtime_ns for s in saved}
 
     handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
