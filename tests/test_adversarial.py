@@ -32,7 +32,7 @@ FULL = 23
 #: The cap on any cell's time limit, and the least any cell gets (the course's floor is 10 s;
 #: lower here, so that the loops cost less of the suite's time).
 CELL_TIMEOUT = 20
-CELL_FLOOR = 3  # the fastest graded cell of the solution takes 0.04 s; 3 s leaves a margin of 75x
+CELL_FLOOR = 6  # 3 s was too little: a test cell of image_compression ran past it on a busy machine
 
 
 def _after_solution(nb, grade_id, code):
@@ -54,7 +54,7 @@ def _insert_after(nb, grade_id, cell):
 def _loop_in_function(nb, name):
     """Make the student's function ``name`` loop forever when called.
 
-    The loop sleeps: the cells calling it run to their time limits (about 20 s in all), and a loop that
+    The loop sleeps: the cells calling it run to their time limits (about 15 s in all), and a loop that
     spins would hold a core for all that time. The spinning kind is ``loop`` and ``sigint``.
     """
     cell = next(c for c in nb.cells if notebooks.grade_id(c) == name)
@@ -100,14 +100,16 @@ def _submissions(master, release, course, port):
     lean = without_slow_demonstrations(solved)
     subs = {}
 
-    def variant(student, change=None, whole=False):
-        """The solved master with ``change``; without its slowest demonstrations unless ``whole``."""
-        nb = copy.deepcopy(solved if whole else lean)
+    def variant(student, change=None):
+        """The solved master with ``change``, without its slowest demonstrations."""
+        nb = copy.deepcopy(lean)
         if change:
             change(nb)
         subs[student] = nb
 
-    variant("perfect", whole=True)  # the palette PNGs of the colour sweep come back
+    # The palette PNGs of the colour sweep come back: "perfect" keeps that one slow demonstration.
+    sweep = next(c for c in solved.cells if notebooks.grade_id(c) == "quality_sweep")
+    variant("perfect", lambda nb: _insert_after(nb, "palette_png_test", copy.deepcopy(sweep)))
     variant("loop", lambda nb: _after_solution(nb, "assign_clusters", "while True:\n    pass"))
     variant("sigint", lambda nb: _after_solution(
         nb, "update_representatives", "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"))
@@ -155,7 +157,7 @@ def _submissions(master, release, course, port):
         f"import os\nos.symlink('../../../source/{ASSIGNMENT}/{ASSIGNMENT}.ipynb', 'notes.txt')\n"
         f"os.symlink('/etc/passwd', 'passwd.txt')\nos.symlink({master_path!r}, 'answers.ipynb')\n"
         "os.symlink('../../..', 'course')\nos.mkfifo('pipe')\nos.symlink('/etc/passwd', 'cat_compressed_99.png')")))
-    variant("flood", lambda nb: _insert_after(nb, "assign_clusters_test", "for _ in range(300):\n    print('x' * 1_000_000)"))
+    variant("flood", lambda nb: _insert_after(nb, "assign_clusters_test", "for _ in range(100):\n    print('x' * 1_000_000)"))
     # The junk is written early and left there: the later tests that hand the student's functions a file get
     # it in the grader's own space, not the one the junk filled.
     variant("disk", lambda nb: _insert_after(nb, "part1_imports",
@@ -169,7 +171,7 @@ def _submissions(master, release, course, port):
     variant("deleted_part0", lambda nb: nb.update(cells=[c for c in nb.cells if notebooks.grade_id(c) != "student_info_test"]))
 
     def loops(nb):
-        for name in ("assign_clusters", "update_representatives", "clustering_objective"):
+        for name in ("clustering_objective",):
             _loop_in_function(nb, name)
 
     variant("loops", loops)
@@ -280,8 +282,9 @@ def _text(nb):
         ("disk", FULL, None),
         ("duplicated", FULL, "appeared 2 times"),
         ("deleted_part0", FULL, "student_info_test"),
-        # Part 1 loops (8 points lost); Parts 0, 2 and 3 do not depend on it and are graded.
-        ("loops", FULL - 8, "time limit"),
+        # clustering_objective loops: its test (1 point) and kmeans's (3, which calls it) run out of time;
+        # the rest of Part 1 and Parts 0, 2 and 3 do not depend on it and are graded.
+        ("loops", FULL - 4, "time limit"),
         # Wrong assign_clusters with NumPy's comparisons or the helper's function replaced: its test
         # and kmeans's (which uses it) fail, judged by the checker against its own NumPy and helper.
         ("patched_numpy", FULL - 2 - 3, None),
@@ -325,7 +328,7 @@ def test_nothing_a_notebook_leaves_behind_reaches_the_host_or_the_feedback(grade
 def test_output_and_disk_floods_are_bounded(graded):
     course, _, _, _ = graded
     flooded = course / "autograded" / "flood" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-    assert flooded.stat().st_size < 12_000_000  # 300 MB printed
+    assert flooded.stat().st_size < 12_000_000  # 100 MB printed
     assert "No space left on device" in _text(_autograded(course, "disk"))
     folder = course / "autograded" / "disk" / ASSIGNMENT
     assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < 10_000_000  # not 6 GB
@@ -348,7 +351,7 @@ def test_loops_in_part1_cost_seconds_and_the_rest_of_the_notebook_runs(graded):
     assert not any("time limit of" in n and "used up" in n for n in incidents), incidents
     stopped = [n for n in incidents if "ran past the time limit" in n]
     # Calibrated limits: the floor for the tests of Part 1 (the hard cap here is 20 s).
-    assert any(f"(assign_clusters_test): stopped: ran past the time limit of {CELL_FLOOR:g} s" in n for n in stopped), stopped
+    assert any(f"(clustering_objective_test): stopped: ran past the time limit of {CELL_FLOOR:g} s" in n for n in stopped), stopped
     for later in ("compress_cat", "prepare_digit_image_test"):
         cell = next(c for c in nb.cells if notebooks.grade_id(c) == later)
         assert not any(o.get("output_type") == "error" for o in cell.outputs), later
