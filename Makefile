@@ -5,17 +5,21 @@ PY := .venv/bin/python
 PYTEST_ARGS ?=
 CANVAS_EXPORT ?=
 SUBMISSIONS ?=
+COURSE ?=
 FORCE ?=
 # File names reach the commands through the environment, expanded by the shell in
 # double quotes: an LMS download's name ("LA101-Clustering lab-4242.zip") may hold
 # spaces, quotes or dollar signs, which make would otherwise split or expand.
-export SUBMISSIONS CANVAS_EXPORT
+# COURSE=<folder> runs a step on a course folder of its own (one per term, made by
+# `make course COURSE=<folder>`); without it, on this repository.
+export SUBMISSIONS CANVAS_EXPORT COURSE
 CANVAS_OPTION = $${CANVAS_EXPORT:+--canvas-export "$$CANVAS_EXPORT"}
 SUBMISSIONS_ARG = $${SUBMISSIONS:+"$$SUBMISSIONS"}
+ROOT_OPTION = $${COURSE:+--root "$$COURSE"}
 SIMILARITY_THRESHOLD ?=
 REPORT_OPTIONS = $(CANVAS_OPTION) $(if $(SIMILARITY_THRESHOLD),--similarity-threshold $(SIMILARITY_THRESHOLD))
 
-.PHONY: venv docs demo build grade-all collect grade feedback report formgrader test test-fast data data-verify mnist-full bench bench-notebook bench-grading bench-similarity bench-shards bench-feedback lock clean
+.PHONY: venv docs demo course build grade-all collect grade feedback report formgrader test test-fast data data-verify mnist-full bench bench-notebook bench-grading bench-similarity bench-shards bench-feedback lock clean
 
 venv:
 	@tools/ensure_venv.sh
@@ -26,30 +30,35 @@ demo: venv
 	$(PY) -m coursekit data verify
 	$(PY) -m coursekit demo
 
+## course: a course folder of its own for one term or section (COURSE=<folder>), with a copy of today's master
+course: venv
+	@[ -n "$$COURSE" ] || { echo "usage: make course COURSE=<new folder>" >&2; exit 2; }
+	$(PY) -m coursekit new-course "$$COURSE"
+
 ## grade-all: the whole job on the real course; SUBMISSIONS=<folder or LMS zip> to collect first
 grade-all: venv
-	$(PY) -m coursekit all $(SUBMISSIONS_ARG) $(REPORT_OPTIONS)
+	$(PY) -m coursekit all $(ROOT_OPTION) $(SUBMISSIONS_ARG) $(REPORT_OPTIONS)
 
 collect: venv
-	$(PY) -m coursekit collect $(SUBMISSIONS_ARG)
+	$(PY) -m coursekit collect $(ROOT_OPTION) $(SUBMISSIONS_ARG)
 
 ## grade: autograde what was collected; FORCE=1 regrades everyone, unchanged submissions included
 grade: venv
-	$(PY) -m coursekit grade $(if $(FORCE),--force)
+	$(PY) -m coursekit grade $(ROOT_OPTION) $(if $(FORCE),--force)
 
 feedback: venv
-	$(PY) -m coursekit feedback
+	$(PY) -m coursekit feedback $(ROOT_OPTION)
 
 ## report: grades.csv, the class report (with failures and similar pairs) and the LMS files;
 ## CANVAS_EXPORT=<gradebook export.csv> fills a Canvas export; SIMILARITY_THRESHOLD=0.5 lists more pairs
 report: venv
-	$(PY) -m coursekit report $(REPORT_OPTIONS)
+	$(PY) -m coursekit report $(ROOT_OPTION) $(REPORT_OPTIONS)
 
 ## formgrader: JupyterLab with nbgrader's formgrader, for grading written answers by hand
 ## (as root, the account that grades in the sandbox, with --allow-root: Jupyter refuses root otherwise)
 formgrader: venv
-	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/jupyter lab --no-browser --ServerApp.root_dir="$(CURDIR)" \
-		$$([ "$$(id -u)" = 0 ] && echo --allow-root)
+	PATH="$(CURDIR)/.venv/bin:$$PATH" COURSEKIT_COURSE_ROOT="$${COURSE:-.}" .venv/bin/jupyter lab --no-browser \
+		--ServerApp.root_dir="$$(cd "$${COURSE:-.}" && pwd)" $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 ## docs: the manual (Sphinx, MyST Markdown) into docs/_build/html, offline; warnings and broken references are errors
 docs: venv

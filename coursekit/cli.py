@@ -39,6 +39,7 @@ from coursekit.steps.demo import DEMO_ROOT, run_demo
 from coursekit.steps.feedback import FeedbackError, generate_feedback
 from coursekit.steps.grade import GradeError, grade
 from coursekit.steps.lms import LmsError, check_canvas_export, write_lms_files
+from coursekit.steps.new_course import NewCourseError, new_course
 from coursekit.steps.report import ReportError, write_report
 
 log = logging.getLogger(__name__)
@@ -153,10 +154,17 @@ def _report(args):
     write_lms_files(args.root, args.assignment, canvas_export=args.canvas_export, canvas_column=args.canvas_column)
 
 
+def _new_course(args):
+    new_course(args.folder, assignment=args.assignment)
+
+
 def _all(args):
     if args.canvas_export:
         check_canvas_export(args.canvas_export, args.assignment, args.canvas_column)
-    build.build(args.root)
+    if Path(args.root).resolve() == ROOT.resolve():
+        build.build(args.root)
+    else:  # a term's course folder: graded against its own copy of the master; the release is the repository's
+        log.info(f"course folder {args.root}: graded against its own copy of the master (the build is the repository's)")
     if args.source:
         collect(args.source, args.root, assignment=args.assignment)
     results = grade(args.root, args.assignment, workers=args.workers, force=args.force,
@@ -306,6 +314,11 @@ def build_parser():
     _report_options(step)
     step.set_defaults(run=_report)
 
+    step = steps.add_parser("new-course", help="a course folder for one term or section, with a copy of today's master")
+    step.add_argument("folder", type=Path, help="the new folder (it may exist only if it is empty)")
+    step.add_argument("--assignment", default="clustering")
+    step.set_defaults(run=_new_course)
+
     step = steps.add_parser("all", help="the whole job: build, [collect SOURCE,] grade, feedback, report")
     step.add_argument("source", type=Path, nargs="?", help="a folder or LMS zip to collect first")
     _course_options(step, grading=True)
@@ -328,6 +341,6 @@ def main(argv=None):
         # Ctrl-C or SIGTERM while grading: what was finished is saved (grade() said how much).
         return stopped.exit_code
     except (data.DataError, build.BuildError, CollectError, GradeError, FeedbackError, ReportError, LmsError,
-            FileNotFoundError) as exc:
+            NewCourseError, FileNotFoundError) as exc:
         log.error(str(exc))
         return 1

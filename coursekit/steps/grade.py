@@ -173,6 +173,10 @@ def grade(course_root=ROOT, assignment="clustering", students=None, workers=1, f
     config = config or build.load_course_config(ROOT)
     require_sandbox(allow_unsandboxed, config)
     course_root = Path(course_root).resolve()
+    master = course_root / "source" / assignment / f"{assignment}.ipynb"
+    if not master.is_file():
+        raise GradeError(f"{course_root}: not a course folder ({master.relative_to(course_root)} is missing); "
+                         f"make one with `make course COURSE={course_root}` (python -m coursekit new-course)")
     db = gradebook_url(course_root, config, gradebook)
     register_assignment(course_root, assignment, db=db)
     submitted, missing = find_roster(course_root, assignment, students, db=db)
