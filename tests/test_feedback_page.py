@@ -91,8 +91,15 @@ def test_graded_cells_are_grouped_under_their_exercise_heading():
 def test_the_message_is_the_first_line_of_the_first_failure():
     objective, todo = _summary(_notebook())[1:3]
     assert objective["message"] == "AssertionError: J_clust should be the mean"
-    assert todo["message"] == "not answered yet: the answer still raises NotImplementedError"
+    assert todo["message"] == "not answered yet"  # a bare stub: nothing more to quote
     assert _summary(_notebook())[0]["message"] == ""
+
+
+def test_an_unfinished_exercise_quotes_its_stub_s_own_sentence():
+    nb = _notebook()
+    todo = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "todo_test")
+    todo.outputs = [_error("NotImplementedError", "Exercise 2.1 is not done yet")]
+    assert _summary(nb)[2]["message"] == "not answered yet: Exercise 2.1 is not done yet"
 
 
 def test_a_long_message_is_cut_with_an_ellipsis():

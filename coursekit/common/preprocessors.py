@@ -288,7 +288,9 @@ class SummarizeExercises(NbGraderPreprocessor):
     def _failure(self, cell):
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error" and output.get("ename") == "NotImplementedError":
-                return "not answered yet: the answer still raises NotImplementedError"
+                # The stub's own sentence ("Exercise 2.1 is not done yet", NameUnfinishedExercises), when it has one.
+                sentence = first_line(output.get("evalue", ""), self.max_message_chars)
+                return f"not answered yet: {sentence}" if sentence else "not answered yet"
             if output.get("output_type") == "error":
                 evalue = first_line(output.get("evalue", ""), self.max_message_chars)
                 return f"{output.get('ename', 'Error')}: {evalue}" if evalue else output.get("ename", "Error")

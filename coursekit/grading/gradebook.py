@@ -152,6 +152,20 @@ def set_student_names(db, names):
             gradebook.update_or_create_student(student, first_name=first or None, last_name=last)
 
 
+#: formgrader's first name for a student whose name nobody gave (their id is the last name): it lists
+#: "20260005, (no name found)" rather than "None, None".
+NO_NAME = "(no name found)"
+
+
+def name_the_unnamed(db, students):
+    """Give ``students`` who have no name in the gradebook at URL ``db`` their id and :data:`NO_NAME` instead."""
+    with Gradebook(db) as gradebook:
+        for student in students:
+            known = gradebook.update_or_create_student(student)
+            if not known.first_name and not known.last_name:
+                gradebook.update_or_create_student(student, first_name=NO_NAME, last_name=student)
+
+
 def read_score(db, assignment, student):
     """(score, max_score) of a student's submission from the gradebook at URL ``db``."""
     with Gradebook(db) as gradebook:
