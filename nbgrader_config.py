@@ -16,6 +16,7 @@ import os
 
 from nbgrader.converters import Autograde, GenerateAssignment, GenerateFeedback
 from nbgrader.preprocessors import CheckCellMetadata, ClearSolutions, Execute, GetGrades, OverwriteCells
+from nbgrader.validator import Validator
 
 from coursekit.common.preprocessors import (
     CheckCellMetadataOnce,
@@ -25,7 +26,7 @@ from coursekit.common.preprocessors import (
     RestoreLockedCells,
     SummarizeExercises,
 )
-from coursekit.grading.execute import GuardedExecute, StderrIsNotFailure
+from coursekit.grading.execute import GuardedExecute, StderrIsNotFailure, ValidateWithChecker
 from coursekit.grading.repair import RepairSubmission
 from coursekit.pages import feedback_page, formgrade_page
 from coursekit.pages.sanitize import SanitizeStudentContent
@@ -128,6 +129,15 @@ _autograde[_autograde.index(Execute)] = GuardedExecute
 _autograde.insert(_autograde.index(GuardedExecute) + 1, StderrIsNotFailure)
 _autograde[_autograde.index(CheckCellMetadata)] = CheckCellMetadataOnce
 c.Autograde.autograde_preprocessors = _autograde
+
+# `nbgrader validate` on the master (and JupyterLab's Validate button) judges the
+# hidden tests as grading does: nbgrader's validator runs its own Execute, in which
+# a checker test is never run and the guard line fails. Its list of steps is not a
+# setting, so its default is replaced here, in every process that reads this file;
+# on a notebook without checker tests (a student's release) the step is nbgrader's
+# Execute, as before (coursekit.grading.execute.ValidateWithChecker).
+_validate = Validator.class_traits()["preprocessors"]
+_validate.default_value = [ValidateWithChecker if step is Execute else step for step in _validate.default()]
 
 # --- Limits while grading ------------------------------------------------------------
 # Time: each cell may run max(floor, factor x the time the solution's cell took),

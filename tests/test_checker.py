@@ -7,6 +7,7 @@ wrong answer, and must earn no pass; the right answer must pass.
 """
 
 import json
+import os
 import subprocess
 import sys
 
@@ -344,3 +345,49 @@ def test_the_build_refuses_checker_tests_without_the_guard(tmp_path):
     for source, expected in ((TEST_CELL, []), (unguarded, ["t"]), (guard_first, ["t"]),
                              ("assert True\n### BEGIN HIDDEN TESTS\nassert 1\n### END HIDDEN TESTS\n", [])):
         assert unguarded_test_cells(nbformat.v4.new_notebook(cells=[cell(source)])) == expected, source
+
+
+# --- Validate: nbgrader's validator on the master judges checker tests as grading does -------------------
+
+def _validate(notebook):
+    """``nbgrader validate NOTEBOOK`` from the course root, as an instructor types it; (exit code, output)."""
+    from pathlib import Path
+
+    from coursekit.common.paths import ROOT
+
+    done = subprocess.run([str(Path(sys.executable).parent / "nbgrader"), "validate", str(notebook)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=180,
+                          env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+    return done.returncode, done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_nbgrader_validate_on_a_master_judges_its_checker_tests_through_the_course_config(tmp_path):
+    """Success on the solution, a real failure on a wrong one: not the guard's "this hidden test was not run"."""
+    _, out = _validate(_tiny_master(tmp_path / "good", RIGHT_DOUBLE) / "tiny.ipynb")
+    assert "Success! Your notebook passes all the tests." in out, out[-3000:]
+    assert "Exception while loading config file" not in out
+    wrong = "import numpy as np\ndef double(x):\n    return x * 2 if np.ndim(x) == 0 else x + 2"
+    _, out = _validate(_tiny_master(tmp_path / "bad", wrong) / "tiny.ipynb")
+    assert "VALIDATION FAILED" in out and "double is wrong" in out, out[-3000:]
+    assert "this hidden test was not run" not in out
+    assert sorted(p.name for p in (tmp_path / "good").iterdir()) == ["tiny.ipynb"], "nothing written beside the master"
+
+
+@pytest.mark.slow
+def test_nbgrader_validate_on_a_notebook_without_checker_tests_runs_as_nbgrader_runs_it(tmp_path):
+    """A student's release holds no checker test: nbgrader's own Execute runs it, in the student's folder, as before."""
+    import nbformat
+
+    folder = tmp_path / "release"
+    folder.mkdir()
+    grade = {"nbgrader": {"grade": True, "solution": False, "locked": True, "grade_id": "t", "points": 1,
+                          "schema_version": 3}}
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("open('written_by_the_notebook.txt', 'w').write('x')"),
+        nbformat.v4.new_code_cell("assert False, 'not done yet'", metadata=grade)],
+        metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}})
+    nbformat.write(nb, folder / "release.ipynb")
+    _, out = _validate(folder / "release.ipynb")
+    assert "VALIDATION FAILED" in out and "not done yet" in out, out[-3000:]
+    assert (folder / "written_by_the_notebook.txt").is_file(), "not sandboxed: the student's own folder, as before"

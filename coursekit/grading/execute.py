@@ -39,6 +39,7 @@ import fnmatch
 import json
 import os
 import stat
+import tempfile
 import zlib
 from pathlib import Path
 from queue import Empty
@@ -55,7 +56,8 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Bool, Float, Integer, List, Unicode
 
-from coursekit.grading.checker import CheckerProcess, judge_cell, split_test_cell
+from coursekit.common.course import course_files
+from coursekit.grading.checker import CHECKER_GUARD, CheckerProcess, judge_cell, split_test_cell
 from coursekit.grading.outputs import OutputBudget, bounded_error, merge_streams
 from coursekit.grading.repair import REPAIRS_KEY
 from coursekit.grading.sandbox import Sandbox, SandboxedKernelManager, SandboxUnavailable, check_sandbox
@@ -501,6 +503,41 @@ class GuardedExecute(Execute):
         note = cell.metadata.pop("coursekit_after_restart", None)
         if note and any(o.get("output_type") == "error" for o in cell.outputs):
             cell.outputs.insert(0, new_output("stream", name="stdout", text=f"{note}; it may have failed because of that.\n"))
+
+
+class ValidateWithChecker(GuardedExecute):
+    """The execution step of ``nbgrader validate`` and JupyterLab's Validate button: hidden tests judged as grading judges them.
+
+    nbgrader's validator runs a notebook with its own ``Execute``, in which a
+    checker test (:mod:`coursekit.grading.checker`) is only defined, never
+    run: the guard line that ends each such cell then fails, and validating
+    the master reported every hidden test as failed. ``nbgrader_config.py``
+    puts this class in the validator's place. On a notebook with checker
+    tests (the master) it runs as grading does, in the sandbox, each test cell
+    judged by the checker; the helper and data come from the notebook's own
+    folder (the validator runs in it), and nothing is written there. On any
+    other notebook (a student's release) it is nbgrader's ``Execute``, as
+    before.
+    """
+
+    def preprocess(self, nb, resources=None, km=None):
+        if not any(cell.cell_type == "code" and CHECKER_GUARD in cell.source for cell in nb.cells):
+            return Execute(parent=self.parent).preprocess(nb, resources)
+        self._folder = Path.cwd()  # nbgrader's validator runs in the notebook's folder
+        with tempfile.TemporaryDirectory(prefix="coursekit-validate-") as scratch:
+            self.incidents_file = os.path.join(scratch, INCIDENTS_FILE)  # not beside the master
+            nb, resources = super().preprocess(nb, {**(resources or {}), "metadata": {"path": str(self._folder)}}, km)
+        for incident in self.incidents:
+            self.log.warning("%s", incident["what"])
+        return nb, resources
+
+    def _source_dir(self, resources):
+        """The notebook's own folder: the checker imports the helper from it, and its cell times set the limits."""
+        return self._folder
+
+    def _allowed_inputs(self, source_dir, resources):
+        """The kernel gets the course's files (the helper and the data), not what earlier runs left in the folder."""
+        return {name for name in course_files() if (source_dir / name).is_file()}
 
 
 class StderrIsNotFailure(NbGraderPreprocessor):
