@@ -48,6 +48,10 @@ c.CourseDirectory.feedback_directory = "feedback"
 # The solution's cell times (written by `make build`, read while grading) stay
 # out of the release and out of the students' folders.
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "cell_times.json", "*.part"]
+# What the notebook writes when it runs where the master is (opened in JupyterLab
+# in source/, or validated by an nbgrader without this config) stays out of the
+# release and out of a grading kernel's files.
+c.CourseDirectory.ignore += ["cat_compressed_*.png", "palette_check.png"]
 
 # --- The exchange (nbgrader's release_assignment, collect; formgrader) -----------
 # A folder in the course, for a single-user setup (formgrader otherwise warns
