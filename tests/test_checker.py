@@ -391,3 +391,28 @@ def test_nbgrader_validate_on_a_notebook_without_checker_tests_runs_as_nbgrader_
     _, out = _validate(folder / "release.ipynb")
     assert "VALIDATION FAILED" in out and "not done yet" in out, out[-3000:]
     assert (folder / "written_by_the_notebook.txt").is_file(), "not sandboxed: the student's own folder, as before"
+
+
+@pytest.mark.slow
+def test_the_validate_button_s_endpoint_judges_the_master_through_the_course_config(tmp_path):
+    """What JupyterLab's Validate button posts (``/assignments/validate``), in a server started from the course root."""
+    import urllib.parse
+    import urllib.request
+
+    from conftest import jupyterlab_server
+
+    wrong = "import numpy as np\ndef double(x):\n    return x * 2 if np.ndim(x) == 0 else x + 2"
+    _tiny_master(tmp_path / "served" / "good", RIGHT_DOUBLE)
+    _tiny_master(tmp_path / "served" / "bad", wrong)
+    with jupyterlab_server(tmp_path / "served", tmp_path / "scratch") as (url, token):
+        def validate(path):
+            request = urllib.request.Request(f"{url}/assignments/validate", method="POST",
+                                             data=urllib.parse.urlencode({"path": path}).encode(),
+                                             headers={"Authorization": f"token {token}"})
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return json.loads(response.read())
+
+        good, bad = validate("good/tiny.ipynb"), validate("bad/tiny.ipynb")
+    assert good == {"success": True, "value": {}}, good  # the button then says "Success! Your notebook passes all the tests."
+    errors = [cell["error"] for cell in bad["value"].get("failed", [])]
+    assert bad["success"] and len(errors) == 1 and errors[0].startswith("AssertionError: double is wrong"), bad
