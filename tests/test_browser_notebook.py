@@ -10,6 +10,8 @@ release and copies of its notebook:
 - ``solved_nb7.ipynb``: the same without the slowest demonstration cells
   but with the animation (``NOT_IN_NB7``), run with "Run All" in Notebook 7;
 - ``untouched.ipynb``: the release as handed out, run cell by cell;
+- ``master_right/tiny.ipynb``, ``master_wrong/tiny.ipynb``: one-exercise masters with a
+  checker test, validated with the toolbar's Validate button;
 - ``lecture.ipynb``: the executed master of ``notebooks/``, opened but not run;
 - ``colab/clustering.ipynb``: the notebook alone in a folder, with a fake
   ``google.colab`` package beside it and the course files served from
@@ -32,6 +34,7 @@ import urllib.request
 import nbformat
 import pytest
 from conftest import SCREENSHOTS, jupyterlab_server
+from test_checker import RIGHT_DOUBLE, _tiny_master
 
 from coursekit.common import notebooks
 from coursekit.common.paths import ROOT
@@ -84,6 +87,9 @@ def jupyter(tmp_path_factory, master_notebook, release_notebook, course_files_se
     shorter.cells = [c for c in shorter.cells if notebooks.grade_id(c) not in NOT_IN_NB7]
     nbformat.write(shorter, folder / "solved_nb7.ipynb")
     nbformat.write(release_notebook, folder / "untouched.ipynb")
+    # Two one-exercise masters with a checker test, for the toolbar's Validate button (tests/test_checker.py).
+    _tiny_master(folder / "master_right", RIGHT_DOUBLE)
+    _tiny_master(folder / "master_wrong", "import numpy as np\ndef double(x):\n    return x * 2 if np.ndim(x) == 0 else x + 2")
     shutil.copy(LECTURE, folder / "lecture.ipynb")
     colab = folder / "colab"
     (colab / "google" / "colab").mkdir(parents=True)
@@ -328,4 +334,26 @@ def test_in_colab_the_setup_cell_fetches_and_checks_the_course_files(jupyter, pa
     assert sorted(fetched) == shipped
     for name in shipped:
         assert (jupyter.folder / "colab" / name).read_bytes() == (RELEASE_DIR / name).read_bytes(), name
+    assert script_errors(page) == []
+
+
+# --------------------------------------------------------------------------
+# 5. The master in JupyterLab: the toolbar's Validate button judges its hidden tests
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("folder, says", [
+    ("master_right", "Success! Your notebook passes all the tests."),
+    ("master_wrong", "double is wrong for an array"),
+])
+def test_the_validate_button_judges_a_master_s_hidden_tests(jupyter, page, folder, says):
+    """As an instructor editing the master: Validate in the notebook's toolbar, in a server started from the course root."""
+    open_notebook(page, jupyter, f"{folder}/tiny.ipynb")
+    page.locator(".jp-Toolbar").get_by_text("Validate", exact=True).click()
+    dialog = page.locator(".jp-Dialog-content")
+    dialog.wait_for(timeout=120_000)
+    page.wait_for_function("() => !document.querySelector('.jp-Dialog-content').innerText.includes('Validating')",
+                           timeout=120_000)
+    text = dialog.inner_text()
+    page.screenshot(path=SCREENSHOTS / f"notebook_validate_{folder}.png")
+    assert says in text, text[:2000]
+    assert "this hidden test was not run" not in text.split("### END HIDDEN TESTS")[-1], text[:2000]
     assert script_errors(page) == []
