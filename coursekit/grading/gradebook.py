@@ -140,30 +140,28 @@ def find_roster(course_root, assignment, students=None, db=None):
     return submitted, missing
 
 
-def set_student_names(db, names):
+#: formgrader's first name for a student whose name nobody gave (their id is the last name): it lists
+#: "20260005, (no name found)" rather than "None, None".
+NO_NAME = "(no name found)"
+
+
+def set_student_names(db, names, students=()):
     """Give students their names in the gradebook at URL ``db`` (formgrader lists "Last, First").
 
     ``names`` is {student id: full name}; the last word is the last name.
+    Each of ``students`` that no name is known for, here or already in the
+    gradebook, gets its id as last name and :data:`NO_NAME` as first name.
     Students are created when missing, as autograde would create them.
     """
     with Gradebook(db) as gradebook:
         for student, name in names.items():
             first, _, last = name.rpartition(" ")
             gradebook.update_or_create_student(student, first_name=first or None, last_name=last)
-
-
-#: formgrader's first name for a student whose name nobody gave (their id is the last name): it lists
-#: "20260005, (no name found)" rather than "None, None".
-NO_NAME = "(no name found)"
-
-
-def name_the_unnamed(db, students):
-    """Give ``students`` who have no name in the gradebook at URL ``db`` their id and :data:`NO_NAME` instead."""
-    with Gradebook(db) as gradebook:
         for student in students:
-            known = gradebook.update_or_create_student(student)
-            if not known.first_name and not known.last_name:
-                gradebook.update_or_create_student(student, first_name=NO_NAME, last_name=student)
+            if student not in names:
+                known = gradebook.update_or_create_student(student)
+                if not known.first_name and not known.last_name:
+                    gradebook.update_or_create_student(student, first_name=NO_NAME, last_name=student)
 
 
 def read_score(db, assignment, student):

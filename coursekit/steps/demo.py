@@ -31,12 +31,12 @@ import nbformat
 
 from coursekit.common import notebooks
 from coursekit.common.paths import ROOT
-from coursekit.grading.timing import CELL_TIMES
 from coursekit.steps.build import build
 from coursekit.steps.collect import collect
 from coursekit.steps.feedback import generate_feedback
 from coursekit.steps.grade import grade
 from coursekit.steps.lms import write_lms_files
+from coursekit.steps.new_course import new_course
 from coursekit.steps.report import write_report
 
 log = logging.getLogger(__name__)
@@ -208,17 +208,11 @@ def make_demo_canvas_export(path, roster=CANVAS_ROSTER):
 
 
 def prepare_demo_course(root=DEMO_ROOT):
-    """A fresh course folder holding a copy of the master notebook."""
+    """A fresh course folder (:func:`~coursekit.steps.new_course.new_course`), an earlier demo's removed first."""
     root = Path(root)
     if root.exists():
         shutil.rmtree(root)
-    source = root / "source" / ASSIGNMENT
-    source.mkdir(parents=True)
-    shutil.copyfile(ROOT / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", source / f"{ASSIGNMENT}.ipynb")
-    times = ROOT / "source" / ASSIGNMENT / CELL_TIMES
-    if times.is_file():  # the time limits calibrated on the master
-        shutil.copyfile(times, source / CELL_TIMES)
-    return root
+    return new_course(root, assignment=ASSIGNMENT)
 
 
 def run_demo(root=DEMO_ROOT, build_first=True):

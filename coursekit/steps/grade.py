@@ -41,7 +41,6 @@ from coursekit.grading.gradebook import (
     find_roster,
     gradebook_url,
     max_score,
-    name_the_unnamed,
     nbgrader_api,
     read_score,
     register_assignment,
@@ -181,8 +180,8 @@ def grade(course_root=ROOT, assignment="clustering", students=None, workers=1, f
     db = gradebook_url(course_root, config, gradebook)
     register_assignment(course_root, assignment, db=db)
     submitted, missing = find_roster(course_root, assignment, students, db=db)
-    set_student_names(db, student_names(course_root, assignment, submitted, f"{assignment}.ipynb"))
-    name_the_unnamed(db, submitted)  # an unreadable notebook names nobody: formgrader shows the id
+    # An unreadable notebook names nobody: formgrader then shows the student's id.
+    set_student_names(db, student_names(course_root, assignment, submitted, f"{assignment}.ipynb"), submitted)
     if shard:
         roster = set(shard_of(submitted + missing, *shard))
         submitted, missing = [s for s in submitted if s in roster], [s for s in missing if s in roster]
