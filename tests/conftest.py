@@ -20,7 +20,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from coursekit.grading.sandbox import thread_env
+from coursekit.grading.bwrap import thread_env
 
 # One BLAS/OpenMP thread for every process the tests start (this one, Jupyter and its kernels, the build's
 # kernel, Slurm's jobs), as grading kernels have: `make test` runs two test processes on two cores, and two

@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from coursekit.grading import sandbox
+from coursekit.grading import bwrap, sandbox
 from coursekit.steps import grade
 
 
@@ -89,7 +89,7 @@ def test_graded_kernels_reuse_one_matplotlib_font_list(tmp_path):
     )
     printed = "".join(o.get("text", "") for o in cells[1].outputs)
     assert "generated new fontManager" not in printed
-    assert printed.strip() == f"True ['{sandbox.matplotlib_font_list().name}']"
+    assert printed.strip() == f"True ['{bwrap.matplotlib_font_list().name}']"
 
 
 def test_a_fresh_kernel_gives_each_cell_exactly_its_own_output(tmp_path):

@@ -224,6 +224,14 @@ class Ceiling:
                     "-p", f"TasksMax={self.max_processes}", "--", *command]
         return list(command)
 
+    def procs_files(self):
+        """The ``cgroup.procs`` files a process writes ``0`` to, to join the ceiling (cgroup v1; [] otherwise).
+
+        For a kernel forked from a warm parent (:mod:`coursekit.grading.warm`),
+        which cannot be started inside the ceiling by :meth:`wrap`.
+        """
+        return [str(folder / "cgroup.procs") for folder in self._folders] if self.kind == "cgroup v1" else []
+
     def started(self):
         """Call once the kernel runs: the watchdog starts watching (the cgroups need nothing)."""
         if self.kind == "watchdog" and self._watch is None:

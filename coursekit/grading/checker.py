@@ -47,9 +47,9 @@ from nbformat.v4 import new_output
 
 from coursekit.common import notebooks
 from coursekit.common.notebooks import HIDDEN_BEGIN, HIDDEN_END
+from coursekit.grading.bwrap import GRADER_DIR
 from coursekit.grading.check_runner import MAX_FILE_BYTES
 from coursekit.grading.plain_data import KERNEL_ENCODER
-from coursekit.grading.sandbox import GRADER_DIR
 
 #: What the kernel runs for one call: decode the arguments, call the student's function, encode what it
 #: returned, the arguments as the function left them, and the files named by the checker as they are now.
@@ -58,7 +58,7 @@ def _coursekit_call(name, arguments):
     import base64 as _b64, io as _io, json as _json, os as _os, shutil as _shutil, tempfile as _tempfile
     import numpy as _np
 
-    # The grader's own space in the sandbox (coursekit.grading.sandbox.GRADER_DIR), which junk the student's code
+    # The grader's own space in the sandbox (coursekit.grading.bwrap.GRADER_DIR), which junk the student's code
     # wrote elsewhere cannot have filled; the usual temporary folder outside a sandbox.
     folder = _tempfile.mkdtemp(prefix="coursekit-call-", dir=%r if _os.path.isdir(%r) else None)
     files = {}

@@ -34,7 +34,6 @@ network. Settings live in ``nbgrader_config.py`` as ``c.Sandbox.*``.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import fnmatch
 import itertools
 import logging
@@ -53,10 +52,25 @@ import zmq
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.connect import channel_socket_types
 from jupyter_client.manager import AsyncKernelManager
-from traitlets import Bool, DottedObjectName, Integer, Type, Unicode
+from traitlets import Bool, DottedObjectName, Integer, List, Type, Unicode
 from traitlets.config import Configurable
 
+from coursekit.grading.bwrap import (
+    _bind,
+    bwrap_path,
+    environment_args,
+    file_system_args,
+    kernel_environment,
+    visible_python,
+)
 from coursekit.grading.ceiling import Ceiling, describe, machine_kind
+from coursekit.grading.warm import (
+    WarmKernelProcess,
+    WarmUnavailable,
+    kernel_request,
+    why_not_warm,
+    zygote_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -100,14 +114,20 @@ class Sandbox(Configurable):
         64, help="Size of the grader's own writable folder in the sandbox (GRADER_DIR: the files the checker hands "
         "a student's function and reads back), apart from the space the student's code fills, in MB"
     ).tag(config=True)
+    warm_kernels = Bool(
+        True, help="Fork each kernel from a warm parent that has imported `preload` once (coursekit.grading.warm), "
+        "isolated afresh as a sandbox of its own would be; False: start each kernel in a sandbox of its own. "
+        "Used where the machine allows it (root, and a cgroup v1 or watchdog ceiling).",
+    ).tag(config=True)
+    preload = List(
+        Unicode(), ["ipykernel.kernelapp", "numpy"],
+        help="Modules the warm parent imports once for every kernel: the heavy ones the assignment's notebook "
+        "imports. A kernel finds them already imported; nothing else about it changes.",
+    ).tag(config=True)
     threads = Integer(
         1, help="BLAS/OpenMP threads per kernel. Fixed (not derived from the number of workers) so that "
         "a submission gets the same outputs whatever the parallelism; 0 means cores / workers."
     ).tag(config=True)
-
-
-def bwrap_path():
-    return shutil.which("bwrap")
 
 
 def check_sandbox():
@@ -142,62 +162,6 @@ os.setuid(uid)
 os.execv(sys.argv[7], sys.argv[7:])
 """
 
-# Read-only views of the system; symlinked top-level folders (merged /usr) stay symlinks.
-_SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-# Environment variables passed to the kernel; everything else (tokens, paths of
-# the course) is cleared. OPENBLAS_* matter on some CPUs (see the machine notes).
-_PASSED_ENV = ("LANG", "LC_ALL", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-
-
-# Inside the sandbox: matplotlib's folder, with the font list built once per grading process.
-MATPLOTLIB_DIR = "/tmp/matplotlib"
-#: Inside the sandbox: the grader's own space (a tmpfs of its own, c.Sandbox.grader_space_mb), where
-#: the checker's files for a call of the student's function live. A student who fills their own
-#: space (/tmp, the working folder) with junk does not make the tests that hand their functions a
-#: file fail for want of space.
-GRADER_DIR = "/run/grader"
-
-
-def _system_binds():
-    args = []
-    for folder in _SYSTEM_DIRS:
-        path = Path(folder)
-        if path.is_symlink():
-            args += ["--symlink", os.readlink(path), folder]
-        elif path.is_dir():
-            args += ["--ro-bind", folder, folder]
-    return args
-
-
-def _parents(path, made):
-    """Create the missing parent folders of ``path`` world-readable.
-
-    bwrap would create them with mode 0700, and the unprivileged kernel user
-    could then not reach what is bound below them.
-    """
-    args = []
-    for parent in reversed(Path(path).parents):
-        if str(parent) != "/" and str(parent) not in made:
-            made.add(str(parent))
-            args += ["--perms", "0755", "--dir", str(parent)]
-    return args
-
-
-def _bind(kind, path, made):
-    made.add(str(path))
-    return _parents(path, made) + [kind, str(path), str(path)]
-
-
-def _python_binds(made):
-    """The Python installation and the virtual environment, read-only (symlinks resolved)."""
-    roots = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), Path(sys.executable).resolve().parent.parent}
-    args = []
-    for root in sorted(roots):
-        if not str(root).startswith("/usr/"):
-            args += _bind("--ro-bind", root, made)
-    return args
-
-
 def sandbox_ids(settings, launch=0):
     """(uid, gid) the ``launch``-th kernel of this process runs as.
 
@@ -217,23 +181,6 @@ def thread_count(settings, workers=1):
     if settings.threads > 0:
         return settings.threads
     return max(1, (os.cpu_count() or 1) // max(1, workers))
-
-
-def thread_env(threads):
-    """The environment variables that set a kernel's BLAS and OpenMP threads (NumPy, scikit-learn)."""
-    return {name: str(threads) for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-
-
-def visible_python():
-    """The grader's Python as a path that exists inside the sandbox.
-
-    ``sys.executable`` may pass through a symlink that the sandbox does not
-    bind (a course whose ``.venv`` links to an environment elsewhere); its
-    folder is resolved, its name kept, so a virtual environment stays one
-    (Python finds ``pyvenv.cfg`` beside the name it was started as).
-    """
-    executable = Path(sys.executable)
-    return str(executable.parent.resolve() / executable.name)
 
 
 def sandbox_workdir(workdir):
@@ -305,31 +252,12 @@ def sandbox_command(kernel_cmd, workdir, socket_dir, settings, threads=1, ids=No
     socket_dir = str(Path(socket_dir).resolve())
     inside = sandbox_workdir(workdir)
     python = visible_python()
-    env = {name: os.environ[name] for name in _PASSED_ENV if name in os.environ}
-    env.update({
-        "PATH": f"{Path(python).parent}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": "/tmp", "IPYTHONDIR": "/tmp/ipython", "XDG_CACHE_HOME": "/tmp/cache",
-        "MPLCONFIGDIR": MATPLOTLIB_DIR,  # holds the shared font list
-        "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
-        **thread_env(threads),
-    })
-    command = [bwrap_path(), "--die-with-parent", "--new-session", "--clearenv"]
-    for name, value in sorted(env.items()):
-        command += ["--setenv", name, value]
+    command = [bwrap_path(), "--die-with-parent", "--new-session",
+               *environment_args(kernel_environment(threads, python))]
     command += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
-    made = set(_SYSTEM_DIRS) | {"/tmp"}
-    command += _system_binds()
-    command += ["--proc", "/proc", "--dev", "/dev"]
-    command += ["--perms", "1777", "--size", str(settings.shm_limit_mb << 20), "--tmpfs", "/dev/shm"]  # joblib needs it
-    # All the kernel can write: one tmpfs of bounded size. It comes before every
-    # bind: the course (and its .venv) may itself live under /tmp.
-    command += ["--perms", "1777", "--size", str(settings.disk_limit_mb << 20), "--tmpfs", "/tmp"]
-    command += ["--perms", "1777", "--size", str(settings.grader_space_mb << 20), "--tmpfs", GRADER_DIR]
-    command += ["--perms", "1777", "--dir", MATPLOTLIB_DIR]
-    font_list = matplotlib_font_list()
-    if font_list is not None:
-        command += ["--ro-bind", str(font_list), f"{MATPLOTLIB_DIR}/{font_list.name}"]
-    command += _python_binds(made)
+    made = set()
+    command += file_system_args(settings.disk_limit_mb << 20, settings.shm_limit_mb << 20,
+                                settings.grader_space_mb << 20, made)
     command += _bind("--bind", socket_dir, made) + _workdir_binds(input_files(workdir) if inputs is None else inputs, inside)
     command += ["--chdir", inside]
     limits = [uid, gid, settings.memory_limit_mb << 20, settings.cpu_time_limit_s,
@@ -339,26 +267,8 @@ def sandbox_command(kernel_cmd, workdir, socket_dir, settings, threads=1, ids=No
 
 
 _launches = itertools.count()
-_font_list = {}
-
-
-def matplotlib_font_list():
-    """matplotlib's font list for this machine, built once per grading process (None if it cannot be).
-
-    A kernel whose matplotlib folder is empty scans the system's fonts before it
-    draws its first figure, about 0.1 s of CPU for every submission graded; a
-    copy of this list in each kernel's folder spares that. It is built where it
-    is used, by the kernels' own Python, so it never goes stale.
-    """
-    if "path" not in _font_list:
-        folder = tempfile.mkdtemp(prefix="ck-fonts-")
-        atexit.register(shutil.rmtree, folder, True)
-        # The kernel's environment, not the grader's: no fonts from the grader's home.
-        env = {"PATH": os.environ.get("PATH", ""), "HOME": folder, "MPLCONFIGDIR": folder}
-        subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env=env, capture_output=True)
-        built = sorted(Path(folder).glob("fontlist-*.json"))
-        _font_list["path"] = built[0] if built else None
-    return _font_list["path"]
+#: Why kernels start cold in this process, once the zygote has failed (it is not tried again).
+_cold_reason = {}
 
 
 def _give_to(path, uid, gid):
@@ -442,31 +352,74 @@ class SandboxedKernelManager(AsyncKernelManager):
         self.ceiling = None  # the memory and process ceiling of the running kernel's sandbox
         #: Relative paths of the files of the working folder the kernel may get (None: every regular file).
         self.allowed_inputs = None
+        #: The warm parent this manager's kernels are forked from (None: each starts cold, for ``cold_reason``).
+        self.zygote = None
+        self.cold_reason = None
 
     async def _async_pre_start_kernel(self, **kw):
         if self._socket_dir is None:
+            self.zygote = self._warm_parent()
             # Short path: Unix socket names are limited to about 100 characters.
-            self._socket_dir = tempfile.mkdtemp(prefix="ck-")
+            self._socket_dir = self.zygote.new_socket_dir() if self.zygote else tempfile.mkdtemp(prefix="ck-")
             os.chmod(self._socket_dir, 0o700)
         self.transport = "ipc"
         self.ip = os.path.join(self._socket_dir, "k")
         self.connection_file = os.path.join(self._socket_dir, "kernel.json")
         return await super()._async_pre_start_kernel(**kw)
 
+    def _warm_parent(self):
+        """This process's :class:`coursekit.grading.warm.Zygote`, or None when kernels start cold (logged once)."""
+        kind = {"auto": None, "none": "none"}.get(self.sandbox.ceiling, self.sandbox.ceiling)
+        reason = _cold_reason.get("why") or why_not_warm(self.sandbox, kind or machine_kind())
+        if reason is None:
+            try:
+                return zygote_for(thread_count(self.sandbox, self.workers), self.sandbox.preload)
+            except WarmUnavailable as error:
+                reason = _cold_reason["why"] = str(error)
+                log.warning("each kernel starts in a sandbox of its own: %s", reason)
+        self.cold_reason = reason
+        return None
+
     async def _async_launch_kernel(self, kernel_cmd, **kw):
         uid, gid = sandbox_ids(self.sandbox, next(_launches))
-        self.workdir = Path(kw.get("cwd") or os.getcwd())
+        self.workdir = Path(kw.get("cwd") or os.getcwd()).resolve()
         self.inputs = input_files(self.workdir, self.allowed_inputs)
         _give_to(self._socket_dir, uid, gid)
-        threads = thread_count(self.sandbox, self.workers)
-        wrapped = sandbox_command(kernel_cmd, self.workdir, self._socket_dir, self.sandbox, threads, ids=(uid, gid),
-                                  inputs=self.inputs)
         if self.ceiling is not None:
             self.ceiling.close()  # the previous kernel's (a restart)
             self.ceiling = None
         if self.sandbox.ceiling != "none":
             kind = None if self.sandbox.ceiling == "auto" else self.sandbox.ceiling
             self.ceiling = Ceiling(self.sandbox.memory_limit_mb << 20, self.sandbox.max_processes, uid, kind=kind)
+        try:
+            if self.zygote is not None and kernel_cmd[1:3] == ["-m", "ipykernel_launcher"]:
+                return self._fork_warm(kernel_cmd, (uid, gid), kw.get("cwd"))
+            return await self._start_cold(kernel_cmd, (uid, gid), **kw)
+        finally:
+            if self.ceiling is not None:
+                self.ceiling.started()
+
+    def _fork_warm(self, kernel_cmd, ids, cwd):
+        """Have the zygote fork the kernel; hand its process to jupyter_client's provisioner."""
+        request, fds = kernel_request(kernel_cmd, self.sandbox, ids, sandbox_workdir(self.workdir), self.inputs,
+                                      self._socket_dir, self.ceiling.procs_files() if self.ceiling else [],
+                                      stderr_file=self.kernel_log or None)
+        try:
+            process = self.zygote.spawn(request, fds)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        provisioner = self.provisioner
+        provisioner.process, provisioner.pid, provisioner.pgid = process, process.pid, None
+        provisioner.cwd = cwd or os.getcwd()
+        self._reconcile_connection_info(provisioner.connection_info)
+
+    async def _start_cold(self, kernel_cmd, ids, **kw):
+        """Start the kernel in a bubblewrap sandbox of its own."""
+        threads = thread_count(self.sandbox, self.workers)
+        wrapped = sandbox_command(kernel_cmd, self.workdir, self._socket_dir, self.sandbox, threads, ids=ids,
+                                  inputs=self.inputs)
+        if self.ceiling is not None:
             wrapped = self.ceiling.wrap(wrapped)
         kw["env"] = {}  # bwrap --clearenv/--setenv decide the kernel's environment
         # The kernel's console chatter is not the student's output (that goes over
@@ -478,8 +431,6 @@ class SandboxedKernelManager(AsyncKernelManager):
         finally:
             if self.kernel_log:
                 kw["stderr"].close()
-            if self.ceiling is not None:
-                self.ceiling.started()
 
     def ceiling_kills(self):
         """Whether the sandbox's memory ceiling has stopped a process of the running kernel's sandbox."""
@@ -500,6 +451,8 @@ class SandboxedKernelManager(AsyncKernelManager):
         process = getattr(self.provisioner, "process", None)
         if process is None or process.poll() is not None:
             return None
+        if isinstance(process, WarmKernelProcess):
+            return f"/proc/{process.pid}/root"
         try:
             children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
         except OSError:

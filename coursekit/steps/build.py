@@ -46,7 +46,8 @@ from coursekit.common.paths import ROOT
 from coursekit.grading import timing
 from coursekit.grading.checker import CHECKER_GUARD, CheckerProcess, judge_cell, split_test_cell, unguarded_test_cells
 from coursekit.grading.repair import released_source
-from coursekit.grading.sandbox import Sandbox, thread_count, thread_env
+from coursekit.grading.bwrap import thread_env
+from coursekit.grading.sandbox import Sandbox, thread_count
 
 log = logging.getLogger(__name__)
 

@@ -46,6 +46,7 @@ from coursekit.grading.gradebook import (
     register_assignment,
     set_student_names,
 )
+from coursekit.grading.bwrap import matplotlib_font_list
 from coursekit.grading.parallel import GradingInterrupted, StopOnSignals, grade_in_parallel, remove_dead_batches, shard_of
 from coursekit.grading.sandbox import (
     KernelDoesNotStart,
@@ -53,7 +54,6 @@ from coursekit.grading.sandbox import (
     SandboxUnavailable,
     check_kernel,
     check_sandbox,
-    matplotlib_font_list,
 )
 from coursekit.steps import build
 from coursekit.steps.collect import student_names

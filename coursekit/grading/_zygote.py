@@ -1,0 +1,301 @@
+"""The warm parent of grading kernels: runs inside its own bubblewrap sandbox (see :mod:`coursekit.grading.warm`).
+
+This file is not imported by the package: :mod:`coursekit.grading.warm` binds it
+read-only into the zygote's sandbox and runs it there, where the course package
+is not visible. It uses the standard library only (and :mod:`ctypes` for the system
+calls Python 3.11 lacks), before it imports what grading kernels need.
+
+The parent (the "zygote", after Android's process that forks every app from
+one warm copy) imports the modules named on its command line once, then
+waits for requests on the file descriptor given first on its command line, a
+``SOCK_SEQPACKET`` socket to the grader. For each request it forks a kernel that is isolated afresh, as a new
+bubblewrap sandbox would be:
+
+1. ``C`` (a child, still root with the sandbox's three capabilities) joins the
+   kernel's cgroups, unshares new mount, PID, network, IPC, UTS and cgroup
+   namespaces and forks ``G``, then reports ``G``'s PID and exits.
+2. ``G`` is PID 1 of the new PID namespace. In the new mount namespace it
+   mounts a fresh size-limited tmpfs on ``/tmp`` (and on ``/dev/shm`` and the
+   grader's folder), copies the kernel's input files into the working folder
+   read-only, binds the kernel's socket folder (made by the grader in a folder the
+   zygote sees; covered by the new ``/tmp`` for everyone else) and a new ``/proc``, and brings
+   up the loopback interface. It forks ``K``, drops to the kernel's user
+   (rlimits, no new privileges, no capabilities) and only reaps orphans until
+   ``K`` exits, then exits with ``K``'s status (which ends every process left in
+   the namespace).
+3. ``K`` drops to the kernel's user the same way, closes every inherited file
+   descriptor, reseeds NumPy's global generator (a fresh process has its own
+   entropy; :mod:`random` reseeds itself at a fork) and runs
+   ``ipykernel_launcher`` as ``python -m`` would.
+
+Requests and answers are JSON, one per message; file descriptors travel with
+them (``SCM_RIGHTS``)::
+
+    grader -> zygote  {"uid", "gid", "limits": [address space, cpu s, processes, file size],
+                       "tmp_bytes", "shm_bytes", "grader_bytes", "grader_dir", "workdir",
+                       "inputs": [relative paths], "socket_dir", "matplotlib_dir", "argv": [...],
+                       "cgroups": n, "stderr": bool}
+                      fds: [n cgroup.procs files opened for writing, one per input (read-only),
+                            the file for the kernel's stderr if "stderr" (for diagnosis; else /dev/null)]
+    zygote -> grader  {"pid": G's PID in the zygote} fds: [pidfd of G, pidfd of K]
+                    | {"error": "..."}
+"""
+
+import ctypes
+import fcntl
+import json
+import os
+import random
+import resource
+import runpy
+import socket
+import struct
+import sys
+import traceback
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS = 0x00020000, 0x02000000, 0x04000000
+CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x08000000, 0x20000000, 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+PR_SET_NO_NEW_PRIVS = 38
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+
+
+def _check(result, what):
+    if result != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"{what}: {os.strerror(error)}")
+
+
+def _unshare(flags):
+    _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
+
+
+def _mount(source, target, kind, flags, data=None):
+    _check(_libc.mount(source and source.encode(), target.encode(), kind and kind.encode(), ctypes.c_ulong(flags),
+                       data and data.encode()), f"mount {target}")
+
+
+def _no_new_privileges():
+    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
+
+
+def _loopback_up():
+    """Bring up ``lo`` in the new network namespace, as bubblewrap's ``--unshare-net`` does."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        request = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(probe.fileno(), SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(probe.fileno(), SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+
+
+def _make_dirs(path, mode):
+    """Create ``path`` and its missing parents, each with ``mode`` (umask aside)."""
+    missing = []
+    while not os.path.isdir(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for folder in reversed(missing):
+        os.mkdir(folder)
+        os.chmod(folder, mode)
+
+
+def _bind(fd, target, read_only):
+    """Bind what ``fd`` (opened in this mount namespace) names onto ``target``."""
+    _mount(f"/proc/self/fd/{fd}", target, None, MS_BIND)
+    if read_only:
+        _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def _copy_in(source_fd, target):
+    """Copy an input file into the kernel's tmpfs, then make it read-only (EROFS, as a read-only bind)."""
+    with open(target, "wb") as out:
+        os.lseek(source_fd, 0, os.SEEK_SET)
+        while True:
+            chunk = os.read(source_fd, 1 << 20)
+            if not chunk:
+                break
+            out.write(chunk)
+    os.chmod(target, 0o444)
+    _mount(target, target, None, MS_BIND)
+    _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def _set_up_mounts(request, fds):
+    """In the new mount namespace (as ``G``): the kernel's own file system, as a new sandbox would have it."""
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    # Opened here, in this namespace, so that they can be bound once /tmp is covered.
+    socket_fd = os.open(request["socket_dir"], os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)
+    fonts = [name for name in os.listdir(request["matplotlib_dir"]) if name.startswith("fontlist-")]
+    font_fds = {name: os.open(os.path.join(request["matplotlib_dir"], name), os.O_PATH) for name in fonts}
+    flags = MS_NOSUID | MS_NODEV
+    _mount("tmpfs", "/tmp", "tmpfs", flags, f"size={request['tmp_bytes']},mode=1777")
+    _mount("tmpfs", "/dev/shm", "tmpfs", flags, f"size={request['shm_bytes']},mode=1777")
+    _mount("tmpfs", request["grader_dir"], "tmpfs", flags, f"size={request['grader_bytes']},mode=1777")
+    _make_dirs(request["matplotlib_dir"], 0o1777)
+    for name, fd in font_fds.items():
+        target = os.path.join(request["matplotlib_dir"], name)
+        open(target, "wb").close()
+        _bind(fd, target, read_only=True)
+    _make_dirs(os.path.dirname(request["socket_dir"]), 0o755)
+    os.mkdir(request["socket_dir"])
+    _bind(socket_fd, request["socket_dir"], read_only=False)
+    workdir = request["workdir"]
+    _make_dirs(workdir, 0o1777)
+    inputs = fds[request["cgroups"]:request["cgroups"] + len(request["inputs"])]
+    for relative, fd in zip(request["inputs"], inputs):
+        target = os.path.join(workdir, relative)
+        _make_dirs(os.path.dirname(target), 0o1777)
+        _copy_in(fd, target)
+    for fd in (socket_fd, *font_fds.values()):
+        os.close(fd)
+    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+
+def _become_kernel_user(request):
+    """Limits, no new privileges, the kernel's user: after this no capability is left."""
+    address_space, cpu, processes, file_size = request["limits"]
+    for limit, value in ((resource.RLIMIT_AS, address_space), (resource.RLIMIT_CPU, cpu),
+                         (resource.RLIMIT_NPROC, processes), (resource.RLIMIT_FSIZE, file_size),
+                         (resource.RLIMIT_CORE, 0)):
+        resource.setrlimit(limit, (value, value))
+    _no_new_privileges()
+    os.setgroups([])
+    os.setresgid(request["gid"], request["gid"], request["gid"])
+    os.setresuid(request["uid"], request["uid"], request["uid"])
+
+
+def _only_standard_streams(null=False, stderr=None):
+    """Close every inherited file descriptor but 0, 1 and 2; with ``null``, those read and write /dev/null.
+
+    A kernel's console chatter is not the student's output (that goes over the
+    sockets), and a kernel writing there must not fill the grader's disk; only
+    a diagnosis (``stderr``, a file the grader opened) gets its stderr.
+    """
+    if null:
+        devnull = os.open("/dev/null", os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+    if stderr is not None:
+        os.dup2(stderr, 2)
+    os.closerange(3, 65536)
+
+
+def _run_kernel(request, fds):
+    """``K``: become ``python -m ipykernel_launcher ...`` in this warm interpreter."""
+    os.chdir(request["workdir"])
+    os.setsid()
+    _become_kernel_user(request)
+    _only_standard_streams(null=True, stderr=fds[-1] if request.get("stderr") else None)
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed()  # from the system's entropy, as a fresh import would
+    random.seed()
+    sys.argv = ["ipykernel_launcher", *request["argv"]]
+    sys.path[0] = os.getcwd()  # `python -m` puts the working folder first (the launcher removes it again)
+    runpy.run_module("ipykernel_launcher", run_name="__main__", alter_sys=True)
+
+
+def _init(request, fds, report):
+    """``G``: PID 1 of the kernel's namespace; says "ok" (or the error) on ``report`` once ``K`` is forked."""
+    try:
+        _set_up_mounts(request, fds)
+        _loopback_up()
+    except Exception:  # noqa: BLE001 (reported to the grader as the kernel's failure to start)
+        os.write(report, ("error: " + traceback.format_exc(limit=3)).encode()[-4000:])
+        os._exit(70)
+    kernel = os.fork()
+    if kernel == 0:
+        try:
+            _run_kernel(request, fds)
+        except SystemExit as stop:
+            code = stop.code
+            os._exit(code if isinstance(code, int) else (0 if code is None else 1))
+        except BaseException:  # noqa: BLE001 (the kernel process ends here, whatever happened)
+            traceback.print_exc()
+            os._exit(1)
+        os._exit(0)
+    os.write(report, b"ok")
+    _become_kernel_user(request)
+    _only_standard_streams()
+    while True:  # reap orphans, as an init does; end with the kernel
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            os._exit(0)
+        if pid == kernel:
+            os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
+
+
+def _read_all(fd):
+    said = b""
+    while chunk := os.read(fd, 4096):
+        said += chunk
+    os.close(fd)
+    return said.decode(errors="replace")
+
+
+def _spawn(control, request, fds):
+    """Fork ``C``, which makes the namespaces and ``G``; answer with pidfds of ``G`` and ``K``."""
+    from_c, to_zygote = os.pipe()  # C says G's PID (or its error)
+    from_g, g_reports = os.pipe()  # G says "ok" once K is forked (or its error)
+    child = os.fork()
+    if child == 0:
+        try:
+            os.close(from_c)
+            os.close(from_g)
+            control.close()
+            for fd in fds[:request["cgroups"]]:
+                os.write(fd, b"0")  # this process (and so the kernel) joins the kernel's cgroups
+            _unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP)
+            init = os.fork()
+            if init == 0:
+                os.close(to_zygote)
+                _init(request, fds, g_reports)
+            os.write(to_zygote, str(init).encode())
+            os._exit(0)
+        except BaseException:  # noqa: BLE001
+            os.write(to_zygote, ("error: " + traceback.format_exc(limit=3)).encode()[-4000:])
+            os._exit(70)
+    for fd in (to_zygote, g_reports, *fds):
+        os.close(fd)
+    os.waitpid(child, 0)
+    said_c, said_g = _read_all(from_c), _read_all(from_g)
+    if not said_c.isdigit():
+        return {"error": said_c or "the kernel's namespaces were not made"}, []
+    if said_g != "ok":
+        return {"error": said_g or "the kernel's init ended before it forked the kernel"}, []
+    init = int(said_c)
+    with open(f"/proc/{init}/task/{init}/children") as children:
+        kernel = int(children.read().split()[0])
+    return {"pid": init}, [os.pidfd_open(init), os.pidfd_open(kernel)]
+
+
+def serve(control_fd, preload):
+    """Import ``preload``, then fork a kernel for each request until the grader closes the socket."""
+    for name in preload:
+        try:
+            __import__(name)
+        except Exception as error:  # noqa: BLE001 (a kernel without it imports it itself)
+            print(f"warm kernels: could not preload {name}: {error}", file=sys.stderr, flush=True)
+    control = socket.socket(fileno=control_fd)
+    control.sendall(json.dumps({"ready": sorted(m for m in preload if m in sys.modules)}).encode())
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(control, 1 << 16, 64)
+        except ConnectionResetError:
+            return
+        if not message:
+            return
+        try:
+            answer, pidfds = _spawn(control, json.loads(message), fds)
+        except Exception:  # noqa: BLE001 (one kernel's failure is answered, the zygote goes on)
+            answer, pidfds = {"error": traceback.format_exc(limit=3)}, []
+        socket.send_fds(control, [json.dumps(answer).encode()], pidfds)
+        for fd in pidfds:
+            os.close(fd)
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]), sys.argv[2:])

@@ -1,0 +1,330 @@
+"""Warm grading kernels: forked from a parent that has already imported what they need.
+
+A grading kernel spends about 2 s of CPU starting Python, ipykernel and
+importing NumPy, scikit-learn and matplotlib before it runs the student's
+first cell, and every submission pays it again. A :class:`Zygote` pays it
+once per grading process: it runs in a bubblewrap sandbox of its own
+(the same read-only system and Python as every kernel, no network, nothing of
+the course), imports ``c.Sandbox.preload``, and forks each kernel from that
+warm copy. The fork is isolated afresh before it runs anything of the
+student's (:mod:`coursekit.grading._zygote` says how): new mount, PID, network,
+IPC, UTS and cgroup namespaces; a new size-limited ``/tmp`` holding only its
+own input files, read-only; its own ``/dev/shm``, grader's folder and ``/proc``;
+the kernel's own user id with the same rlimits, no new privileges and no
+capabilities; the kernel's cgroup ceiling joined before the fork. What it sees
+is what a kernel started in a sandbox of its own sees, with the preloaded
+modules already in ``sys.modules``.
+
+The zygote needs root (bubblewrap gives it the capabilities to make
+namespaces and mounts, which every kernel drops) and a ceiling it can hand a
+forked process to (cgroup v1 or the watchdog; a systemd scope cannot adopt
+one). Elsewhere, and with ``c.Sandbox.warm_kernels = False``, each kernel
+starts in a sandbox of its own (:func:`why_not_warm` says why).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from coursekit.grading.bwrap import (
+    GRADER_DIR,
+    MATPLOTLIB_DIR,
+    _bind,
+    bwrap_path,
+    environment_args,
+    file_system_args,
+    kernel_environment,
+    visible_python,
+)
+
+log = logging.getLogger(__name__)
+
+#: The zygote's program, bound read-only into its sandbox at :data:`ZYGOTE_INSIDE` (the package is not visible there).
+ZYGOTE_PROGRAM = Path(__file__).with_name("_zygote.py")
+ZYGOTE_INSIDE = "/run/coursekit-zygote.py"
+#: What the zygote keeps of root's powers, to make each kernel's namespaces and mounts.
+CAPABILITIES = ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_NET_ADMIN")
+#: The matplotlib backend ipykernel sets before a kernel imports matplotlib; the zygote must import it with the same.
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+class WarmUnavailable(RuntimeError):
+    """The zygote could not be started or could not fork a kernel."""
+
+
+def why_not_warm(settings, ceiling_kind):
+    """Why kernels cannot be forked warm here (None: they can).
+
+    Parameters
+    ----------
+    settings : coursekit.grading.sandbox.Sandbox
+        ``warm_kernels`` switches it off.
+    ceiling_kind : str
+        The kind of memory ceiling in force (:mod:`coursekit.grading.ceiling`).
+    """
+    if not settings.warm_kernels:
+        return "c.Sandbox.warm_kernels is False"
+    if os.geteuid() != 0:
+        return "forking kernels into new namespaces needs root"
+    if ceiling_kind == "cgroup v2":
+        return "a systemd scope (the cgroup v2 ceiling) cannot adopt a forked kernel"
+    return None
+
+
+def zygote_command(fd, threads, preload, sockets_root):
+    """The bwrap command line of the zygote, talking to the grader on file descriptor ``fd``."""
+    python = visible_python()
+    env = {**kernel_environment(threads, python), "MPLBACKEND": INLINE_BACKEND}
+    made = set()
+    command = [bwrap_path(), "--die-with-parent", "--new-session", *environment_args(env),
+               "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+    command += file_system_args(64 << 20, 1 << 20, 1 << 20, made)
+    command += _bind("--bind", sockets_root, made)
+    for capability in CAPABILITIES:
+        command += ["--cap-add", capability]
+    command += ["--ro-bind", str(ZYGOTE_PROGRAM), ZYGOTE_INSIDE]
+    return command + ["--chdir", "/tmp", "--", python, ZYGOTE_INSIDE, str(fd), *preload]
+
+
+def kernel_request(kernel_cmd, settings, ids, workdir, inputs, socket_dir, cgroup_files, stderr_file=None):
+    """What the zygote needs to fork one kernel: (request, file descriptors to send with it).
+
+    Parameters
+    ----------
+    kernel_cmd : list of str
+        ``[python, "-m", "ipykernel_launcher", ...]``.
+    settings : coursekit.grading.sandbox.Sandbox
+        The limits.
+    ids : (int, int)
+        The kernel's user and group id.
+    workdir : str
+        The kernel's working folder, inside.
+    inputs : dict
+        {relative path: host path} of its input files (regular files, checked by the caller).
+    socket_dir : str
+        The kernel's socket folder, made by :meth:`Zygote.new_socket_dir`.
+    cgroup_files : list of str
+        ``cgroup.procs`` files of the kernel's ceiling, which it joins.
+    stderr_file : str, optional
+        File for the kernel's stderr, for diagnosis (default: /dev/null).
+
+    The caller closes the file descriptors once the request is sent.
+    """
+    fds = [os.open(path, os.O_WRONLY) for path in cgroup_files]
+    fds += [os.open(path, os.O_RDONLY | os.O_NOFOLLOW) for path in inputs.values()]
+    if stderr_file:
+        fds.append(os.open(stderr_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
+    request = {
+        "uid": ids[0], "gid": ids[1],
+        "limits": [settings.memory_limit_mb << 20, settings.cpu_time_limit_s, settings.max_processes,
+                   settings.max_file_size_mb << 20],
+        "tmp_bytes": tmpfs_bytes(settings.disk_limit_mb << 20, inputs),
+        "shm_bytes": settings.shm_limit_mb << 20, "grader_bytes": settings.grader_space_mb << 20,
+        "grader_dir": GRADER_DIR, "matplotlib_dir": MATPLOTLIB_DIR,
+        "workdir": workdir, "inputs": list(inputs), "socket_dir": socket_dir,
+        "argv": list(kernel_cmd[3:]), "cgroups": len(cgroup_files), "stderr": bool(stderr_file),
+    }
+    return request, fds
+
+
+def host_pid(pidfd):
+    """The PID, as this process sees it, of the process a pidfd refers to."""
+    for line in Path(f"/proc/self/fdinfo/{pidfd}").read_text().splitlines():
+        if line.startswith("Pid:"):
+            return int(line.split()[1])
+    raise WarmUnavailable("the kernel's pidfd names no process")
+
+
+class WarmKernelProcess:
+    """A forked kernel, seen through the interface of :class:`subprocess.Popen` that jupyter_client uses.
+
+    It holds pidfds of the kernel (``K``) and of its namespace's init (``G``,
+    which exits when the kernel does): signals go to the kernel; killing or
+    terminating it kills the init, which ends every process of the namespace.
+    """
+
+    stdin = stdout = stderr = None
+
+    def __init__(self, init_fd, kernel_fd):
+        self._init_fd, self._kernel_fd = init_fd, kernel_fd
+        self.pid = host_pid(kernel_fd)
+        self.returncode = None
+        self._killed = None
+
+    def poll(self):
+        if self.returncode is None and self._init_fd is not None:
+            if select.select([self._init_fd], [], [], 0)[0]:
+                self.returncode = -self._killed if self._killed else 0
+                self._close()
+        return self.returncode
+
+    def wait(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise subprocess.TimeoutExpired("warm kernel", timeout)
+            select.select([self._init_fd], [], [], left)
+        return self.returncode
+
+    def send_signal(self, signum):
+        if self.poll() is not None:
+            return
+        if signum in (signal.SIGKILL, signal.SIGTERM):
+            self._killed = signal.SIGKILL
+            signal.pidfd_send_signal(self._init_fd, signal.SIGKILL)
+        else:
+            try:
+                signal.pidfd_send_signal(self._kernel_fd, signum)
+            except ProcessLookupError:
+                pass
+
+    def kill(self):
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self):
+        self.send_signal(signal.SIGTERM)
+
+    def _close(self):
+        for fd in (self._init_fd, self._kernel_fd):
+            os.close(fd)
+        self._init_fd = self._kernel_fd = None
+
+    def __del__(self):
+        if self._init_fd is not None:
+            self._close()
+
+
+class Zygote:
+    """The warm parent of one grading process's kernels.
+
+    Parameters
+    ----------
+    threads : int
+        BLAS/OpenMP threads of the kernels (fixed at the zygote's imports).
+    preload : list of str
+        Modules to import once, for every kernel.
+    timeout : float
+        Seconds the zygote may take to import ``preload``.
+    """
+
+    def __init__(self, threads, preload, timeout=120):
+        self.threads, self.preload = threads, list(preload)
+        self.sockets_root = tempfile.mkdtemp(prefix="ck-w-")
+        os.chmod(self.sockets_root, 0o700)
+        # The zygote's own messages (a module it could not import, why a fork failed); its
+        # kernels write to /dev/null, so nothing of a student's reaches this file.
+        self.log_file = os.path.join(self.sockets_root, "zygote-stderr.txt")
+        self._lock = threading.Lock()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._control = ours
+        stderr = open(self.log_file, "ab")  # noqa: SIM115
+        try:
+            self.process = subprocess.Popen(
+                zygote_command(theirs.fileno(), threads, self.preload, self.sockets_root),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+                pass_fds=(theirs.fileno(),), env={},
+            )
+        finally:
+            theirs.close()
+            stderr.close()
+        self._control.settimeout(timeout)
+        try:
+            ready = json.loads(self._control.recv(1 << 16) or b"null")
+        except (OSError, ValueError) as error:
+            ready = None
+            reason = str(error)
+        else:
+            reason = "it ended before it was ready"
+        if not isinstance(ready, dict) or "ready" not in ready:
+            said = self.messages()
+            self.close()
+            raise WarmUnavailable(f"the warm parent of the kernels did not start: {reason}"
+                                  + (f"; it said:\n{said}" if said else ""))
+        self._control.settimeout(None)
+        self.preloaded = ready["ready"]
+        log.debug("warm kernels: the zygote has imported %s", ", ".join(self.preloaded))
+
+    def messages(self):
+        """The last of what the zygote wrote to its stderr."""
+        try:
+            return Path(self.log_file).read_text(errors="replace")[-3000:].strip()
+        except OSError:
+            return ""
+
+    def alive(self):
+        return self.process.poll() is None
+
+    def new_socket_dir(self):
+        """A private folder for one kernel's connection file and sockets, where the zygote can see it."""
+        return tempfile.mkdtemp(prefix="k", dir=self.sockets_root)
+
+    def spawn(self, request, fds, timeout=60):
+        """Fork a kernel for ``request`` (see :mod:`coursekit.grading._zygote`); return its process."""
+        with self._lock:
+            self._control.settimeout(timeout)
+            try:
+                socket.send_fds(self._control, [json.dumps(request).encode()], fds)
+                message, pidfds, _, _ = socket.recv_fds(self._control, 1 << 16, 2)
+            except OSError as error:
+                raise WarmUnavailable(f"the warm parent of the kernels does not answer: {error}") from None
+            finally:
+                self._control.settimeout(None)
+        answer = json.loads(message or b"null") if message else {"error": "the warm parent of the kernels has ended"}
+        if "error" in answer or len(pidfds) != 2:
+            for fd in pidfds:
+                os.close(fd)
+            raise WarmUnavailable(f"a warm kernel did not start: {answer.get('error', answer)}")
+        return WarmKernelProcess(*pidfds)
+
+    def close(self):
+        """Stop the zygote (its kernels end with it) and remove its sockets' folder."""
+        self._control.close()
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self.sockets_root, ignore_errors=True)
+
+
+_zygotes = {}
+
+
+def zygote_for(threads, preload):
+    """This process's zygote for kernels with ``threads`` and ``preload``, started at first use."""
+    key = (threads, tuple(preload))
+    zygote = _zygotes.get(key)
+    if zygote is None or not zygote.alive():
+        if zygote is not None:
+            zygote.close()
+        zygote = _zygotes[key] = Zygote(threads, preload)
+    return zygote
+
+
+@atexit.register
+def _close_all():
+    for zygote in _zygotes.values():
+        zygote.close()
+    _zygotes.clear()
+
+
+def tmpfs_bytes(disk_bytes, inputs):
+    """The size of a warm kernel's ``/tmp``: its disk limit plus the pages of the input files copied there.
+
+    A kernel started in a sandbox of its own gets its inputs as read-only
+    binds, outside its tmpfs; the copies must not take from the space the
+    student's code may fill.
+    """
+    return disk_bytes + sum(-(-Path(path).stat().st_size // _PAGE) * _PAGE for path in inputs.values())
