@@ -223,6 +223,7 @@ class Zygote:
 
     def __init__(self, threads, preload, timeout=120):
         self.threads, self.preload = threads, list(preload)
+        self.owner = os.getpid()  # a forked grading worker starts its own, and never stops its parent's
         self.sockets_root = tempfile.mkdtemp(prefix="ck-w-")
         os.chmod(self.sockets_root, 0o700)
         # The zygote's own messages (a module it could not import, why a fork failed); its
@@ -302,6 +303,16 @@ class Zygote:
 _zygotes = {}
 
 
+def _forget_in_child():
+    """A forked process (a grading worker) gets zygotes of its own: its parent's are not its to use or stop."""
+    for zygote in _zygotes.values():
+        zygote._control.close()  # this process's copy only: the parent's stays open
+    _zygotes.clear()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
 def zygote_for(threads, preload):
     """This process's zygote for kernels with ``threads`` and ``preload``, started at first use."""
     key = (threads, tuple(preload))
@@ -316,7 +327,8 @@ def zygote_for(threads, preload):
 @atexit.register
 def _close_all():
     for zygote in _zygotes.values():
-        zygote.close()
+        if zygote.owner == os.getpid():
+            zygote.close()
     _zygotes.clear()
 
 
