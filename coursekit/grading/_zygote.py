@@ -24,7 +24,7 @@ bubblewrap sandbox would be:
    ``K`` exits, then exits with ``K``'s status (which ends every process left in
    the namespace).
 3. ``K`` drops to the kernel's user the same way, closes every inherited file
-   descriptor, reseeds NumPy's global generator (a fresh process has its own
+   descriptor (its stdin is a pipe ``G`` holds, its stdout and stderr /dev/null), reseeds NumPy's global generator (a fresh process has its own
    entropy; :mod:`random` reseeds itself at a fork) and runs
    ``ipykernel_launcher`` as ``python -m`` would.
 
@@ -60,6 +60,7 @@ CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x08000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 PR_SET_NO_NEW_PRIVS = 38
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 
 
@@ -164,30 +165,43 @@ def _become_kernel_user(request):
     os.setgroups([])
     os.setresgid(request["gid"], request["gid"], request["gid"])
     os.setresuid(request["uid"], request["uid"], request["uid"])
+    _drop_inheritable_capabilities()
 
 
-def _only_standard_streams(null=False, stderr=None):
-    """Close every inherited file descriptor but 0, 1 and 2; with ``null``, those read and write /dev/null.
+def _drop_inheritable_capabilities():
+    """Empty the inheritable set too (setuid has emptied the others), as bubblewrap leaves a kernel."""
+    header = (ctypes.c_uint32 * 2)(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)()
+    _check(_libc.capset(header, data), "capset")
 
-    A kernel's console chatter is not the student's output (that goes over the
+
+def _only_standard_streams(stdin=None, stderr=None, keep=None):
+    """Close every inherited file descriptor but 0, 1, 2 (and ``keep``).
+
+    With ``stdin`` (a pipe's read end), the standard streams become what a
+    kernel started by jupyter_client has: that pipe in, /dev/null out. A
+    kernel's console chatter is not the student's output (that goes over the
     sockets), and a kernel writing there must not fill the grader's disk; only
     a diagnosis (``stderr``, a file the grader opened) gets its stderr.
     """
-    if null:
+    if stdin is not None:
         devnull = os.open("/dev/null", os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(devnull, fd)
-    if stderr is not None:
-        os.dup2(stderr, 2)
-    os.closerange(3, 65536)
+        os.dup2(stdin, 0)
+        os.dup2(devnull, 1)
+        os.dup2(stderr if stderr is not None else devnull, 2)
+    if keep is None:
+        os.closerange(3, 65536)
+    else:
+        os.closerange(3, keep)
+        os.closerange(keep + 1, 65536)
 
 
-def _run_kernel(request, fds):
+def _run_kernel(request, fds, stdin):
     """``K``: become ``python -m ipykernel_launcher ...`` in this warm interpreter."""
     os.chdir(request["workdir"])
-    os.setsid()
+    os.environ["PWD"] = request["workdir"]
     _become_kernel_user(request)
-    _only_standard_streams(null=True, stderr=fds[-1] if request.get("stderr") else None)
+    _only_standard_streams(stdin=stdin, stderr=fds[-1] if request.get("stderr") else None)
     numpy = sys.modules.get("numpy")
     if numpy is not None:
         numpy.random.seed()  # from the system's entropy, as a fresh import would
@@ -205,10 +219,12 @@ def _init(request, fds, report):
     except Exception:  # noqa: BLE001 (reported to the grader as the kernel's failure to start)
         os.write(report, ("error: " + traceback.format_exc(limit=3)).encode()[-4000:])
         os._exit(70)
+    os.setsid()  # a session of its own, which the kernel joins (as under bubblewrap's --new-session)
+    stdin, stdin_writer = os.pipe()  # held open by G, as jupyter_client holds a kernel's
     kernel = os.fork()
     if kernel == 0:
         try:
-            _run_kernel(request, fds)
+            _run_kernel(request, fds, stdin)
         except SystemExit as stop:
             code = stop.code
             os._exit(code if isinstance(code, int) else (0 if code is None else 1))
@@ -218,7 +234,7 @@ def _init(request, fds, report):
         os._exit(0)
     os.write(report, b"ok")
     _become_kernel_user(request)
-    _only_standard_streams()
+    _only_standard_streams(keep=stdin_writer)
     while True:  # reap orphans, as an init does; end with the kernel
         try:
             pid, status = os.waitpid(-1, 0)

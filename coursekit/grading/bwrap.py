@@ -154,7 +154,7 @@ def file_system_args(tmp_bytes, shm_bytes, grader_bytes, made):
     write; it comes before every bind, since the course and its ``.venv`` may
     themselves live under ``/tmp``), ``/dev/shm`` (joblib needs it) and the
     grader's own :data:`GRADER_DIR`; matplotlib's folder holds the font list.
-    ``made`` collects the folders created, for :func:`_bind`.
+    ``made`` collects the folders created, for ``_bind``.
     """
     made.update(_SYSTEM_DIRS, {"/tmp"})
     args = _system_binds() + ["--proc", "/proc", "--dev", "/dev"]

@@ -7,7 +7,7 @@ once per grading process: it runs in a bubblewrap sandbox of its own
 (the same read-only system and Python as every kernel, no network, nothing of
 the course), imports ``c.Sandbox.preload``, and forks each kernel from that
 warm copy. The fork is isolated afresh before it runs anything of the
-student's (:mod:`coursekit.grading._zygote` says how): new mount, PID, network,
+student's (``coursekit/grading/_zygote.py`` says how): new mount, PID, network,
 IPC, UTS and cgroup namespaces; a new size-limited ``/tmp`` holding only its
 own input files, read-only; its own ``/dev/shm``, grader's folder and ``/proc``;
 the kernel's own user id with the same rlimits, no new privileges and no
@@ -51,8 +51,9 @@ from coursekit.grading.bwrap import (
 
 log = logging.getLogger(__name__)
 
-#: The zygote's program, bound read-only into its sandbox at :data:`ZYGOTE_INSIDE` (the package is not visible there).
+#: The zygote's program, bound read-only into its sandbox (the package is not visible there).
 ZYGOTE_PROGRAM = Path(__file__).with_name("_zygote.py")
+#: Where the zygote's sandbox sees :data:`ZYGOTE_PROGRAM`.
 ZYGOTE_INSIDE = "/run/coursekit-zygote.py"
 #: What the zygote keeps of root's powers, to make each kernel's namespaces and mounts.
 CAPABILITIES = ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_NET_ADMIN")
@@ -274,7 +275,7 @@ class Zygote:
         return tempfile.mkdtemp(prefix="k", dir=self.sockets_root)
 
     def spawn(self, request, fds, timeout=60):
-        """Fork a kernel for ``request`` (see :mod:`coursekit.grading._zygote`); return its process."""
+        """Fork a kernel for ``request`` (see ``coursekit/grading/_zygote.py``); return its process."""
         with self._lock:
             self._control.settimeout(timeout)
             try:

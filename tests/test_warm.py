@@ -1,0 +1,174 @@
+"""Warm kernels (coursekit.grading.warm): forked from one parent, each sees what a kernel of its own sandbox sees."""
+
+import json
+import os
+import re
+import signal
+import threading
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import DeadKernelError
+from traitlets.config import Config
+
+from coursekit.grading import sandbox, warm
+
+#: What a kernel reports about its world, cell by cell; everything that must not depend on how it was started.
+PROBE = [
+    "import json, os, sys, resource, socket\nview = {}",
+    "view['cwd'], view['files'] = os.getcwd(), sorted(os.listdir('.'))\n"
+    "view['tmp'] = sorted(n for n in os.listdir('/tmp') if not n.startswith('ck-'))\n"
+    "view['sockets'] = sorted(name for n in os.listdir('/tmp') if n.startswith('ck-') "
+    "for _, _, names in os.walk(os.path.join('/tmp', n)) for name in names)",
+    "view['path'] = sys.path\nview['env'] = dict(os.environ)\nview['argv0'] = os.path.basename(sys.argv[0])",
+    "view['limits'] = [resource.getrlimit(getattr(resource, n)) for n in "
+    "('RLIMIT_AS', 'RLIMIT_CPU', 'RLIMIT_NPROC', 'RLIMIT_FSIZE', 'RLIMIT_CORE')]",
+    "status = open('/proc/self/status').read()\n"
+    "view['status'] = [l for l in status.splitlines() if l.split(':')[0] in "
+    "('NSpid', 'NSpgid', 'CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb', 'NoNewPrivs', 'Seccomp')]\n"
+    "view['uid_is_own'] = os.getuid() == os.getgid() >= 200000 and os.getgroups() == []",
+    "view['processes'] = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())",
+    "try:\n    open('data.txt', 'a')\nexcept OSError as error:\n    view['write_input'] = str(error)\n"
+    "view['data'] = open('data.txt').read()\nopen('mine.txt', 'w').write('x')",
+    "try:\n    socket.create_connection(('192.0.2.1', 80), timeout=2)\nexcept OSError as error:\n"
+    "    view['network'] = str(error)\n"
+    "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); view['loopback'] = True; s.close()",
+    "space = [os.statvfs(p) for p in ('/tmp', '/dev/shm', '/run/grader')]\n"
+    "view['free_mb'] = [round(v.f_bavail * v.f_frsize / 2**20) for v in space]",
+    "import re\nfds = []\nfor fd in os.listdir('/proc/self/fd'):\n    try:\n"
+    "        fds.append(re.sub(r'\\[\\d+\\]', '', os.readlink(f'/proc/self/fd/{fd}')))\n"
+    "    except OSError:\n        pass  # the listing's own\nview['fds'] = sorted(fds)",
+    "import matplotlib.pyplot as plt\nplt.plot([0, 1])\nplt.show()",
+    "print(json.dumps(view))",
+]
+
+
+def _run(tmp_path, name, sources, warm_kernels=True, preload=None, **settings):
+    """Run ``sources`` in a grading kernel started warm or cold; return the executed notebook.
+
+    The kernel works in ``/tmp/clustering`` whatever ``name`` is.
+    """
+    work = tmp_path / name / "clustering"
+    work.mkdir(parents=True)
+    (work / "data.txt").write_text("the assignment's data")
+    config = Config()
+    config.Sandbox.warm_kernels = warm_kernels
+    if preload is not None:
+        config.Sandbox.preload = preload
+    for key, value in settings.items():
+        section, option = key.split("__")
+        setattr(getattr(config, section), option, value)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in sources])
+    client = NotebookClient(nb, config=config, kernel_manager_class=sandbox.SandboxedKernelManager, timeout=60,
+                            resources={"metadata": {"path": str(work)}})
+    client.execute()
+    return nb
+
+
+def _view(nb):
+    """The kernel's report; its open files as a set of kinds (how many eventfds ZeroMQ opens varies from run to run)."""
+    view = json.loads(nb.cells[-1].outputs[0]["text"])
+    view["fds"] = sorted(set(view["fds"]))
+    return view
+
+
+@pytest.fixture(scope="module")
+def views(tmp_path_factory):
+    sandbox.check_sandbox()
+    if warm.why_not_warm(sandbox.Sandbox(), sandbox.machine_kind()):
+        pytest.skip(f"no warm kernels here: {warm.why_not_warm(sandbox.Sandbox(), sandbox.machine_kind())}")
+    folder = tmp_path_factory.mktemp("views")
+    cold = _run(folder, "cold", PROBE, warm_kernels=False)
+    first = _run(folder, "warm1", PROBE)
+    second = _run(folder, "warm2", PROBE)
+    return cold, first, second
+
+
+def test_a_warm_kernel_sees_exactly_what_a_kernel_in_a_sandbox_of_its_own_sees(views):
+    cold, *warm_runs = views
+    expected = _view(cold)
+    assert expected["files"] == ["data.txt"] and expected["processes"] == [1, 2]  # the probe itself is sound
+    for nb in warm_runs:
+        seen = _view(nb)
+        assert seen == expected
+        # The figure is drawn by the inline backend, as in a kernel started from scratch.
+        assert [sorted(o.get("data", {})) for o in nb.cells[-2].outputs] == \
+            [sorted(o.get("data", {})) for o in cold.cells[-2].outputs]
+    # What each view holds, for the record: no capability, no network, inputs it cannot write, one socket folder.
+    assert expected["write_input"].startswith("[Errno") and "data.txt" in expected["write_input"]
+    assert "Network is unreachable" in expected["network"] and expected["loopback"]
+    assert all(line.split()[1] == "0000000000000000" for line in expected["status"] if line.startswith("CapEff"))
+    assert len(expected["sockets"]) == 6 and "kernel.json" in expected["sockets"]  # its own sockets, nothing else
+
+
+def test_the_warm_parent_has_imported_the_preloaded_modules_once_for_every_kernel(tmp_path):
+    sandbox.check_sandbox()
+    if warm.why_not_warm(sandbox.Sandbox(), sandbox.machine_kind()):
+        pytest.skip("no warm kernels here")
+    probe = ["import sys\nprint('scipy.linalg' in sys.modules)"]
+    cold = _run(tmp_path, "cold", probe, warm_kernels=False, preload=["ipykernel.kernelapp", "scipy.linalg"])
+    runs = [_run(tmp_path, f"warm{n}", probe, preload=["ipykernel.kernelapp", "scipy.linalg"]) for n in range(2)]
+    assert cold.cells[0].outputs[0]["text"] == "False\n"
+    assert [nb.cells[0].outputs[0]["text"] for nb in runs] == ["True\n", "True\n"]
+    zygotes = [z for key, z in warm._zygotes.items() if key[1] == ("ipykernel.kernelapp", "scipy.linalg")]
+    assert len(zygotes) == 1 and zygotes[0].alive()  # one parent for both kernels
+
+
+def test_two_warm_kernels_at_once_share_no_files_processes_or_memory(tmp_path):
+    """One kernel writes to every place it can and waits; another of the same parent finds none of it."""
+    sandbox.check_sandbox()
+    if warm.why_not_warm(sandbox.Sandbox(), sandbox.machine_kind()):
+        pytest.skip("no warm kernels here")
+    first = [
+        "import os, time\n"
+        "for place in ('/tmp/left.txt', '/dev/shm/left.txt', '/run/grader/left.txt', 'left.txt'):\n"
+        "    open(place, 'w').write('left by the first kernel')",
+        "time.sleep(6)",
+    ]
+    second = [
+        "import os, time\ntime.sleep(2)\n"
+        "print([os.path.exists(p) for p in ('/tmp/left.txt', '/dev/shm/left.txt', '/run/grader/left.txt', 'left.txt')])\n"
+        "print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))",
+    ]
+    results = {}
+    thread = threading.Thread(target=lambda: results.setdefault("first", _run(tmp_path, "first", first)))
+    thread.start()
+    results["second"] = _run(tmp_path, "second", second)
+    thread.join()
+    assert results["second"].cells[0].outputs[0]["text"] == "[False, False, False, False]\n[1, 2]\n"
+
+
+def test_a_kernel_that_kills_everything_it_can_ends_only_itself(tmp_path):
+    """Its namespace's init ignores it, nothing else is in reach, and its own death ends only its namespace."""
+    sandbox.check_sandbox()
+    if warm.why_not_warm(sandbox.Sandbox(), sandbox.machine_kind()):
+        pytest.skip("no warm kernels here")
+    killer = [f"import os\nos.kill(1, {int(signal.SIGKILL)})\ntry:\n    os.kill(-1, {int(signal.SIGKILL)})\n"
+              "except ProcessLookupError:\n    print('no one else to kill')",
+              f"os.kill(os.getpid(), {int(signal.SIGKILL)})"]
+    with pytest.raises(DeadKernelError):
+        _run(tmp_path, "killer", killer)
+    after = _run(tmp_path, "after", ["print('next student')"])  # the parent still forks kernels
+    assert after.cells[0].outputs[0]["text"] == "next student\n"
+
+
+def test_when_the_warm_parent_cannot_start_kernels_start_cold_and_the_log_says_why(tmp_path, monkeypatch, log_lines):
+    sandbox.check_sandbox()
+    monkeypatch.setattr(warm, "_zygotes", {})
+    monkeypatch.setattr(sandbox, "_cold_reason", {})
+    monkeypatch.setattr(warm, "zygote_command", lambda *args: ["/bin/false"])
+    nb = _run(tmp_path, "cold", ["import sys\nprint(len(sys.argv))"], preload=["ipykernel.kernelapp", "json"])
+    assert nb.cells[0].outputs[0]["text"].strip().isdigit()
+    assert any("each kernel starts in a sandbox of its own" in line and "did not start" in line for line in log_lines)
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    ({"warm_kernels": False}, "warm_kernels is False"),
+    ({}, "cannot adopt"),
+])
+def test_why_kernels_start_cold(change, reason, monkeypatch):
+    settings = sandbox.Sandbox(**change)
+    assert reason in warm.why_not_warm(settings, "cgroup v2")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert "needs root" in warm.why_not_warm(sandbox.Sandbox(), "cgroup v1")
