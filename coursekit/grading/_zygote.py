@@ -8,7 +8,9 @@ calls Python 3.11 lacks), before it imports what grading kernels need.
 The parent (the "zygote", after Android's process that forks every app from
 one warm copy) imports the modules named on its command line once, then
 waits for requests on the file descriptor given first on its command line, a
-``SOCK_SEQPACKET`` socket to the grader. For each request it forks a kernel that is isolated afresh, as a new
+``SOCK_SEQPACKET`` socket to the grader, and on the Unix socket named second
+(for the grader's forked workers; it lies in a folder only root can enter,
+which no kernel sees). For each request it forks a kernel that is isolated afresh, as a new
 bubblewrap sandbox would be:
 
 1. ``C`` (a child, still root with the sandbox's three capabilities) joins the
@@ -48,6 +50,7 @@ import os
 import random
 import resource
 import runpy
+import selectors
 import socket
 import struct
 import sys
@@ -252,7 +255,7 @@ def _read_all(fd):
     return said.decode(errors="replace")
 
 
-def _spawn(control, request, fds):
+def _spawn(sockets, request, fds):
     """Fork ``C``, which makes the namespaces and ``G``; answer with pidfds of ``G`` and ``K``."""
     from_c, to_zygote = os.pipe()  # C says G's PID (or its error)
     from_g, g_reports = os.pipe()  # G says "ok" once K is forked (or its error)
@@ -261,7 +264,8 @@ def _spawn(control, request, fds):
         try:
             os.close(from_c)
             os.close(from_g)
-            control.close()
+            for connection in sockets:
+                connection.close()  # nothing forked from here talks to the grader
             for fd in fds[:request["cgroups"]]:
                 os.write(fd, b"0")  # this process (and so the kernel) joins the kernel's cgroups
             _unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP)
@@ -288,30 +292,51 @@ def _spawn(control, request, fds):
     return {"pid": init}, [os.pidfd_open(init), os.pidfd_open(kernel)]
 
 
-def serve(control_fd, preload):
-    """Import ``preload``, then fork a kernel for each request until the grader closes the socket."""
+def serve(control_fd, listen_path, preload):
+    """Import ``preload``, then fork a kernel for each request until the grader closes ``control_fd``.
+
+    Requests come on ``control_fd`` (the grading process that started the
+    zygote) and on connections to the Unix socket ``listen_path`` (its forked
+    grading workers, each with a connection of its own), one at a time.
+    """
     for name in preload:
         try:
             __import__(name)
         except Exception as error:  # noqa: BLE001 (a kernel without it imports it itself)
             print(f"warm kernels: could not preload {name}: {error}", file=sys.stderr, flush=True)
     control = socket.socket(fileno=control_fd)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    listener.bind(listen_path)
+    listener.listen(64)
+    waiting = selectors.DefaultSelector()
+    waiting.register(control, selectors.EVENT_READ)
+    waiting.register(listener, selectors.EVENT_READ)
     control.sendall(json.dumps({"ready": sorted(m for m in preload if m in sys.modules)}).encode())
     while True:
-        try:
-            message, fds, _, _ = socket.recv_fds(control, 1 << 16, 64)
-        except ConnectionResetError:
-            return
-        if not message:
-            return
-        try:
-            answer, pidfds = _spawn(control, json.loads(message), fds)
-        except Exception:  # noqa: BLE001 (one kernel's failure is answered, the zygote goes on)
-            answer, pidfds = {"error": traceback.format_exc(limit=3)}, []
-        socket.send_fds(control, [json.dumps(answer).encode()], pidfds)
-        for fd in pidfds:
-            os.close(fd)
+        for key, _ in waiting.select():
+            connection = key.fileobj
+            if connection is listener:
+                waiting.register(listener.accept()[0], selectors.EVENT_READ)
+                continue
+            try:
+                message, fds, _, _ = socket.recv_fds(connection, 1 << 16, 64)
+            except OSError:
+                message, fds = b"", []
+            if not message:
+                if connection is control:
+                    return  # the grading process is done
+                waiting.unregister(connection)
+                connection.close()
+                continue
+            sockets = [key.fileobj for key in waiting.get_map().values()]
+            try:
+                answer, pidfds = _spawn(sockets, json.loads(message), fds)
+            except Exception:  # noqa: BLE001 (one kernel's failure is answered, the zygote goes on)
+                answer, pidfds = {"error": traceback.format_exc(limit=3)}, []
+            socket.send_fds(connection, [json.dumps(answer).encode()], pidfds)
+            for fd in pidfds:
+                os.close(fd)
 
 
 if __name__ == "__main__":
-    serve(int(sys.argv[1]), sys.argv[2:])
+    serve(int(sys.argv[1]), sys.argv[2], sys.argv[3:])

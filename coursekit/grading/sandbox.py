@@ -597,6 +597,14 @@ async def _run_trial(manager, work, timeout):
         await manager.shutdown_kernel(now=True)
 
 
+def kernel_start_mode(manager):
+    """The line the trial kernel prints about how kernels start: warm (forked) or each in a sandbox of its own."""
+    if manager.zygote is not None:
+        return (f"kernels: forked warm from one parent that has imported {', '.join(manager.zygote.preloaded)} "
+                "(c.Sandbox.preload), each isolated afresh")
+    return f"kernels: each started in a sandbox of its own ({manager.cold_reason})"
+
+
 class KernelDoesNotStart(SandboxUnavailable):
     """bubblewrap works, but a kernel in the sandbox does not start or answer."""
 
@@ -623,6 +631,7 @@ def check_kernel(settings=None, timeout=60):
             asyncio.run(asyncio.wait_for(_run_trial(manager, work, timeout), timeout + 10))
             kind = manager.ceiling.kind if manager.ceiling is not None else "no ceiling"
             log.info(describe(kind, manager.sandbox.memory_limit_mb))
+            log.info(kernel_start_mode(manager))
         except Exception as error:  # noqa: BLE001 (any failure is the same set-up error)
             stderr = log_file.read_text(errors="replace")[-3000:] if log_file.is_file() else ""
             raise KernelDoesNotStart(

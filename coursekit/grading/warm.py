@@ -97,7 +97,7 @@ def zygote_command(fd, threads, preload, sockets_root):
     for capability in CAPABILITIES:
         command += ["--cap-add", capability]
     command += ["--ro-bind", str(ZYGOTE_PROGRAM), ZYGOTE_INSIDE]
-    return command + ["--chdir", "/tmp", "--", python, ZYGOTE_INSIDE, str(fd), *preload]
+    return command + ["--chdir", "/tmp", "--", python, ZYGOTE_INSIDE, str(fd), f"{sockets_root}/zygote", *preload]
 
 
 def kernel_request(kernel_cmd, settings, ids, workdir, inputs, socket_dir, cgroup_files, stderr_file=None):
@@ -210,7 +210,11 @@ class WarmKernelProcess:
 
 
 class Zygote:
-    """The warm parent of one grading process's kernels.
+    """The warm parent of one grading process's kernels (and of its forked workers').
+
+    The process that starts it talks to it over a socket pair; a worker forked
+    from that process connects to it anew (:meth:`spawn` does it at first use),
+    so one warm parent serves a whole batch, whatever the number of workers.
 
     Parameters
     ----------
@@ -257,6 +261,8 @@ class Zygote:
             raise WarmUnavailable(f"the warm parent of the kernels did not start: {reason}"
                                   + (f"; it said:\n{said}" if said else ""))
         self._control.settimeout(None)
+        self._pidfd = os.pidfd_open(self.process.pid)  # alive() works in forked workers too
+        self._connected = os.getpid()
         self.preloaded = ready["ready"]
         log.debug("warm kernels: the zygote has imported %s", ", ".join(self.preloaded))
 
@@ -268,7 +274,22 @@ class Zygote:
             return ""
 
     def alive(self):
-        return self.process.poll() is None
+        """Whether the zygote still runs (asked from any process of the grader)."""
+        return not select.select([self._pidfd], [], [], 0)[0]
+
+    def _connection(self):
+        """The socket to the zygote for this process: a forked worker connects anew."""
+        if self._connected != os.getpid():
+            self._control = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            self._control.connect(os.path.join(self.sockets_root, "zygote"))
+            self._connected = os.getpid()
+        return self._control
+
+    def forget_parent_connection(self):
+        """In a forked process: drop the copy of the parent's socket (the parent's own stays open)."""
+        self._control.close()
+        self._connected = None
+        self._lock = threading.Lock()
 
     def new_socket_dir(self):
         """A private folder for one kernel's connection file and sockets, where the zygote can see it."""
@@ -277,14 +298,14 @@ class Zygote:
     def spawn(self, request, fds, timeout=60):
         """Fork a kernel for ``request`` (see ``coursekit/grading/_zygote.py``); return its process."""
         with self._lock:
-            self._control.settimeout(timeout)
             try:
-                socket.send_fds(self._control, [json.dumps(request).encode()], fds)
-                message, pidfds, _, _ = socket.recv_fds(self._control, 1 << 16, 2)
+                connection = self._connection()
+                connection.settimeout(timeout)
+                socket.send_fds(connection, [json.dumps(request).encode()], fds)
+                message, pidfds, _, _ = socket.recv_fds(connection, 1 << 16, 2)
+                connection.settimeout(None)
             except OSError as error:
                 raise WarmUnavailable(f"the warm parent of the kernels does not answer: {error}") from None
-            finally:
-                self._control.settimeout(None)
         answer = json.loads(message or b"null") if message else {"error": "the warm parent of the kernels has ended"}
         if "error" in answer or len(pidfds) != 2:
             for fd in pidfds:
@@ -293,8 +314,11 @@ class Zygote:
         return WarmKernelProcess(*pidfds)
 
     def close(self):
-        """Stop the zygote (its kernels end with it) and remove its sockets' folder."""
+        """Stop the zygote (its kernels end with it) and remove its sockets' folder; in a worker, only disconnect."""
         self._control.close()
+        if self.owner != os.getpid():
+            return
+        os.close(self._pidfd)
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
@@ -305,10 +329,9 @@ _zygotes = {}
 
 
 def _forget_in_child():
-    """A forked process (a grading worker) gets zygotes of its own: its parent's are not its to use or stop."""
+    """A forked process (a grading worker) connects to its parent's zygotes anew, and never stops them."""
     for zygote in _zygotes.values():
-        zygote._control.close()  # this process's copy only: the parent's stays open
-    _zygotes.clear()
+        zygote.forget_parent_connection()
 
 
 os.register_at_fork(after_in_child=_forget_in_child)
@@ -319,17 +342,17 @@ def zygote_for(threads, preload):
     key = (threads, tuple(preload))
     zygote = _zygotes.get(key)
     if zygote is None or not zygote.alive():
-        if zygote is not None:
+        if zygote is not None and zygote.owner == os.getpid():
             zygote.close()
         zygote = _zygotes[key] = Zygote(threads, preload)
     return zygote
 
 
 @atexit.register
-def _close_all():
+def close_zygotes():
+    """Stop this process's zygotes (at exit; a benchmark calls it so that each run starts its own)."""
     for zygote in _zygotes.values():
-        if zygote.owner == os.getpid():
-            zygote.close()
+        zygote.close()
     _zygotes.clear()
 
 
