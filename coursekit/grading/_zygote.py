@@ -2,7 +2,7 @@
 
 This file is not imported by the package: :mod:`coursekit.grading.warm` binds it
 read-only into the zygote's sandbox and runs it there, where the course package
-is not visible. It uses the standard library only (and :mod:`ctypes` for the system
+is not visible. It uses the standard library only (and ``ctypes`` for the system
 calls Python 3.11 lacks), before it imports what grading kernels need.
 
 The parent (the "zygote", after Android's process that forks every app from
@@ -27,7 +27,7 @@ bubblewrap sandbox would be:
    the namespace).
 3. ``K`` drops to the kernel's user the same way, closes every inherited file
    descriptor (its stdin is a pipe ``G`` holds, its stdout and stderr /dev/null), reseeds NumPy's global generator (a fresh process has its own
-   entropy; :mod:`random` reseeds itself at a fork) and runs
+   entropy; ``random`` reseeds itself at a fork) and runs
    ``ipykernel_launcher`` as ``python -m`` would.
 
 Requests and answers are JSON, one per message; file descriptors travel with

@@ -228,7 +228,8 @@ class Zygote:
 
     def __init__(self, threads, preload, timeout=120):
         self.threads, self.preload = threads, list(preload)
-        self.owner = os.getpid()  # a forked grading worker starts its own, and never stops its parent's
+        self.owner = os.getpid()  # a forked grading worker connects to it, and never stops it
+        self._pidfd = None
         self.sockets_root = tempfile.mkdtemp(prefix="ck-w-")
         os.chmod(self.sockets_root, 0o700)
         # The zygote's own messages (a module it could not import, why a fork failed); its
@@ -318,7 +319,9 @@ class Zygote:
         self._control.close()
         if self.owner != os.getpid():
             return
-        os.close(self._pidfd)
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
