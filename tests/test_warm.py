@@ -59,6 +59,8 @@ def _run(tmp_path, name, sources, warm_kernels=True, preload=None, **settings):
     for key, value in settings.items():
         section, option = key.split("__")
         setattr(getattr(config, section), option, value)
+    if warm_kernels:
+        sandbox.warm_up_for(sandbox.Sandbox(config=config), workers=1, notebooks=2)  # as a batch of two would
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in sources])
     client = NotebookClient(nb, config=config, kernel_manager_class=sandbox.SandboxedKernelManager, timeout=60,
                             resources={"metadata": {"path": str(work)}})
@@ -82,6 +84,10 @@ def views(tmp_path_factory):
     cold = _run(folder, "cold", PROBE, warm_kernels=False)
     first = _run(folder, "warm1", PROBE)
     second = _run(folder, "warm2", PROBE)
+    # The warm ones were forked warm indeed: NumPy (preloaded by default) is there before any import.
+    probe = ["import sys\nprint('numpy' in sys.modules)"]
+    assert _run(folder, "check-warm", probe).cells[0].outputs[0]["text"] == "True\n"
+    assert _run(folder, "check-cold", probe, warm_kernels=False).cells[0].outputs[0]["text"] == "False\n"
     return cold, first, second
 
 
@@ -155,12 +161,31 @@ def test_a_kernel_that_kills_everything_it_can_ends_only_itself(tmp_path):
 
 def test_when_the_warm_parent_cannot_start_kernels_start_cold_and_the_log_says_why(tmp_path, monkeypatch, log_lines):
     sandbox.check_sandbox()
-    monkeypatch.setattr(warm, "_zygotes", {})
+    for name in ("_zygotes", "_starting", "_failed"):
+        monkeypatch.setattr(warm, name, {})
     monkeypatch.setattr(sandbox, "_cold_reason", {})
     monkeypatch.setattr(warm, "zygote_command", lambda *args: ["/bin/false"])
     nb = _run(tmp_path, "cold", ["import sys\nprint(len(sys.argv))"], preload=["ipykernel.kernelapp", "json"])
     assert nb.cells[0].outputs[0]["text"].strip().isdigit()
     assert any("each kernel starts in a sandbox of its own" in line and "did not start" in line for line in log_lines)
+
+
+def test_a_single_notebook_starts_cold_and_a_batch_warms_up_one_parent(monkeypatch):
+    """The warm parent costs about what it saves on one kernel: only a batch of two or more starts one."""
+    for name in ("_zygotes", "_starting", "_failed"):
+        monkeypatch.setattr(warm, name, {})
+    settings = sandbox.Sandbox(preload=["json"])
+    sandbox.warm_up_for(settings, workers=2, notebooks=1)
+    assert warm.zygote_for(1, ["json"]) is None
+    if sandbox.cold_kernels_reason(settings):
+        pytest.skip("no warm kernels here")
+    sandbox.warm_up_for(settings, workers=2, notebooks=2)
+    sandbox.warm_up_for(settings, workers=2, notebooks=40)  # asked twice, started once
+    warm.wait_for_warm_up()
+    zygote = warm.zygote_for(1, ["json"])
+    assert zygote is not None and zygote.alive() and list(warm._zygotes.values()) == [zygote]
+    warm.close_zygotes()
+    assert not zygote.alive() and warm.zygote_for(1, ["json"]) is None
 
 
 @pytest.mark.parametrize(("change", "reason"), [

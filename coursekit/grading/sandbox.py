@@ -68,6 +68,7 @@ from coursekit.grading.warm import (
     WarmKernelProcess,
     WarmUnavailable,
     kernel_request,
+    warm_up,
     why_not_warm,
     zygote_for,
 )
@@ -368,15 +369,18 @@ class SandboxedKernelManager(AsyncKernelManager):
         return await super()._async_pre_start_kernel(**kw)
 
     def _warm_parent(self):
-        """This process's :class:`coursekit.grading.warm.Zygote`, or None when kernels start cold (logged once)."""
-        kind = {"auto": None, "none": "none"}.get(self.sandbox.ceiling, self.sandbox.ceiling)
-        reason = _cold_reason.get("why") or why_not_warm(self.sandbox, kind or machine_kind())
+        """The :class:`coursekit.grading.warm.Zygote` this kernel is forked from, or None (it starts cold)."""
+        reason = _cold_reason.get("why") or cold_kernels_reason(self.sandbox)
         if reason is None:
             try:
-                return zygote_for(thread_count(self.sandbox, self.workers), self.sandbox.preload)
+                zygote = zygote_for(thread_count(self.sandbox, self.workers), self.sandbox.preload)
             except WarmUnavailable as error:
                 reason = _cold_reason["why"] = str(error)
                 log.warning("each kernel starts in a sandbox of its own: %s", reason)
+            else:
+                if zygote is not None:
+                    return zygote
+                reason = "no batch of two or more notebooks has warmed up a parent in this process"
         self.cold_reason = reason
         return None
 
@@ -393,7 +397,12 @@ class SandboxedKernelManager(AsyncKernelManager):
             self.ceiling = Ceiling(self.sandbox.memory_limit_mb << 20, self.sandbox.max_processes, uid, kind=kind)
         try:
             if self.zygote is not None and kernel_cmd[1:3] == ["-m", "ipykernel_launcher"]:
-                return self._fork_warm(kernel_cmd, (uid, gid), kw.get("cwd"))
+                try:
+                    return self._fork_warm(kernel_cmd, (uid, gid), kw.get("cwd"))
+                except WarmUnavailable as error:
+                    self.cold_reason = _cold_reason["why"] = str(error)
+                    self.zygote = None
+                    log.warning("each kernel starts in a sandbox of its own from now on: %s", error)
             return await self._start_cold(kernel_cmd, (uid, gid), **kw)
         finally:
             if self.ceiling is not None:
@@ -597,12 +606,36 @@ async def _run_trial(manager, work, timeout):
         await manager.shutdown_kernel(now=True)
 
 
-def kernel_start_mode(manager):
+def cold_kernels_reason(settings):
+    """Why kernels cannot be forked warm on this machine with ``settings`` (None: they can)."""
+    kind = {"auto": None, "none": "none"}.get(settings.ceiling, settings.ceiling)
+    return why_not_warm(settings, kind or machine_kind())
+
+
+def warm_up_for(settings, workers, notebooks):
+    """Start the warm parent of a batch's kernels in the background, if it pays and the machine allows it.
+
+    Parameters
+    ----------
+    settings : Sandbox
+        The batch's sandbox settings.
+    workers : int
+        Its grading workers (they set the kernels' threads).
+    notebooks : int
+        How many notebooks it will run: with fewer than two, kernels start
+        cold (the parent costs about what it saves on one kernel).
+    """
+    if notebooks >= 2 and settings.enabled and cold_kernels_reason(settings) is None:
+        warm_up(thread_count(settings, workers), settings.preload)
+
+
+def kernel_start_mode(settings):
     """The line the trial kernel prints about how kernels start: warm (forked) or each in a sandbox of its own."""
-    if manager.zygote is not None:
-        return (f"kernels: forked warm from one parent that has imported {', '.join(manager.zygote.preloaded)} "
-                "(c.Sandbox.preload), each isolated afresh")
-    return f"kernels: each started in a sandbox of its own ({manager.cold_reason})"
+    reason = _cold_reason.get("why") or cold_kernels_reason(settings)
+    if reason is None:
+        return (f"kernels: forked warm from one parent per batch of two or more, which imports "
+                f"{', '.join(settings.preload)} once (c.Sandbox.preload); each isolated afresh")
+    return f"kernels: each started in a sandbox of its own ({reason})"
 
 
 class KernelDoesNotStart(SandboxUnavailable):
@@ -631,7 +664,7 @@ def check_kernel(settings=None, timeout=60):
             asyncio.run(asyncio.wait_for(_run_trial(manager, work, timeout), timeout + 10))
             kind = manager.ceiling.kind if manager.ceiling is not None else "no ceiling"
             log.info(describe(kind, manager.sandbox.memory_limit_mb))
-            log.info(kernel_start_mode(manager))
+            log.info(kernel_start_mode(manager.sandbox))
         except Exception as error:  # noqa: BLE001 (any failure is the same set-up error)
             stderr = log_file.read_text(errors="replace")[-3000:] if log_file.is_file() else ""
             raise KernelDoesNotStart(

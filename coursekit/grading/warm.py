@@ -226,7 +226,7 @@ class Zygote:
         Seconds the zygote may take to import ``preload``.
     """
 
-    def __init__(self, threads, preload, timeout=120):
+    def __init__(self, threads, preload):
         self.threads, self.preload = threads, list(preload)
         self.owner = os.getpid()  # a forked grading worker connects to it, and never stops it
         self._pidfd = None
@@ -248,6 +248,21 @@ class Zygote:
         finally:
             theirs.close()
             stderr.close()
+        self._pidfd = os.pidfd_open(self.process.pid)  # alive() works in forked workers too
+        self._connected = os.getpid()
+        self.preloaded = None
+
+    def wait_ready(self, timeout=120):
+        """Wait until the zygote has imported ``preload`` (it may, from another thread).
+
+        The process is started by the constructor, in the caller's thread: bubblewrap's
+        ``--die-with-parent`` ends it when the thread that started it ends.
+
+        Raises
+        ------
+        WarmUnavailable
+            If it ended or did not answer.
+        """
         self._control.settimeout(timeout)
         try:
             ready = json.loads(self._control.recv(1 << 16) or b"null")
@@ -262,8 +277,6 @@ class Zygote:
             raise WarmUnavailable(f"the warm parent of the kernels did not start: {reason}"
                                   + (f"; it said:\n{said}" if said else ""))
         self._control.settimeout(None)
-        self._pidfd = os.pidfd_open(self.process.pid)  # alive() works in forked workers too
-        self._connected = os.getpid()
         self.preloaded = ready["ready"]
         log.debug("warm kernels: the zygote has imported %s", ", ".join(self.preloaded))
 
@@ -275,8 +288,8 @@ class Zygote:
             return ""
 
     def alive(self):
-        """Whether the zygote still runs (asked from any process of the grader)."""
-        return not select.select([self._pidfd], [], [], 0)[0]
+        """Whether the zygote still runs (asked from any process of the grader); False once closed."""
+        return self._pidfd is not None and not select.select([self._pidfd], [], [], 0)[0]
 
     def _connection(self):
         """The socket to the zygote for this process: a forked worker connects anew."""
@@ -329,10 +342,15 @@ class Zygote:
 
 
 _zygotes = {}
+#: Zygotes asked for by :func:`warm_up`: {key: the thread starting it}; {key: why} for those that failed.
+_starting, _failed = {}, {}
+_lock = threading.Lock()
 
 
 def _forget_in_child():
     """A forked process (a grading worker) connects to its parent's zygotes anew, and never stops them."""
+    global _lock
+    _lock = threading.Lock()
     for zygote in _zygotes.values():
         zygote.forget_parent_connection()
 
@@ -340,23 +358,79 @@ def _forget_in_child():
 os.register_at_fork(after_in_child=_forget_in_child)
 
 
+def _key(threads, preload):
+    return threads, tuple(preload)
+
+
+def warm_up(threads, preload):
+    """Start this process's zygote for ``threads`` and ``preload`` now, in the background.
+
+    From then on the kernels of this process with those settings (and of the
+    workers it forks) are forked from it. A grading batch calls this once it
+    knows it has two or more notebooks to run: for a single kernel the warm
+    parent costs about what it saves. Call :func:`wait_for_warm_up` before
+    forking.
+    """
+    key = _key(threads, preload)
+    with _lock:
+        if key in _starting:
+            return
+        zygote = _zygotes[key] = Zygote(*key)  # started from this thread, which outlives the batch
+        _starting[key] = threading.Thread(target=_wait, args=(key, zygote), name="coursekit-warm-up", daemon=True)
+        _starting[key].start()
+
+
+def _wait(key, zygote):
+    try:
+        zygote.wait_ready()
+    except WarmUnavailable as error:
+        _failed[key] = str(error)
+
+
+def wait_for_warm_up():
+    """Wait until the zygotes :func:`warm_up` asked for have started (or failed)."""
+    for thread in list(_starting.values()):
+        thread.join()
+
+
 def zygote_for(threads, preload):
-    """This process's zygote for kernels with ``threads`` and ``preload``, started at first use."""
-    key = (threads, tuple(preload))
-    zygote = _zygotes.get(key)
-    if zygote is None or not zygote.alive():
-        if zygote is not None and zygote.owner == os.getpid():
-            zygote.close()
-        zygote = _zygotes[key] = Zygote(threads, preload)
-    return zygote
+    """The zygote this process's kernels with ``threads`` and ``preload`` are forked from.
+
+    None when :func:`warm_up` was not called for them (they start cold); one
+    that has died is started again.
+
+    Raises
+    ------
+    WarmUnavailable
+        When it could not be started.
+    """
+    key = _key(threads, preload)
+    thread = _starting.get(key)
+    if thread is None:
+        return None
+    thread.join()
+    if key in _failed:
+        raise WarmUnavailable(_failed[key])
+    with _lock:
+        zygote = _zygotes.get(key)
+        if zygote is None or not zygote.alive():
+            if zygote is not None and zygote.owner == os.getpid():
+                zygote.close()
+            zygote = Zygote(*key)
+            zygote.wait_ready()
+            _zygotes[key] = zygote
+        return zygote
 
 
 @atexit.register
 def close_zygotes():
     """Stop this process's zygotes (at exit; a benchmark calls it so that each run starts its own)."""
+    wait_for_warm_up()
     for zygote in _zygotes.values():
         zygote.close()
     _zygotes.clear()
+    _starting.clear()
+    _failed.clear()
 
 
 def tmpfs_bytes(disk_bytes, inputs):

@@ -54,11 +54,18 @@ from coursekit.grading.sandbox import (
     SandboxUnavailable,
     check_kernel,
     check_sandbox,
+    warm_up_for,
 )
+from coursekit.grading.warm import wait_for_warm_up
 from coursekit.steps import build
 from coursekit.steps.collect import student_names
 
 log = logging.getLogger(__name__)
+
+
+def _count_submitted(course_root, assignment):
+    """How many students have a folder for ``assignment`` in ``submitted/`` (cheap: no notebook is read)."""
+    return sum(1 for _ in (Path(course_root) / "submitted").glob(f"*/{assignment}"))
 
 
 def unchanged_results(course_root, assignment, students, db, path=None, settings=""):
@@ -177,6 +184,8 @@ def grade(course_root=ROOT, assignment="clustering", students=None, workers=1, f
     if not master.is_file():
         raise GradeError(f"{course_root}: not a course folder ({master.relative_to(course_root)} is missing); "
                          f"make one with `make course COURSE={course_root}` (python -m coursekit new-course)")
+    # The kernels' warm parent starts now, beside the gradebook's work, if there is more than one to grade.
+    warm_up_for(Sandbox(config=config), workers, len(students) if students else _count_submitted(course_root, assignment))
     db = gradebook_url(course_root, config, gradebook)
     register_assignment(course_root, assignment, db=db)
     submitted, missing = find_roster(course_root, assignment, students, db=db)
@@ -218,6 +227,7 @@ def _grade_batch(course_root, assignment, todo, workers, config, db, allow_unsan
     """
     finished = []
     remove_dead_batches(course_root)  # what a batch killed with SIGKILL left behind
+    wait_for_warm_up()  # before the workers are forked: they share it
     try:
         with StopOnSignals() as stop, warnings.catch_warnings(), tqdm(
                 total=len(todo), desc=f"grading {assignment}", unit="submission", disable=not progress) as bar:
