@@ -197,3 +197,33 @@ def test_why_kernels_start_cold(change, reason, monkeypatch):
     assert reason in warm.why_not_warm(settings, "cgroup v2")
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert "needs root" in warm.why_not_warm(sandbox.Sandbox(), "cgroup v1")
+
+
+@pytest.mark.parametrize("kind", ["cgroup v1", "watchdog"])
+def test_a_warm_kernel_and_its_forks_share_one_memory_ceiling(tmp_path, kind):
+    """The kernel joins its ceiling before it is forked off: four forks of 400 MB under 1.2 GB for the sandbox."""
+    from test_sandbox import FORK_FOUR, _guarded, _printed
+
+    from coursekit.grading import ceiling
+
+    sandbox.check_sandbox()
+    if warm.why_not_warm(sandbox.Sandbox(), kind):
+        pytest.skip("no warm kernels here")
+    if kind == "cgroup v1" and ceiling.detect() != "cgroup v1":
+        pytest.skip("this machine has no writable cgroup v1 memory controller")
+    sandbox.warm_up_for(sandbox.Sandbox(), workers=1, notebooks=2)
+    cells, incidents, _ = _guarded(tmp_path, ["import sys\nprint('numpy' in sys.modules)", FORK_FOUR,
+                                              "print('the next cell runs')"],
+                                   Sandbox__memory_limit_mb=1200, Sandbox__ceiling=kind)
+    assert _printed(cells[0]) == "True\n"  # forked warm indeed
+    assert [i for i in incidents if i["cell"] == 1 and "memory limit (1200 MB for all" in i["what"]], incidents
+    assert "the next cell runs" in _printed(cells[2])
+
+
+def test_the_trial_kernel_says_how_kernels_start(log_lines):
+    sandbox.check_sandbox()
+    sandbox.check_kernel()
+    reason = sandbox.cold_kernels_reason(sandbox.Sandbox())
+    expected = "kernels: forked warm from one parent per batch" if reason is None else \
+        f"kernels: each started in a sandbox of its own ({reason})"
+    assert any(line.startswith(expected) for line in log_lines), list(log_lines)
