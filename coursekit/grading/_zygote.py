@@ -36,7 +36,7 @@ them (``SCM_RIGHTS``)::
     grader -> zygote  {"uid", "gid", "limits": [address space, cpu s, processes, file size],
                        "tmp_bytes", "shm_bytes", "grader_bytes", "grader_dir", "workdir",
                        "inputs": [relative paths], "socket_dir", "matplotlib_dir", "argv": [...],
-                       "cgroups": n, "stderr": bool}
+                       "cgroups": n, "stderr": bool, "keep": [folders under /tmp to bind again]}
                       fds: [n cgroup.procs files opened for writing, one per input (read-only),
                             the file for the kernel's stderr if "stderr" (for diagnosis; else /dev/null)]
     zygote -> grader  {"pid": G's PID in the zygote} fds: [pidfd of G, pidfd of K]
@@ -131,12 +131,16 @@ def _set_up_mounts(request, fds):
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     # Opened here, in this namespace, so that they can be bound once /tmp is covered.
     socket_fd = os.open(request["socket_dir"], os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)
+    kept = {path: os.open(path, os.O_PATH | os.O_DIRECTORY) for path in request.get("keep", [])}
     fonts = [name for name in os.listdir(request["matplotlib_dir"]) if name.startswith("fontlist-")]
     font_fds = {name: os.open(os.path.join(request["matplotlib_dir"], name), os.O_PATH) for name in fonts}
     flags = MS_NOSUID | MS_NODEV
     _mount("tmpfs", "/tmp", "tmpfs", flags, f"size={request['tmp_bytes']},mode=1777")
     _mount("tmpfs", "/dev/shm", "tmpfs", flags, f"size={request['shm_bytes']},mode=1777")
     _mount("tmpfs", request["grader_dir"], "tmpfs", flags, f"size={request['grader_bytes']},mode=1777")
+    for path, fd in kept.items():  # the Python installation, when it lives under /tmp: read-only again
+        _make_dirs(path, 0o755)
+        _bind(fd, path, read_only=True)
     _make_dirs(request["matplotlib_dir"], 0o1777)
     for name, fd in font_fds.items():
         target = os.path.join(request["matplotlib_dir"], name)
@@ -152,7 +156,7 @@ def _set_up_mounts(request, fds):
         target = os.path.join(workdir, relative)
         _make_dirs(os.path.dirname(target), 0o1777)
         _copy_in(fd, target)
-    for fd in (socket_fd, *font_fds.values()):
+    for fd in (socket_fd, *font_fds.values(), *kept.values()):
         os.close(fd)
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
 

@@ -68,13 +68,17 @@ def _bind(kind, path, made):
     return _parents(path, made) + [kind, str(path), str(path)]
 
 
-def _python_binds(made):
-    """The Python installation and the virtual environment, read-only (symlinks resolved)."""
+def python_roots():
+    """The folders of the Python installation and the virtual environment outside ``/usr`` (symlinks resolved)."""
     roots = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), Path(sys.executable).resolve().parent.parent}
+    return [root for root in sorted(roots) if not str(root).startswith("/usr/")]
+
+
+def _python_binds(made):
+    """The Python installation and the virtual environment, read-only."""
     args = []
-    for root in sorted(roots):
-        if not str(root).startswith("/usr/"):
-            args += _bind("--ro-bind", root, made)
+    for root in python_roots():
+        args += _bind("--ro-bind", root, made)
     return args
 
 

@@ -46,6 +46,7 @@ from coursekit.grading.bwrap import (
     environment_args,
     file_system_args,
     kernel_environment,
+    python_roots,
     visible_python,
 )
 
@@ -137,6 +138,8 @@ def kernel_request(kernel_cmd, settings, ids, workdir, inputs, socket_dir, cgrou
         "grader_dir": GRADER_DIR, "matplotlib_dir": MATPLOTLIB_DIR,
         "workdir": workdir, "inputs": list(inputs), "socket_dir": socket_dir,
         "argv": list(kernel_cmd[3:]), "cgroups": len(cgroup_files), "stderr": bool(stderr_file),
+        # The Python a course keeps under /tmp (a clone there, its .venv) must stay visible over the new /tmp.
+        "keep": [str(root) for root in python_roots() if Path("/tmp") in root.parents],
     }
     return request, fds
 
@@ -166,10 +169,9 @@ class WarmKernelProcess:
         self._killed = None
 
     def poll(self):
-        if self.returncode is None and self._init_fd is not None:
-            if select.select([self._init_fd], [], [], 0)[0]:
-                self.returncode = -self._killed if self._killed else 0
-                self._close()
+        if self.returncode is None and self._init_fd is not None and select.select([self._init_fd], [], [], 0)[0]:
+            self.returncode = -self._killed if self._killed else 0
+            self._close()
         return self.returncode
 
     def wait(self, timeout=None):
