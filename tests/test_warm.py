@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import threading
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -226,3 +227,29 @@ def test_the_trial_kernel_says_how_kernels_start(log_lines):
     expected = "kernels: forked warm from one parent per batch" if reason is None else \
         f"kernels: each started in a sandbox of its own ({reason})"
     assert any(line.startswith(expected) for line in log_lines), list(log_lines)
+
+
+def test_a_python_kept_under_tmp_stays_visible_read_only_to_warm_kernels(tmp_path, monkeypatch):
+    """A course cloned under /tmp has its .venv there: the kernel's new /tmp must not hide it."""
+    from coursekit.grading import bwrap
+
+    sandbox.check_sandbox()
+    if warm.why_not_warm(sandbox.Sandbox(), sandbox.machine_kind()):
+        pytest.skip("no warm kernels here")
+    extra = tmp_path / "python-under-tmp"
+    if Path("/tmp") not in extra.parents:
+        pytest.skip("pytest's temporary folders are not under /tmp here")
+    extra.mkdir()
+    (extra / "marker.py").write_text("VALUE = 42\n")
+    roots = [*bwrap.python_roots(), extra]
+    monkeypatch.setattr(bwrap, "python_roots", lambda: roots)
+    monkeypatch.setattr(warm, "python_roots", lambda: roots)
+    for name in ("_zygotes", "_starting", "_failed"):
+        monkeypatch.setattr(warm, name, {})
+    try:
+        nb = _run(tmp_path, "kernel", [
+            f"import sys\nsys.path.insert(0, {str(extra)!r})\nimport marker\nprint(marker.VALUE)\n"
+            f"try:\n    open({str(extra / 'new.txt')!r}, 'w')\nexcept OSError as error:\n    print(error.strerror)"])
+    finally:
+        warm.close_zygotes()
+    assert nb.cells[0].outputs[0]["text"] == "42\nRead-only file system\n"
