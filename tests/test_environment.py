@@ -39,3 +39,15 @@ def test_nbgrader_is_the_pinned_version():
     import nbgrader
 
     assert nbgrader.__version__.startswith("0.9.")
+
+
+def test_the_gradebook_schema_revision_read_in_process_is_the_one_nbgrader_finds():
+    """coursekit reads alembic's head in-process; nbgrader itself runs `alembic heads` in a new process."""
+    from nbgrader.dbutil import _temp_alembic_ini
+
+    from coursekit.grading.gradebook import alembic_head
+
+    with _temp_alembic_ini("sqlite:////tmp/gradebook.db") as ini:
+        heads = subprocess.run([str(Path(sys.executable).parent / "alembic"), "-c", ini, "heads"],
+                               capture_output=True, text=True, check=True).stdout
+    assert heads.split()[0] == alembic_head()
