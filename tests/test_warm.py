@@ -68,6 +68,13 @@ def _run(tmp_path, name, sources, warm_kernels=True, preload=None, **settings):
     return nb
 
 
+@pytest.fixture()
+def fresh_warm_state(monkeypatch):
+    """This process's zygotes as if none had been started (the module's own are left alone)."""
+    for name in ("_zygotes", "_starting", "_failed"):
+        monkeypatch.setattr(warm, name, {})
+
+
 def _view(nb):
     """The kernel's report; its open files as a set of kinds (how many eventfds ZeroMQ opens varies from run to run)."""
     view = json.loads(nb.cells[-1].outputs[0]["text"])
@@ -159,10 +166,9 @@ def test_a_kernel_that_kills_everything_it_can_ends_only_itself(tmp_path):
     assert after.cells[0].outputs[0]["text"] == "next student\n"
 
 
-def test_when_the_warm_parent_cannot_start_kernels_start_cold_and_the_log_says_why(tmp_path, monkeypatch, log_lines):
+def test_when_the_warm_parent_cannot_start_kernels_start_cold_and_the_log_says_why(tmp_path, monkeypatch, log_lines,
+                                                                                      fresh_warm_state):
     sandbox.check_sandbox()
-    for name in ("_zygotes", "_starting", "_failed"):
-        monkeypatch.setattr(warm, name, {})
     monkeypatch.setattr(sandbox, "_cold_reason", {})
     monkeypatch.setattr(warm, "zygote_command", lambda *args: ["/bin/false"])
     nb = _run(tmp_path, "cold", ["import sys\nprint(len(sys.argv))"], preload=["ipykernel.kernelapp", "json"])
@@ -170,10 +176,8 @@ def test_when_the_warm_parent_cannot_start_kernels_start_cold_and_the_log_says_w
     assert any("each kernel starts in a sandbox of its own" in line and "did not start" in line for line in log_lines)
 
 
-def test_a_single_notebook_starts_cold_and_a_batch_warms_up_one_parent(monkeypatch):
+def test_a_single_notebook_starts_cold_and_a_batch_warms_up_one_parent(fresh_warm_state):
     """The warm parent costs about what it saves on one kernel: only a batch of two or more starts one."""
-    for name in ("_zygotes", "_starting", "_failed"):
-        monkeypatch.setattr(warm, name, {})
     settings = sandbox.Sandbox(preload=["json"])
     sandbox.warm_up_for(settings, workers=2, notebooks=1)
     assert warm.zygote_for(1, ["json"]) is None
@@ -233,7 +237,7 @@ def test_the_trial_kernel_says_how_kernels_start(log_lines):
     assert any(line.startswith(expected) for line in log_lines), list(log_lines)
 
 
-def test_a_python_kept_under_tmp_stays_visible_read_only_to_warm_kernels(tmp_path, monkeypatch):
+def test_a_python_kept_under_tmp_stays_visible_read_only_to_warm_kernels(tmp_path, monkeypatch, fresh_warm_state):
     """A course cloned under /tmp has its .venv there: the kernel's new /tmp must not hide it."""
     from coursekit.grading import bwrap
 
@@ -248,8 +252,6 @@ def test_a_python_kept_under_tmp_stays_visible_read_only_to_warm_kernels(tmp_pat
     roots = [*bwrap.python_roots(), extra]
     monkeypatch.setattr(bwrap, "python_roots", lambda: roots)
     monkeypatch.setattr(warm, "python_roots", lambda: roots)
-    for name in ("_zygotes", "_starting", "_failed"):
-        monkeypatch.setattr(warm, name, {})
     try:
         nb = _run(tmp_path, "kernel", [
             f"import sys\nsys.path.insert(0, {str(extra)!r})\nimport marker\nprint(marker.VALUE)\n"

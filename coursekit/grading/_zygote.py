@@ -105,11 +105,16 @@ def _make_dirs(path, mode):
         os.chmod(folder, mode)
 
 
+def _read_only(target):
+    """Make the bind mount at ``target`` read-only (a write fails with EROFS, as under a read-only bind of bwrap)."""
+    _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
 def _bind(fd, target, read_only):
     """Bind what ``fd`` (opened in this mount namespace) names onto ``target``."""
     _mount(f"/proc/self/fd/{fd}", target, None, MS_BIND)
     if read_only:
-        _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        _read_only(target)
 
 
 def _copy_in(source_fd, target):
@@ -123,7 +128,7 @@ def _copy_in(source_fd, target):
             out.write(chunk)
     os.chmod(target, 0o444)
     _mount(target, target, None, MS_BIND)
-    _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    _read_only(target)
 
 
 def _set_up_mounts(request, fds):

@@ -63,7 +63,9 @@ def _parents(path, made):
     return args
 
 
-def _bind(kind, path, made):
+def bind_args(kind, path, made):
+    """bwrap's arguments that bind ``path`` at the same path inside (``kind``: ``--bind`` or ``--ro-bind``),
+    its missing parents made world-readable; ``made`` collects the folders created."""
     made.add(str(path))
     return _parents(path, made) + [kind, str(path), str(path)]
 
@@ -78,7 +80,7 @@ def _python_binds(made):
     """The Python installation and the virtual environment, read-only."""
     args = []
     for root in python_roots():
-        args += _bind("--ro-bind", root, made)
+        args += bind_args("--ro-bind", root, made)
     return args
 
 
@@ -158,7 +160,7 @@ def file_system_args(tmp_bytes, shm_bytes, grader_bytes, made):
     write; it comes before every bind, since the course and its ``.venv`` may
     themselves live under ``/tmp``), ``/dev/shm`` (joblib needs it) and the
     grader's own :data:`GRADER_DIR`; matplotlib's folder holds the font list.
-    ``made`` collects the folders created, for ``_bind``.
+    ``made`` collects the folders created, for :func:`bind_args`.
     """
     made.update(_SYSTEM_DIRS, {"/tmp"})
     args = _system_binds() + ["--proc", "/proc", "--dev", "/dev"]

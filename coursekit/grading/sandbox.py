@@ -56,7 +56,7 @@ from traitlets import Bool, DottedObjectName, Integer, List, Type, Unicode
 from traitlets.config import Configurable
 
 from coursekit.grading.bwrap import (
-    _bind,
+    bind_args,
     bwrap_path,
     environment_args,
     file_system_args,
@@ -259,7 +259,7 @@ def sandbox_command(kernel_cmd, workdir, socket_dir, settings, threads=1, ids=No
     made = set()
     command += file_system_args(settings.disk_limit_mb << 20, settings.shm_limit_mb << 20,
                                 settings.grader_space_mb << 20, made)
-    command += _bind("--bind", socket_dir, made) + _workdir_binds(input_files(workdir) if inputs is None else inputs, inside)
+    command += bind_args("--bind", socket_dir, made) + _workdir_binds(input_files(workdir) if inputs is None else inputs, inside)
     command += ["--chdir", inside]
     limits = [uid, gid, settings.memory_limit_mb << 20, settings.cpu_time_limit_s,
               settings.max_processes, settings.max_file_size_mb << 20]

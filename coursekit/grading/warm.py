@@ -41,7 +41,7 @@ from pathlib import Path
 from coursekit.grading.bwrap import (
     GRADER_DIR,
     MATPLOTLIB_DIR,
-    _bind,
+    bind_args,
     bwrap_path,
     environment_args,
     file_system_args,
@@ -94,7 +94,7 @@ def zygote_command(fd, threads, preload, sockets_root):
     command = [bwrap_path(), "--die-with-parent", "--new-session", *environment_args(env),
                "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
     command += file_system_args(64 << 20, 1 << 20, 1 << 20, made)
-    command += _bind("--bind", sockets_root, made)
+    command += bind_args("--bind", sockets_root, made)
     for capability in CAPABILITIES:
         command += ["--cap-add", capability]
     command += ["--ro-bind", str(ZYGOTE_PROGRAM), ZYGOTE_INSIDE]
