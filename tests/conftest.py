@@ -9,6 +9,7 @@ import contextlib
 import copy
 import http.server
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -381,3 +382,30 @@ def start_grading():
     machines); ``run.wait()`` waits for it, ``run.stop()`` ends it early.
     """
     return GradingRun
+
+
+def canvas_name_ids(name):
+    """(user id, file id) as Canvas reads them from a file's name, or None when it ignores the file.
+
+    canvas-lms ``infer_comment_context_from_filename`` (app/models/abstract_assignment.rb), which
+    Re-Upload Submissions applies to each member of the zip: the base name only, split on ``_``
+    without the ``LATE`` pieces; the first all-digit piece is the user id, the second the id of
+    the file; ignored when there are not two, when the last piece starts with ``link`` or when
+    the name starts with ``._``. (The names of Canvas's own download follow the same rule.)
+    """
+    filename = name.rsplit("/", 1)[-1]
+    pieces = [piece for piece in filename.split("_") if piece != "LATE"]
+    numbers = [int(piece) for piece in pieces if re.fullmatch(r"[0-9]+", piece)][:2]
+    if len(numbers) < 2 or pieces[-1].startswith("link") or filename.startswith("._"):
+        return None
+    return tuple(numbers)
+
+
+def canvas_reupload_match(name, handed_in):
+    """The (user id, file id) whose submission Canvas attaches a re-uploaded file to, or None if it ignores it.
+
+    ``handed_in`` is {user id: {ids of the files they handed in}}: Canvas ignores a
+    file whose id is not one of that user's submission's files.
+    """
+    ids = canvas_name_ids(name)
+    return ids if ids is not None and ids[1] in handed_in.get(ids[0], ()) else None

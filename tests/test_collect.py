@@ -482,7 +482,8 @@ def test_collect_records_where_each_submission_came_from(tmp_path, course, messa
                   "moodle_folder": "José Álvarez_23456_assignsubmission_file"},
         "34567": {"lms": "moodle", "moodle_full_name": "Ann Lee", "moodle_participant_id": "34567",
                   "moodle_folder": "Ann Lee_34567_assignsubmission_file_"},
-        "700002": {"lms": "canvas", "canvas_login": "smithjohn", "canvas_user_id": "700002"},
+        "700002": {"lms": "canvas", "canvas_login": "smithjohn", "canvas_user_id": "700002",
+                   "canvas_attachment_id": "900002"},
         "20250005": {"lms": "files"},
         "20250006": {"lms": "files"},
     }
@@ -502,7 +503,8 @@ def test_identities_merge_with_earlier_collects_and_rerun_to_the_same_bytes(tmp_
     collect(second, course)
     path = identities_file(course)
     data = path.read_bytes()
-    assert json.loads(data) == {"700001": {"lms": "canvas", "canvas_login": "doejane", "canvas_user_id": "700001"},
+    assert json.loads(data) == {"700001": {"lms": "canvas", "canvas_login": "doejane", "canvas_user_id": "700001",
+                                           "canvas_attachment_id": "900001"},
                                 "20250009": {"lms": "files"}}
     text = data.decode("utf-8")
     assert text.index('"20250009"') < text.index('"700001"') and text.endswith("}\n")  # sorted keys
@@ -526,6 +528,7 @@ def test_identities_merge_with_earlier_collects_and_rerun_to_the_same_bytes(tmp_
     ('{"1": {"lms": "moodle", "moodle_participant_id": "2", "moodle_folder": "x_1_assignsubmission_file"}}',
      "not a Moodle folder name"),
     ('{"1": {"lms": "canvas", "canvas_user_id": "1; rm"}}', "not a Canvas user id"),
+    ('{"1": {"lms": "canvas", "canvas_user_id": "1", "canvas_attachment_id": "../2"}}', "not a Canvas file id"),
 ])
 def test_an_unreadable_identities_file_is_refused_before_collecting(tmp_path, course, content, complaint):
     path = identities_file(course)

@@ -11,6 +11,7 @@ Canvas writes it.
 
 import csv
 import io
+import json
 import os
 import shutil
 import warnings
@@ -22,6 +23,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from nbgrader.api import Gradebook
 from sqlalchemy.exc import SAWarning
+
+from conftest import canvas_name_ids, canvas_reupload_match
 
 from coursekit import cli
 from coursekit.common import files
@@ -364,6 +367,52 @@ def test_csv_records_keep_every_cells_place():
     assert [text[s:e] for s, e in records[0].spans] == ["a", '"b,""c""\r\nd"', ""]
 
 
+# --- The Canvas zip (Re-Upload Submissions) ---------------------------------------------------------
+
+
+def handed_in_to_canvas():
+    """{user id: {file id}} of the Canvas download, read from its names as Canvas reads them."""
+    found = {}
+    for path in DOWNLOAD:
+        ids = canvas_name_ids(path)
+        if ids:
+            found.setdefault(ids[0], set()).add(ids[1])
+    return found
+
+
+def test_canvas_zip_attaches_each_graded_students_page_to_their_own_submission(written):
+    members = zip_members(written["files"]["canvas_feedback_files.zip"])
+    # Graded Canvas students with a page: 700001, the late 700002 and 700006 (700003 failed to grade).
+    matched = {name: canvas_reupload_match(name, handed_in_to_canvas()) for name in members}
+    assert sorted(matched.values()) == [(700001, 900001), (700002, 900002), (700006, 900006)]
+    for name, (user, _) in matched.items():
+        assert members[name][1] == page(str(user))
+        assert name.endswith(".html") and "/" not in name
+    assert len({name.rsplit("/", 1)[-1] for name in members}) == len(members)  # Canvas refuses repeated names
+
+
+def test_canvas_zip_leaves_out_a_student_collected_without_a_file_id_and_says_so(course, tmp_path, log_lines):
+    scratch = shutil.copytree(course, tmp_path / "course")
+    record = scratch / "reports" / ASSIGNMENT / "lms_identities.json"
+    identities = json.loads(record.read_text(encoding="utf-8"))
+    del identities["700002"]["canvas_attachment_id"]  # as an earlier version of collect recorded it
+    record.write_text(json.dumps(identities), encoding="utf-8")
+    result = lms.write_lms_files(scratch, ASSIGNMENT, out_dir=tmp_path / "out")
+    members = zip_members(result.paths["canvas_feedback_files.zip"].read_bytes())
+    assert sorted(canvas_reupload_match(name, handed_in_to_canvas())[0] for name in members) == [700001, 700006]
+    assert any(line.startswith("warning:") and "canvas_feedback_files.zip" in line and "collect" in line
+               and line.endswith(": 700002") for line in log_lines)
+
+
+def test_canvas_reupload_rule_ignores_what_canvas_ignores():
+    handed_in = {700001: {900001}}
+    assert canvas_reupload_match("700001_900001_tiny_feedback.html", handed_in) == (700001, 900001)
+    assert canvas_reupload_match("doejane_LATE_700001_900001_tiny.ipynb", handed_in) == (700001, 900001)
+    assert canvas_reupload_match("700001_900002_tiny_feedback.html", handed_in) is None  # not their file
+    assert canvas_reupload_match("700001_900001.html", handed_in) is None  # no piece after the file id
+    assert canvas_reupload_match("700001_900001_links.html", handed_in) is None
+
+
 # --- The plain zip, and what every zip holds ----------------------------------------------------------
 
 
@@ -376,7 +425,7 @@ def test_plain_zip_names_pages_by_student_for_files_and_the_exchange(written):
 
 def test_zips_hold_feedback_pages_only(written):
     pages = {page(s) for s in SCORES}
-    for name in ("moodle_feedback_files.zip", "feedback_pages.zip"):
+    for name in ("moodle_feedback_files.zip", "canvas_feedback_files.zip", "feedback_pages.zip"):
         for member, (info, data) in zip_members(written["files"][name]).items():
             assert member.endswith(".html")
             assert data in pages, (name, member)

@@ -28,11 +28,12 @@ import shutil
 import subprocess
 import sys
 import urllib.request
+import zipfile
 
 import nbformat
 import numpy as np
 import pytest
-from conftest import SCREENSHOTS, jupyterlab_server
+from conftest import SCREENSHOTS, canvas_name_ids, canvas_reupload_match, jupyterlab_server
 from nbgrader.api import Gradebook
 
 from coursekit import cli
@@ -290,7 +291,22 @@ def test_the_canvas_export_comes_back_with_the_totals(demo_run):
     assert path == root / "reports" / "clustering" / "lms" / "canvas_gradebook_import.csv"
     assert _canvas_column(path) == {"20260001": "23", "20260002": "1", "20260003": "5", "20260004": "23",
                                     "20260005": ""}  # not graded: left as exported, never a silent 0
-    assert sorted(p.name for p in path.parent.iterdir()) == ["canvas_gradebook_import.csv"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["canvas_feedback_files.zip", "canvas_gradebook_import.csv"]
+
+
+@pytest.mark.slow
+def test_the_canvas_students_pages_go_back_to_their_own_submissions(demo_run):
+    root, outcome = demo_run
+    handed_in = {}
+    with zipfile.ZipFile(root / "downloads" / "canvas_submissions.zip") as download:
+        for name in download.namelist():
+            user, file_id = canvas_name_ids(name)
+            handed_in.setdefault(user, set()).add(file_id)
+    with zipfile.ZipFile(outcome["lms"].paths["canvas_feedback_files.zip"]) as returned:
+        pages = {canvas_reupload_match(name, handed_in)[0]: returned.read(name) for name in returned.namelist()}
+    assert sorted(pages) == [20260001, 20260002, 20260003, 20260004]  # 20260005 was not graded: no page
+    for user, data in pages.items():
+        assert data == outcome["feedback"][str(user)].read_bytes()
 
 
 @pytest.mark.slow

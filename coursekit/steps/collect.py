@@ -9,7 +9,8 @@ handed in. The student id comes from, in this order:
 1. a Moodle folder or name ``Full Name_<participant id>_assignsubmission_file_``,
    or a folder ``Full Name_<participant id>_assignsubmission_file`` as Moodle 4.1
    and later name it (``found_by="Moodle"``);
-2. a Canvas name ``login[_LATE]_<user id>_<submission id>_<file name>``
+2. a Canvas name ``login[_LATE]_<user id>_<attachment id>_<file name>`` (the attachment id is the
+   id of the file the student handed in)
    (``found_by="Canvas"``; ``_LATE_`` only sets the late flag);
 3. a plain name ``<id>.ipynb``, ``<id>_clustering.ipynb`` or
    ``clustering_<id>.ipynb`` (``found_by="file name"``);
@@ -32,7 +33,7 @@ Where each submission came from
 Collect also records, per student, the LMS the submission came from, so that
 later steps can address the student in the LMS's own terms
 (:class:`LmsIdentity`): for Moodle the full name and the exact folder name of
-the download, for Canvas the login and user id, otherwise ``"files"``. The
+the download, for Canvas the login, user id and the id of the file handed in, otherwise ``"files"``. The
 record is ``reports/<assignment>/lms_identities.json`` (:func:`identities_path`),
 kept out of ``submitted/`` (whose files reach the grading sandbox and
 nbgrader's roster), merged with what earlier collects recorded and written
@@ -73,7 +74,7 @@ log = logging.getLogger(__name__)
 NBGRADER_ZIP_COLLECT_REGEXP = (
     r".*[\\/]"  # every folder of the absolute path, up to the file name
     r"[^\\/_]+(?:_LATE)?_"  # Canvas login name, and the late flag
-    r"(?P<student_id>[0-9]+)_[0-9]+_"  # Canvas user id, then the submission id
+    r"(?P<student_id>[0-9]+)_[0-9]+_"  # Canvas user id, then the id of the file handed in
     r"(?:Copy of )*"  # Colab's "Save a copy"
     r"(?P<file_id>[^\\/]+?)"
     r"(?: \([0-9]+\)|-[0-9]+)?"  # a browser's "(1)" or Canvas's "-1" on a re-upload
@@ -102,7 +103,7 @@ IDENTITIES_FILE = "lms_identities.json"
 NO_ID_REASON = "no student id in the file name and STUDENT_ID is empty in the notebook"
 
 _STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_CANVAS = re.compile(r"(?P<login>[^_]+?)(?P<late>_LATE)?_(?P<user>[0-9]+)_(?P<submission>[0-9]+)_(?P<file>.+)")
+_CANVAS = re.compile(r"(?P<login>[^_]+?)(?P<late>_LATE)?_(?P<user>[0-9]+)_(?P<attachment>[0-9]+)_(?P<file>.+)")
 _MOODLE = re.compile(r"(?P<name>.+)_(?P<participant>[0-9]+)_assignsubmission_file_(?P<file>.*)")
 # Moodle 4.1 and later: the folder has no trailing "_" (mod/assign/classes/downloader.php).
 _MOODLE_FOLDER = re.compile(r"(?P<name>.+)_(?P<participant>[0-9]+)_assignsubmission_file")
@@ -491,6 +492,10 @@ class LmsIdentity:
         prefix of the file's name.
     canvas_login, canvas_user_id : str
         Canvas: the login and user id at the start of the file's name.
+    canvas_attachment_id : str
+        Canvas: the id of the file the student handed in (the number after the
+        user id). Canvas's "Re-Upload Submissions" attaches a returned file to
+        the submission that holds this file, and to no other.
     """
 
     lms: str
@@ -499,6 +504,7 @@ class LmsIdentity:
     moodle_folder: str = ""
     canvas_login: str = ""
     canvas_user_id: str = ""
+    canvas_attachment_id: str = ""
 
     def to_json(self):
         """The fields that are set, for ``lms_identities.json``."""
@@ -517,7 +523,8 @@ def identity_from_path(path, found_by):
                            moodle_folder=folder)
     if found_by == FOUND_BY_CANVAS:
         match = _CANVAS.fullmatch(parts[-1])
-        return LmsIdentity(LMS_CANVAS, canvas_login=match["login"], canvas_user_id=match["user"])
+        return LmsIdentity(LMS_CANVAS, canvas_login=match["login"], canvas_user_id=match["user"],
+                           canvas_attachment_id=match["attachment"])
     return LmsIdentity(LMS_FILES)
 
 
@@ -545,6 +552,8 @@ def _identity_problem(student, entry):
                     f"with participant id {entry.get('moodle_participant_id')!r}")
     if entry["lms"] == LMS_CANVAS and not re.fullmatch(r"[0-9]+", entry.get("canvas_user_id", "")):
         return f"student {student}: canvas_user_id {entry.get('canvas_user_id')!r} is not a Canvas user id"
+    if entry["lms"] == LMS_CANVAS and not re.fullmatch(r"([0-9]+)?", entry.get("canvas_attachment_id", "")):
+        return f"student {student}: canvas_attachment_id {entry.get('canvas_attachment_id')!r} is not a Canvas file id"
     return None
 
 

@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 DEMO_ROOT = ROOT / "demo-course"
 ASSIGNMENT = "clustering"
 
-# Canvas names: <login>_<user id>_<submission id>_<file name>; the user id is the student id.
+# Canvas names: <login>_<user id>_<id of the file handed in>_<file name>; the user id is the student id.
 PERFECT = "lovelaceada_20260001_900001_clustering.ipynb"
 BLANK = "blankbo_20260002_900002_clustering.ipynb"
 PARTIAL = "partialpat_LATE_20260003_900003_clustering.ipynb"

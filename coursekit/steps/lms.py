@@ -65,6 +65,22 @@ those folders) and where each submission came from (collect's
     to them) or for whom collect recorded no Canvas user id are left out with
     a warning naming them, and listed in the result.
 
+``canvas_feedback_files.zip`` (students collected from a Canvas download)
+    For Canvas's "Re-Upload Submissions" (the assignment's page, after
+    "Download Submissions"): one page per graded student, named
+    ``<user id>_<attachment id>_<assignment>_feedback.html`` from the download's
+    own name (collect's ``canvas_user_id`` and ``canvas_attachment_id``).
+    Canvas (``infer_comment_context_from_filename`` in canvas-lms
+    ``app/models/abstract_assignment.rb``) reads only a member's base name,
+    splits it on ``_``, drops ``LATE``, takes the first all-digit piece as the
+    user id and the second as the id of a file that user handed in to this
+    assignment, and attaches the member to that submission as a comment; a
+    member whose file id is not one of the submission's files, whose last
+    piece starts with ``link`` or whose name starts with ``._`` is ignored.
+    Two members with one base name make Canvas refuse the whole zip, so every
+    name is unique (one page per student). A Canvas student collected before
+    file ids were recorded is left out, with a warning to collect again.
+
 ``feedback_pages.zip`` (students from plain files, the nbgrader exchange, or unknown)
     One page per graded student, named ``<student id>.html``.
 
@@ -101,8 +117,9 @@ LMS_FOLDER = "lms"
 MOODLE_ZIP = "moodle_feedback_files.zip"
 MOODLE_WORKSHEET = "moodle_grading_worksheet.csv"
 CANVAS_CSV = "canvas_gradebook_import.csv"
+CANVAS_ZIP = "canvas_feedback_files.zip"
 PLAIN_ZIP = "feedback_pages.zip"
-OUTPUTS = (MOODLE_ZIP, MOODLE_WORKSHEET, CANVAS_CSV, PLAIN_ZIP)
+OUTPUTS = (MOODLE_ZIP, MOODLE_WORKSHEET, CANVAS_CSV, CANVAS_ZIP, PLAIN_ZIP)
 
 #: Every zip member's date: the earliest a zip can hold, so the bytes depend on the pages only.
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
@@ -242,6 +259,24 @@ def moodle_zip_members(pages, identities, assignment):
     """``{"<Moodle folder>/<assignment>.html": page}`` for the Moodle students among ``pages``."""
     return {f"{identities[student].moodle_folder}/{assignment}.html": page
             for student, page in pages.items() if _lms(identities, student) == LMS_MOODLE}
+
+
+def canvas_zip_members(pages, identities, assignment):
+    """(members, left out): ``{"<user id>_<attachment id>_<assignment>_feedback.html": page}`` for the Canvas students.
+
+    The students left out are Canvas students without a recorded attachment id
+    (collected before it was recorded): Canvas could not match their page.
+    """
+    members, left_out = {}, []
+    for student, page in pages.items():
+        if _lms(identities, student) != LMS_CANVAS:
+            continue
+        identity = identities[student]
+        if not identity.canvas_attachment_id:
+            left_out.append(student)
+            continue
+        members[f"{identity.canvas_user_id}_{identity.canvas_attachment_id}_{assignment}_feedback.html"] = page
+    return members, sorted(left_out)
 
 
 def plain_zip_members(pages, identities):
@@ -660,6 +695,16 @@ def write_lms_files(course_root, assignment="clustering", results=None, out_dir=
         contents[MOODLE_WORKSHEET] = moodle_worksheet_text(sheet, identities)
         summaries[MOODLE_WORKSHEET] = (f"{sum(k == LMS_MOODLE for k in kinds.values())} Moodle participant(s), "
                                        "by Moodle's participant id: for Moodle's 'Upload grading worksheet'")
+    if LMS_CANVAS in kinds.values():
+        members, no_file_id = canvas_zip_members(pages, identities, assignment)
+        if members:
+            contents[CANVAS_ZIP] = members
+            summaries[CANVAS_ZIP] = (f"{len(members)} feedback page(s) named by Canvas user and file id: "
+                                     "for Canvas's 'Re-Upload Submissions'")
+        if no_file_id:
+            log.warning(f"{len(no_file_id)} Canvas student(s) left out of {CANVAS_ZIP}: collect recorded no id of the "
+                        "file they handed in (collected by an earlier version); run collect on the Canvas download "
+                        f"again: {', '.join(no_file_id)}")
     plain = plain_zip_members(pages, identities)
     if plain:
         contents[PLAIN_ZIP] = plain
