@@ -2,11 +2,15 @@
 
 import copy
 
+import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from coursekit.common import notebooks
+from coursekit.common.paths import ROOT
 from coursekit.common.preprocessors import ClearStudentInfo, without_hidden_tests
+from coursekit.grading import requirements
+from coursekit.grading.checker import CHECKER_GUARD
 from coursekit.steps import build
 
 
@@ -97,3 +101,61 @@ def test_colab_manifest_is_written_and_rewritten_without_touching_the_rest():
 def test_colab_manifest_refuses_a_cell_without_the_settings():
     with pytest.raises(build.BuildError, match="COURSE_BASE_URL"):
         build.colab_manifest_source("print('hello')", "https://x/", {})
+
+
+# --- Stated requirements: a hidden test checks only what the student was told ------------------------
+
+STATED_TEXT = "## Exercise: double\n\nWrite `double(x)`. `x` may be a uint8 array: compute in floating point."
+
+
+def _stated_master(hidden):
+    """A master whose one exercise states the uint8 requirement, with ``hidden`` as its hidden tests."""
+    return new_notebook(cells=[
+        new_markdown_cell("# Tiny\n\n**Points:** 1 in all", metadata=_meta(locked=True, grade_id="header")),
+        new_markdown_cell(STATED_TEXT, metadata=_meta(locked=True, grade_id="text")),
+        new_code_cell('def double(x):\n    """Twice x, as\n    floats."""\n    ### BEGIN SOLUTION\n    return 2.0 * x\n'
+                      "    ### END SOLUTION", metadata=_meta(solution=True, grade_id="double")),
+        new_code_cell("assert double(1) == 2\n### BEGIN HIDDEN TESTS\n" + hidden + "\n" + CHECKER_GUARD
+                      + "\n### END HIDDEN TESTS", metadata=_meta(grade=True, locked=True, grade_id="double_test", points=1)),
+    ])
+
+
+CHECKS_UINT8 = ('def _checker_test_double(student):\n    """Stated requirements checked:\n\n'
+                '    - may be a uint8 array: compute in floating point\n    - Twice x, as floats.\n    """\n'
+                "    assert student.double(np.uint8(200)) == 400, 'uint8 input overflowed'\n")
+
+
+def test_hidden_tests_that_name_stated_requirements_pass():
+    assert requirements.unstated_requirements(_stated_master(CHECKS_UINT8)) == []
+
+
+@pytest.mark.parametrize("hidden, complaint", [
+    (CHECKS_UINT8.replace("    - may be a uint8 array: compute in floating point\n", "    - may be a float16 array\n"),
+     "_checker_test_double checks 'may be a float16 array', which the exercise's text and docstrings do not state"),
+    (CHECKS_UINT8.replace('"""Stated requirements checked:\n\n    - may be a uint8 array: compute in floating point\n'
+                          '    - Twice x, as floats.\n    """\n', ""),
+     "_checker_test_double names no stated requirement"),
+    ("def _hidden_test_double_is_own():\n    assert double.__module__ == '__main__'\n\n_hidden_test_double_is_own()\n",
+     "_hidden_test_double_is_own names no stated requirement"),
+    (CHECKS_UINT8 + "assert double(3) == 6\n", "is outside a hidden test"),
+])
+def test_a_hidden_test_that_checks_what_was_not_stated_is_refused(hidden, complaint):
+    problems = requirements.unstated_requirements(_stated_master(hidden))
+    assert any(problem.startswith("double_test: ") and complaint in problem for problem in problems), problems
+
+
+def test_the_solution_is_not_part_of_what_is_stated():
+    nb = _stated_master(CHECKS_UINT8.replace("Twice x, as floats.", "return 2.0 * x"))
+    assert any("'return 2.0 * x'" in problem for problem in requirements.unstated_requirements(nb))
+
+
+def test_the_masters_hidden_tests_check_only_stated_requirements_and_the_uint8_one_needs_its_sentence():
+    master = nbformat.read(ROOT / "source" / "clustering" / "clustering.ipynb", as_version=4)
+    assert requirements.unstated_requirements(master) == []
+    # Exercise 1.2 without the sentence that says X may hold uint8 values (as it once was):
+    text = next(cell for cell in master.cells if notebooks.grade_id(cell) == "ex12_text")
+    sentence = next(line for line in text.source.split("\n\n") if "integer dtype such as `uint8`" in line)
+    text.source = text.source.replace(sentence, "")
+    problems = requirements.unstated_requirements(master)
+    assert problems and all(problem.startswith("update_representatives_test: ") for problem in problems), problems
+    assert any("integer dtype such as `uint8`" in problem for problem in problems)

@@ -10,5 +10,7 @@ kernel's prison and its memory), :mod:`~coursekit.grading.outputs` (bounded
 outputs), :mod:`~coursekit.grading.timing` (time limits), and the checker
 (:mod:`~coursekit.grading.checker`, :mod:`~coursekit.grading.check_runner`,
 :mod:`~coursekit.grading.plain_data`), which judges hidden tests outside the
-student's interpreter.
+student's interpreter. ``make build`` also checks that each hidden test names
+what the exercise states and checks nothing else
+(:mod:`~coursekit.grading.requirements`).
 """

@@ -111,7 +111,7 @@ CHECKER_GUARD = (
 )
 
 
-def _hidden_span(source):
+def hidden_span(source):
     """(start, end) of the code between the hidden-test markers of a cell, or None."""
     begin, end = source.find(HIDDEN_BEGIN), source.find(HIDDEN_END)
     if begin < 0 or end < begin:
@@ -126,7 +126,7 @@ def split_test_cell(source):
     inside the cell's hidden-test region; the kernel runs everything else.
     A cell without them comes back whole, with no checker source.
     """
-    span = _hidden_span(source)
+    span = hidden_span(source)
     if span is None:
         return source, "", []
     region_start, end = span
@@ -160,7 +160,7 @@ def unguarded_test_cells(nb):
         _, _, tests = split_test_cell(cell.source)
         if not tests:
             continue
-        start, end = _hidden_span(cell.source)
+        start, end = hidden_span(cell.source)
         lines = textwrap.dedent(cell.source[start:end]).splitlines()
         tree = ast.parse("\n".join(lines))
         last_test = max(node.end_lineno for node in tree.body

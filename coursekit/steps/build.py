@@ -45,6 +45,7 @@ from coursekit.common.files import sha256_file, write_atomically
 from coursekit.common.paths import ROOT
 from coursekit.grading import timing
 from coursekit.grading.checker import CHECKER_GUARD, CheckerProcess, judge_cell, split_test_cell, unguarded_test_cells
+from coursekit.grading.requirements import unstated_requirements
 from coursekit.grading.repair import released_source
 from coursekit.grading.bwrap import thread_env
 from coursekit.grading.sandbox import Sandbox, thread_count
@@ -279,6 +280,7 @@ def build(root=ROOT, release_root=None, notebooks_dir=None, recalibrate=False):
     problems += [f"{grade_id}: end its hidden tests with this line, after its checker tests (without it, nbgrader "
                  f"run without this course's config would pass them unjudged):\n    {CHECKER_GUARD}"
                  for grade_id in unguarded_test_cells(master)]
+    problems += unstated_requirements(master)
     if problems:
         raise BuildError("the master notebook has problems:\n  " + "\n  ".join(problems))
     log.info(f"checked {master_path.name}: {len(notebooks.graded_cells(master))} graded cells, "
