@@ -15,12 +15,13 @@ overridden by it), so that is how formgrader is pointed at another course.
 import os
 
 from nbgrader.converters import Autograde, GenerateAssignment, GenerateFeedback
-from nbgrader.preprocessors import CheckCellMetadata, ClearSolutions, Execute, GetGrades, OverwriteCells
+from nbgrader.preprocessors import CheckCellMetadata, ClearSolutions, Execute, GetGrades, OverwriteCells, SaveAutoGrades
 from nbgrader.validator import Validator
 
 from coursekit.common.preprocessors import (
     CheckCellMetadataOnce,
     ClearStudentInfo,
+    FlagUnansweredForGrading,
     HideHiddenTests,
     NameUnfinishedExercises,
     RestoreLockedCells,
@@ -131,6 +132,9 @@ c.Autograde.sanitize_preprocessors = _sanitize
 _autograde = list(Autograde.class_traits()["autograde_preprocessors"].default())
 _autograde[_autograde.index(Execute)] = GuardedExecute
 _autograde.insert(_autograde.index(GuardedExecute) + 1, StderrIsNotFailure)
+# A written answer left as released is 0 points, but still listed for the grader
+# (nbgrader would mark it graded, and formgrader would never show it as to do).
+_autograde[_autograde.index(SaveAutoGrades)] = FlagUnansweredForGrading
 _autograde[_autograde.index(CheckCellMetadata)] = CheckCellMetadataOnce
 c.Autograde.autograde_preprocessors = _autograde
 

@@ -8,6 +8,7 @@ by each test that grades), and the one way a test hands in a submission.
 import contextlib
 import copy
 import http.server
+import json
 import os
 import re
 import secrets
@@ -409,3 +410,29 @@ def canvas_reupload_match(name, handed_in):
     """
     ids = canvas_name_ids(name)
     return ids if ids is not None and ids[1] in handed_in.get(ids[0], ()) else None
+
+
+#: axe-core's reports of the pages the browser tests check, kept beside the screenshots.
+ACCESSIBILITY_REPORTS = SCREENSHOTS / "accessibility"
+#: The impacts a page may not have (axe-core's two highest).
+BLOCKING_IMPACTS = ("serious", "critical")
+
+
+def accessibility_problems(page, name, include=None):
+    """axe-core's serious and critical violations on ``page`` (a Playwright page or frame), one line each.
+
+    The whole report (every impact) goes to ``tests/screenshots/accessibility/<name>.json``.
+    ``include``, a list of CSS selectors, limits the check to those parts of the page (the
+    notebook's cells in JupyterLab, not JupyterLab's own interface).
+    """
+    from axe_playwright_python.sync_playwright import Axe
+
+    context = {"include": [[selector] for selector in include]} if include else None
+    response = Axe().run(page, context=context, options={"resultTypes": ["violations"]}).response
+    ACCESSIBILITY_REPORTS.mkdir(parents=True, exist_ok=True)
+    report = {"url": response.get("url"), "axe": response.get("testEngine", {}).get("version"),
+              "violations": response["violations"]}
+    (ACCESSIBILITY_REPORTS / f"{name}.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+    return [f"{violation['id']} ({violation['impact']}, {len(violation['nodes'])}x): {violation['help']}; "
+            f"first: {violation['nodes'][0]['target']}" for violation in response["violations"]
+            if violation["impact"] in BLOCKING_IMPACTS]

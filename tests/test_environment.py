@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 JUPYTER = Path(sys.executable).with_name("jupyter")
 
 
@@ -20,13 +22,14 @@ def test_nbgrader_server_extensions_are_enabled():
         assert "enabled" in line, f"nbgrader's {extension} server extension is not enabled:\n{listing}"
 
 
-def test_the_courses_grading_page_policy_is_enabled_and_loads():
-    """coursekit.pages.formgrade_csp: the Content-Security-Policy of formgrader's grading page (make venv installs it)."""
+@pytest.mark.parametrize("extension", ["coursekit.pages.formgrade_csp", "coursekit.pages.formgrade_order"])
+def test_the_courses_server_extensions_are_enabled_and_load(extension):
+    """formgrade_csp: the grading page's Content-Security-Policy; formgrade_order: one order for formgrader (make venv installs both)."""
     listing = _run("server", "extension", "list")
     lines = listing.splitlines()
-    index = next((i for i, l in enumerate(lines) if "coursekit.pages.formgrade_csp " in l), None)
+    index = next((i for i, l in enumerate(lines) if f"{extension} " in l), None)
     assert index is not None and "enabled" in lines[index], listing
-    assert any("coursekit.pages.formgrade_csp" in l and "OK" in l for l in lines[index + 1:index + 4]), listing
+    assert any(extension in l and "OK" in l for l in lines[index + 1:index + 4]), listing
 
 
 def test_nbgrader_lab_extension_is_enabled():

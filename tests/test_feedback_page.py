@@ -12,6 +12,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 
 from coursekit.common.paths import ROOT
 from coursekit.common.preprocessors import SummarizeExercises, first_line
+from coursekit.pages import feedback_page
 from coursekit.pages.feedback_page import FeedbackExporter, latex_to_mathml, text_with_math
 from coursekit.steps import build
 
@@ -153,3 +154,15 @@ def test_the_page_opens_with_the_summary_not_nbgrader_s_list(page):
 
 def test_long_lines_wrap(page):
     assert "white-space: pre-wrap" in page and "overflow-wrap: anywhere" in page
+
+
+def test_ansi_colours_keep_their_meaning_and_lose_what_cannot_be_read():
+    # IPython's traceback: 256-colour codes (38;5;n) and a bold green; a program's white background.
+    text = "\x1b[38;5;66m# a comment\x1b[39m \x1b[1;32mTrue\x1b[0m \x1b[47;31mred on white\x1b[0m \x1b[38;2;1;2;3mtrue colour\x1b[0m"
+    html = feedback_page.accessible_ansi2html(text)
+    assert "style=" not in html, html  # no inline colour the page's CSS cannot restyle
+    assert '<span class="ansi-green-intense-fg ansi-bold">True</span>' in html  # bold: nbconvert's intense
+    assert '<span class="ansi-red-fg">red on white</span>' in html
+    assert "# a comment" in html and "true colour" in html
+    for colour in feedback_page.ANSI_COLOURS.values():
+        assert colour in feedback_page.ANSI_CSS

@@ -27,13 +27,14 @@ import re
 import shutil
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 import zipfile
 
 import nbformat
 import numpy as np
 import pytest
-from conftest import SCREENSHOTS, canvas_name_ids, canvas_reupload_match, jupyterlab_server
+from conftest import SCREENSHOTS, accessibility_problems, canvas_name_ids, canvas_reupload_match, jupyterlab_server
 from nbgrader.api import Gradebook
 
 from coursekit import cli
@@ -85,6 +86,19 @@ def test_every_student_gets_the_expected_status_and_score(demo_run):
 
 
 @pytest.mark.slow
+def test_written_answers_left_as_released_are_zero_and_wait_for_the_grader(demo_run):
+    root, _ = demo_run
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
+        for question in WRITTEN:
+            blank = gradebook.find_grade(question, ASSIGNMENT, ASSIGNMENT, "20260002")  # the untouched release
+            assert (blank.score, blank.needs_manual_grade) == (0, True), question
+            comment = gradebook.find_comment(question, ASSIGNMENT, ASSIGNMENT, "20260002")
+            assert comment.auto_comment == "No response."
+            answered = gradebook.find_grade(question, ASSIGNMENT, ASSIGNMENT, "20260001")
+            assert answered.needs_manual_grade and answered.auto_score is None
+
+
+@pytest.mark.slow
 def test_the_late_submission_is_marked_late_for_nbgrader(demo_run):
     root, _ = demo_run
     stamp = (root / "submitted" / "20260003" / "clustering" / "timestamp.txt").read_text()
@@ -123,6 +137,7 @@ PAGE_STATE = """() => ({
     summaryTop: document.querySelector('.summary').getBoundingClientRect().top,
     players: [...document.querySelectorAll('.output_html img')].filter(i => i.naturalWidth > 0).length,
     images: [...document.images].map(i => i.naturalWidth),
+    alts: [...document.images].map(i => i.alt),
     buttons: [...document.querySelectorAll('.kmeans-player button')].map(b => [b.textContent.trim(),
                                                                            b.getBoundingClientRect().width]),
     scoreLineBottom: (document.querySelector('.summary p') || document.querySelector('.summary'))
@@ -163,8 +178,10 @@ def test_feedback_pages_read_offline_in_a_browser(demo_run, chromium):
         page.wait_for_load_state("load")
         state = page.evaluate(PAGE_STATE)
         page.screenshot(path=SCREENSHOTS / f"feedback_{student}.png")
+        inaccessible = accessibility_problems(page, f"feedback_{student}")
         context.close()
 
+        assert inaccessible == [], (student, inaccessible)
         assert requested == [], student
         assert script_errors == [], (student, script_errors)
         assert state["summaryTop"] < 200, "the summary is the first thing on the page"
@@ -184,6 +201,9 @@ def test_feedback_pages_read_offline_in_a_browser(demo_run, chromium):
             assert rows["Exercise 2.1: from image to data matrix"] == [
                 "0 / 1", "not answered yet: Exercise 2.1 is not done yet"]
         if student == "20260001":
+            # Every figure says what it shows: the course's descriptions (cell metadata "alt"), not nbconvert's default.
+            assert len(state["alts"]) >= 10 and all(alt and "No description" not in alt for alt in state["alts"]), \
+                state["alts"]
             assert state["players"] >= 1, "the animation player shows its first frame"
             assert len(state["buttons"]) == 9 and all(text and width > 20 for text, width in state["buttons"]), \
                 state["buttons"]
@@ -221,7 +241,9 @@ def test_the_class_report_reads_offline_in_a_browser(demo_run, chromium):
         statuses: [...document.querySelector('table').rows].map(r => r.innerText),
     })""")
     page.screenshot(path=SCREENSHOTS / "class_report.png", full_page=True)
+    inaccessible = accessibility_problems(page, "class_report")
     context.close()
+    assert inaccessible == []
     assert requested == [] and script_errors == []
     assert len(state["images"]) == 3 and all(natural > 0 and shown > 0 for _, natural, shown in state["images"])
     assert state["pageWidth"] <= 1280
@@ -267,7 +289,9 @@ def test_a_ta_opens_the_failures_and_the_similar_pair_from_the_class_report(demo
         lead: document.body.innerText.includes('A lead for a person to check, never a verdict.'),
     })""")
     page.screenshot(path=SCREENSHOTS / "similar_pair.png")
+    inaccessible = accessibility_problems(page, "similar_pair")
     context.close()
+    assert inaccessible == []
     assert requested == [] and script_errors == []
     assert state["heading"] == "Similar answers, pair 1: clustering" and state["lead"]
     assert state["marked"] > 20
@@ -544,28 +568,31 @@ def test_written_answers_graded_in_formgrader_reach_grades_report_and_feedback(s
     root, autograded = course
     panel = session.open_formgrader()
     _open_submission_list(panel)
-    # formgrader's "next" goes through the submissions in the order of their ids
-    # (random), not the list's: start at the first of them, so that there is a next.
+    # The list's first row; formgrader's numbers and its Next follow the list (coursekit.pages.formgrade_order).
     links = panel.locator("td a.name-shown")
     links.first.wait_for()
-    first = min(links.evaluate_all("links => links.map(link => link.getAttribute('href'))"))
-    panel.locator(f"td a.name-shown[href='{first}']").click()
+    listed = [name.strip() for name in links.all_inner_texts()]
+    links.first.click()
 
     graded_by_hand = {}
     for turn, typed in enumerate(TYPED, start=1):
         _wait_for_grading_page(session)
+        number = panel.locator("li.live-notebook a.name-hidden").inner_text().strip()
         name = _student_shown(panel)
+        assert (number, name) == (f"Submission #{turn}", listed[turn - 1]), "the grading page is not the list's next row"
         assert name in STUDENT_IDS, f"formgrader shows {name!r}, not a student's name"
-        assert name not in graded_by_hand, "formgrader's next showed the same student again"
         _grade_written_answers(session, panel, typed)
         graded_by_hand[name] = typed
         _show_last_answer(session, panel, list(typed)[-1])
         session.shot(f"{3 + turn}_graded_{STUDENT_IDS[name]}")
+        if turn == 1:  # formgrader's submission view, the page a TA works in
+            inaccessible = accessibility_problems(session.frame, "formgrader_submission")
         if turn < len(TYPED):
             # Ctrl+. : formgrader's shortcut for the same box of the next submission.
             session.page.keyboard.press("Control+Period")
             panel.locator("a.name-shown", has_not_text=name).wait_for(state="attached")
     session.check()
+    assert inaccessible == [], inaccessible
 
     # What the TA runs next: the feedback of the students graded by hand, then the report of the class.
     hand_graded = [STUDENT_IDS[name] for name in graded_by_hand]
@@ -602,3 +629,46 @@ def test_written_answers_graded_in_formgrader_reach_grades_report_and_feedback(s
         assert not any(comment in page for comment in others), f"{name}'s page has another student's comment"
         total = format_number(autograded[STUDENT_IDS[name]] + sum(points for points, _ in typed.values()))
         assert re.search(rf"Your score: <strong>{re.escape(total)}</strong>", page), name
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args):
+        return None
+
+
+def _formgrader_get(url, token, path):
+    """(status, Location header) of a GET to formgrader, redirects not followed."""
+    opener = urllib.request.build_opener(_NoRedirect)
+    request = urllib.request.Request(f"{url}{path}", headers={"Authorization": f"token {token}"})
+    try:
+        with opener.open(request, timeout=30) as response:
+            return response.status, response.headers.get("Location"), response.read()
+    except urllib.error.HTTPError as answer:  # a redirect not followed arrives as one
+        return answer.code, answer.headers.get("Location"), b""
+
+
+@pytest.mark.slow
+def test_formgraders_numbers_and_next_follow_its_list_and_next_after_the_last_goes_to_what_is_left(jupyterlab, course):
+    url, token = jupyterlab
+    root, _ = course
+    _, _, body = _formgrader_get(url, token, f"/formgrader/api/submitted_notebooks/{ASSIGNMENT}/{ASSIGNMENT}")
+    listed = json.loads(body)  # in the list's order
+    assert [s["index"] for s in listed] == list(range(len(listed))), "Submission #n is not the list's n-th row"
+    ids = [s["id"] for s in listed]
+    for here, there in zip(ids, ids[1:]):
+        status, location, _ = _formgrader_get(url, token, f"/formgrader/submissions/{here}/next")
+        assert status == 302 and location.endswith(f"/formgrader/submissions/{there}"), (status, location)
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
+        to_do = [i for i in ids[:-1] if gradebook.find_submission_notebook_by_id(i).needs_manual_grade]
+    status, location, _ = _formgrader_get(url, token, f"/formgrader/submissions/{ids[-1]}/next")
+    expected = f"/formgrader/submissions/{to_do[0]}" if to_do else f"/formgrader/gradebook/{ASSIGNMENT}/{ASSIGNMENT}"
+    assert status == 302 and location.endswith(expected), (status, location, to_do)
+    # Once nothing is left to grade by hand, Next after the last goes back to the list.
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
+        for submission_id in ids:
+            for grade in gradebook.find_submission_notebook_by_id(submission_id).grades:
+                if grade.needs_manual_grade:
+                    grade.manual_score, grade.needs_manual_grade = grade.auto_score or 0, False
+        gradebook.db.commit()
+    status, location, _ = _formgrader_get(url, token, f"/formgrader/submissions/{ids[-1]}/next")
+    assert status == 302 and location.endswith(f"/formgrader/gradebook/{ASSIGNMENT}/{ASSIGNMENT}"), location

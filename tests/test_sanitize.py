@@ -13,6 +13,7 @@ import re
 
 import nbformat
 import pytest
+from bs4 import BeautifulSoup
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output, new_raw_cell
 from payloads import FLAG, HTML_PAYLOADS, JAVASCRIPT_PAYLOAD, MARKDOWN_PAYLOADS, SVG_PAYLOAD
 
@@ -276,3 +277,18 @@ def test_markdown_images_are_embedded_only_from_regular_files_of_the_folder(tmp_
     page = render_markdown(source, embed_images=True, path=str(tmp_path))
     embedded = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
     assert [base64.b64decode(e) for e in embedded] == [png]
+
+
+def test_a_figure_description_is_kept_as_plain_text_and_written_escaped():
+    figure = new_code_cell("plt.show()")
+    figure.metadata = {"alt": 'A plot"><img src=x onerror=' + FLAG + ">", "tags": ["x"]}
+    figure.outputs = [_display({"image/png": "iVBORw0KGgo="})]
+    unreadable = new_code_cell("plt.show()")
+    unreadable.metadata = {"alt": {"not": "text"}}
+    nb, _ = SanitizeStudentContent()(new_notebook(cells=[figure, unreadable]), {})
+    assert nb.cells[0].metadata == {"alt": 'A plot"><img src=x onerror=' + FLAG + ">"}
+    assert nb.cells[1].metadata == {}
+    page = _page(nb)
+    images = BeautifulSoup(page[page.index("<body"):], "html.parser").find_all("img")
+    assert [image.get("alt") for image in images] == ['A plot"><img src=x onerror=' + FLAG + ">"]  # one image, its text
+    assert_inert(page[page.index("<body"):], page=True)

@@ -29,7 +29,7 @@ echo "Installing the course environment into $venv from requirements.txt (a minu
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.txt
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e .
-# The course's Jupyter server extension (formgrader's Content-Security-Policy), on for every server of the environment.
+# The course's Jupyter server extensions (formgrader's Content-Security-Policy and its one order), on for every server of the environment.
 mkdir -p "$venv/etc/jupyter/jupyter_server_config.d"
 cp jupyter-config/*.json "$venv/etc/jupyter/jupyter_server_config.d/"
 echo "$want" > "$stamp"

@@ -12,6 +12,10 @@ They are switched on in ``nbgrader_config.py``:
   nbgrader's ``OverwriteCells``) restores locked cells from the gradebook like
   ``OverwriteCells``, without the false "checksum has changed" warning for test
   cells with hidden tests (jupyter/nbgrader#1961).
+- :class:`FlagUnansweredForGrading` (``Autograde.autograde_preprocessors``, in
+  place of nbgrader's ``SaveAutoGrades``) saves the autograder's scores like
+  ``SaveAutoGrades``, and leaves an answer graded by hand that the student
+  never changed for the grader to confirm instead of a silent 0.
 - :class:`HideHiddenTests` (``GenerateFeedback.preprocessors``) removes hidden
   tests, and the traceback lines that quote them, from feedback.
 - :class:`SummarizeExercises` (``GenerateFeedback.preprocessors``, after
@@ -34,7 +38,7 @@ from nbgrader import utils
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.nbgraderformat import MetadataValidator, ValidationError
 from nbgrader.nbgraderformat.common import BaseMetadataValidator, SchemaTooNewError, SchemaTooOldError
-from nbgrader.preprocessors import CheckCellMetadata, NbGraderPreprocessor, OverwriteCells
+from nbgrader.preprocessors import CheckCellMetadata, NbGraderPreprocessor, OverwriteCells, SaveAutoGrades
 from nbgrader.preprocessors.clearhiddentests import ClearHiddenTests
 from traitlets import Int, List, Unicode
 
@@ -172,6 +176,27 @@ def redact_traceback(traceback, cell_count):
     return kept
 
 
+class FlagUnansweredForGrading(SaveAutoGrades):
+    """nbgrader's ``SaveAutoGrades``, with unanswered written answers left for the grader to confirm.
+
+    An answer cell graded by hand (a written answer) that the student left as
+    released gets 0 points from nbgrader, marked as graded: formgrader never
+    lists it under "needs manual grade", and nobody looks at it. Here it keeps
+    the 0 as its score until then, and the "No response." comment, but is
+    marked as needing manual grading, so the grader sees it with the others
+    (and the report calls the total provisional until it is confirmed).
+    """
+
+    def _add_score(self, cell, resources):
+        super()._add_score(cell, resources)
+        unchanged = cell.metadata.nbgrader.get("checksum") == utils.compute_checksum(cell)
+        if utils.is_solution(cell) and unchanged:
+            grade = self.gradebook.find_grade(cell.metadata.nbgrader["grade_id"], self.notebook_id,
+                                              self.assignment_id, self.student_id)
+            grade.needs_manual_grade = True
+            self.gradebook.db.commit()
+
+
 class HideHiddenTests(NbGraderPreprocessor):
     """For feedback: remove hidden-test code and tracebacks that quote it, keep results.
 
@@ -223,8 +248,9 @@ class SummarizeExercises(NbGraderPreprocessor):
     ``points``, ``graded_by_hand`` and ``message`` (the error of the first
     failed test, first line only, or ""). An answer graded by hand counts as
     not graded yet (score None) while the gradebook says it needs a manual
-    grade (nbgrader scores it 0 until then); one left as released, which
-    nbgrader scores 0 by itself, gets the message "not answered".
+    grade (nbgrader scores it 0 until then); one left as released scores 0
+    and gets the message "not answered" (:class:`FlagUnansweredForGrading`
+    leaves that 0 for a grader to confirm).
     """
 
     heading_levels = List(Int(), default_value=[2, 3], help="Markdown heading levels that name an exercise").tag(
@@ -264,10 +290,10 @@ class SummarizeExercises(NbGraderPreprocessor):
                     grade = gradebook.find_grade(grade_id, info["notebook"], info["assignment"], info["student"])
                 except MissingEntry:
                     continue
-                if grade.needs_manual_grade:
+                if grade.manual_score is None and grade.auto_score is not None and not grade.auto_score:
+                    states[grade_id] = "unanswered"  # the 0 of an answer left as released (a grader may confirm it)
+                elif grade.needs_manual_grade:
                     states[grade_id] = "pending"
-                elif grade.manual_score is None and not grade.auto_score:
-                    states[grade_id] = "unanswered"  # nbgrader's 0 for an answer left as released
         return states
 
     def _add(self, exercise, cell, meta):

@@ -8,6 +8,8 @@ cell or a read-only cell; a cell copied and pasted in Jupyter keeps its
 metadata, so its ``grade_id`` appears twice. :class:`RepairSubmission` (first
 of ``Autograde.sanitize_preprocessors``) aligns the submission with the master:
 
+0. a cell without a source (or a code cell without outputs), which nbformat
+   reads without complaint, gets an empty one, with a note;
 1. nbgrader metadata that nbgrader would reject (invalid for its schema, an
    old or empty one, a ``grade_id`` the master does not have, a graded or
    answer flag that differs from the master's cell) is removed, with a note:
@@ -69,6 +71,8 @@ REPAIRS_KEY = "coursekit_repairs"
 TEXT_STUB = "YOUR ANSWER HERE"
 #: The nbgrader flags that make a cell's ``grade_id`` count.
 FLAGS = ("grade", "solution", "locked", "task")
+#: Longest note about a repair (it goes into the report and the feedback on one line).
+MAX_NOTE = 300
 
 
 class NotThisAssignment(ValueError):
@@ -164,6 +168,29 @@ def metadata_problem(cell, master_cells, validator=None):
     return None
 
 
+def _short(text, length):
+    """``text`` cut to ``length`` characters, with "..." where it was cut."""
+    return text if len(text) <= length else text[:length - 3] + "..."
+
+
+def _fill_missing_fields(cells):
+    """Give cells without a source (or a code cell without outputs or a count) empty ones; return the notes.
+
+    nbformat reads such a cell without complaint, but every step after it
+    expects the fields: the notebook is graded as if the cell were empty.
+    """
+    filled = 0
+    for cell in cells:
+        missing = {"source": "", "metadata": {}}
+        if cell.get("cell_type") == "code":
+            missing.update(outputs=[], execution_count=None)
+        absent = [key for key in missing if key not in cell]
+        for key in absent:
+            cell[key] = missing[key]
+        filled += bool(absent)
+    return [f"{filled} cells had no source, outputs or metadata: graded as empty"] if filled else []
+
+
 def _drop_bad_metadata(cells, master):
     """Remove nbgrader metadata that is invalid or does not fit the master; return the notes.
 
@@ -176,11 +203,13 @@ def _drop_bad_metadata(cells, master):
         if problem:
             meta = cell.metadata.pop("nbgrader")
             gid = meta.get("grade_id") if isinstance(meta, dict) else None
-            problems.append(f"cell {index}" + (f" ({gid!r})" if isinstance(gid, str) else "") + f": {problem[:120]}")
+            problems.append(f"cell {index}" + (f" ({_short(repr(gid), 32)})" if isinstance(gid, str) else "")
+                            + f": {_short(problem, 60)}")
     if not problems:
         return []
-    return [f"removed invalid nbgrader metadata (those cells are re-identified like cells without it): "
-            f"{'; '.join(problems)}"]
+    shown = "; ".join(problems[:2]) + (f"; and {len(problems) - 2} more" if len(problems) > 2 else "")
+    return [_short(f"removed invalid nbgrader metadata (those cells are re-identified like cells without it): {shown}",
+                   MAX_NOTE)]
 
 
 def _deduplicate(cells, master):
@@ -347,7 +376,8 @@ def align(submission, master, min_locked_share=0.5):
     """
     repaired = copy.deepcopy(submission)
     cells = repaired.cells
-    notes = _fix_cell_ids(cells) + _drop_bad_metadata(cells, master) + _deduplicate(cells, master)
+    notes = (_fill_missing_fields(cells) + _fix_cell_ids(cells) + _drop_bad_metadata(cells, master)
+             + _deduplicate(cells, master))
     position = _match_by_id(cells, master)  # master index -> submission index
     used = set(position.values())
     stripped = _match_locked_by_content(cells, master, position, used)

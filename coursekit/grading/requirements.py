@@ -12,7 +12,7 @@ exercise::
         - may have an integer dtype such as `uint8`
         '''
 
-Every line of the docstring that starts with ``- `` is one requirement. What
+Every line of the docstring that starts with a hyphen and a space is one requirement. What
 the student reads is the exercise's *stated text*: the markdown and code cells
 from the previous exercise's test cells up to this test cell, as the release
 shows them (solution regions left out, and written answers, which the release
@@ -74,7 +74,7 @@ def stated_text(nb, index):
 
 
 def named_requirements(function):
-    """The requirements a hidden test's docstring names: its lines that start with ``- ``."""
+    """The requirements a hidden test's docstring names: its lines that start with a hyphen and a space."""
     docstring = ast.get_docstring(function) or ""
     return [_words(line.strip()[2:]) for line in docstring.splitlines() if line.strip().startswith("- ")]
 

@@ -4,6 +4,7 @@
 Content-Security-Policies), :mod:`~coursekit.pages.render` (Jinja2 pages: the
 class report), :mod:`~coursekit.pages.feedback_page` and
 :mod:`~coursekit.pages.formgrade_page` (nbconvert exporters),
-:mod:`~coursekit.pages.formgrade_csp` (a Jupyter server extension), and the
+:mod:`~coursekit.pages.formgrade_csp` and :mod:`~coursekit.pages.formgrade_order`
+(Jupyter server extensions: formgrader's grading page policy, its one order), and the
 templates in ``coursekit/pages/templates/``.
 """

@@ -39,6 +39,7 @@ import nbgrader
 from jinja2 import pass_context
 from latex2mathml.converter import convert as _latex2mathml
 from nbconvert.exporters import HTMLExporter
+from nbconvert.filters.ansi import ansi2html
 from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 from traitlets import default
 
@@ -139,6 +140,51 @@ def render_markdown(source, **options):
     return clean_html(MarkdownWithMath(renderer=MathMLRenderer(escape=False, **options)).render(source))
 
 
+#: The pygments style of code on the pages (accessible-pygments): every colour at least 7:1 on its background.
+CODE_STYLE = "a11y-high-contrast-light"
+
+
+#: ANSI colours of outputs and tracebacks on the pages, each at least 5:1 on white, on the code's grey and
+#: on the pink of stderr (nbconvert's own, for a dark terminal, go down to 1.6:1).
+ANSI_COLOURS = {"black": "#3e424d", "red": "#a8262c", "green": "#006b24", "yellow": "#805600", "blue": "#0058b0",
+                "magenta": "#8f2a86", "cyan": "#00686b", "white": "#595959"}
+
+#: CSS giving the ANSI classes nbconvert writes (normal and intense) :data:`ANSI_COLOURS`.
+ANSI_CSS = "\n".join(f".ansi-{name}-fg, .ansi-{name}-intense-fg {{ color: {colour}; }}"
+                      for name, colour in ANSI_COLOURS.items())
+
+#: The course's own CSS on a page with student outputs: the animation player's, and the ANSI colours.
+COURSE_STYLE = PLAYER_STYLE + "\n" + ANSI_CSS
+
+_SGR = re.compile(r"\x1b\[([0-9;]*)m")
+
+
+def _basic_colours_only(parameters):
+    """An SGR sequence's parameters without 256-colour, true-colour and background colours."""
+    codes, kept = parameters.split(";") if parameters else [], []
+    index = 0
+    while index < len(codes):
+        code = codes[index]
+        if code in ("38", "48"):  # 38;5;n or 38;2;r;g;b (and 48 for the background): drop the whole colour
+            index += 3 if index + 1 < len(codes) and codes[index + 1] == "5" else 5
+            continue
+        if not (code.isdigit() and (40 <= int(code) <= 49 or 100 <= int(code) <= 107)):
+            kept.append(code)
+        index += 1
+    return ";".join(kept)
+
+
+def accessible_ansi2html(text):
+    """nbconvert's ``ansi2html`` with only the 8 basic foreground colours (as :data:`ANSI_CSS` draws them).
+
+    IPython colours tracebacks with 256-colour codes, which nbconvert writes as
+    inline colours nothing can restyle (grey-green comments at 3.6:1 on the
+    code's grey); backgrounds set by a program can hide text. Both are dropped:
+    the text keeps the page's own colour.
+    """
+    return ansi2html(_SGR.sub(lambda match: f"\x1b[{_basic_colours_only(match[1])}m", text))
+
+
 def configure(config):
     """Make nbgrader's ``generate_feedback`` render pages with :class:`FeedbackExporter` and its template.
 
@@ -156,6 +202,8 @@ def configure(config):
     config.FeedbackExporter.extra_template_basedirs = [str(TEMPLATES), str(NBGRADER_TEMPLATES)]
     # nbgrader's folder itself too, for ``extends 'feedback/index.html.j2'``, and its bootstrap.min.css.
     config.FeedbackExporter.extra_template_paths = [str(NBGRADER_TEMPLATES), str(NBGRADER_CSS)]
+    # Code colours that keep 4.5:1 contrast (WCAG AA), here and on formgrader's grading page.
+    config.CSSHTMLHeaderPreprocessor.style = CODE_STYLE
 
 
 class FeedbackExporter(HTMLExporter):
@@ -169,11 +217,12 @@ class FeedbackExporter(HTMLExporter):
         """nbconvert's filters, ``markdown2html`` as below, and ``text_with_math`` for the summary."""
         yield from super().default_filters()
         yield ("text_with_math", text_with_math)
+        yield ("ansi2html", accessible_ansi2html)
 
     def from_notebook_node(self, nb, resources=None, **kw):
         """The page, with the policy and the course's player script handed to the template."""
         resources = dict(resources or {})
-        resources.update(content_security_policy=FEEDBACK_CSP, player_script=PLAYER_SCRIPT, player_style=PLAYER_STYLE)
+        resources.update(content_security_policy=FEEDBACK_CSP, player_script=PLAYER_SCRIPT, course_style=COURSE_STYLE)
         return super().from_notebook_node(nb, resources, **kw)
 
     @pass_context

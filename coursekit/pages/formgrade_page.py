@@ -32,8 +32,8 @@ import json
 from jinja2 import pass_context
 from markupsafe import Markup
 
-from coursekit.pages.feedback_page import NBGRADER_TEMPLATES, TEMPLATES, render_markdown
-from coursekit.pages.sanitize import PLAYER_SCRIPT, PLAYER_STYLE
+from coursekit.pages.feedback_page import COURSE_STYLE, NBGRADER_TEMPLATES, TEMPLATES, render_markdown
+from coursekit.pages.sanitize import PLAYER_SCRIPT
 
 #: The course's own inline scripts of the grading page, by name: the only inline scripts its policy runs.
 SCRIPTS = {
@@ -42,9 +42,9 @@ SCRIPTS = {
 }
 
 
-def player_style(_):
-    """The animation player's style (a student's own ``<style>`` does not survive)."""
-    return Markup(PLAYER_STYLE)
+def course_style(_):
+    """The course's CSS: the animation player's style (a student's own ``<style>`` does not survive), the ANSI colours."""
+    return Markup(COURSE_STYLE)
 
 
 def course_script(name):
@@ -88,7 +88,8 @@ def configure(config):
     config.HTMLExporter.filters = {"markdown2html": f"{__name__}.markdown2html_mathml",
                                    "formgrade_ids": f"{__name__}.formgrade_ids",
                                    "course_script": f"{__name__}.course_script",
-                                   "player_style": f"{__name__}.player_style"}
+                                   "course_style": f"{__name__}.course_style",
+                                   "ansi2html": "coursekit.pages.feedback_page.accessible_ansi2html"}
     config.HTMLExporter.preprocessors = ["coursekit.pages.sanitize.SanitizeStudentContent"]
     # Not for the feedback page (its exporter is a subclass): its own template
     # and its own markdown2html (which embeds images too).

@@ -19,7 +19,8 @@ controls. This module is the one place that decides what survives:
   it to a whole notebook before any template sees it: HTML outputs cleaned,
   SVG turned into an ``<img>`` (a browser runs no script and loads nothing
   from an SVG shown as an image), scripts and widgets replaced by a note,
-  images checked to be base64, metadata cut down to typed nbgrader fields,
+  images checked to be base64, metadata cut down to typed nbgrader fields
+  (and a cell's figure description ``alt``, plain text, which the page escapes),
   cell ids checked. The animation player's frames are checked and put back
   as data for the course's own player script (:data:`PLAYER_SCRIPT`), which
   the pages include themselves.
@@ -286,6 +287,19 @@ NBGRADER_FIELDS = {"schema_version": int, "grade": bool, "solution": bool, "lock
                    "checksum": str, "cell_type": str}
 
 
+#: Longest figure description (a cell's ``alt``) kept; nbconvert writes it, escaped, as its images' alt text.
+MAX_ALT = 500
+
+
+def _cell_metadata(metadata):
+    """What a page uses of a cell's metadata: its typed nbgrader fields, and ``alt`` as plain text."""
+    kept = _nbgrader_metadata(metadata)
+    alt = metadata.get("alt") if isinstance(metadata, dict) else None
+    if isinstance(alt, str) and alt.isprintable():
+        kept["alt"] = alt[:MAX_ALT]
+    return kept
+
+
 def _nbgrader_metadata(metadata):
     """The typed nbgrader fields of a cell's metadata; none if its grade id is not one nbgrader would accept."""
     fields = metadata.get("nbgrader") if isinstance(metadata, dict) else None
@@ -390,7 +404,7 @@ class SanitizeStudentContent(Preprocessor):
             cell["id"] = f"cell{index}"
         if not isinstance(cell.get("source"), str):
             cell["source"] = ""
-        cell["metadata"] = _nbgrader_metadata(cell.get("metadata"))
+        cell["metadata"] = _cell_metadata(cell.get("metadata"))
         if cell.get("cell_type") == "code":
             outputs = cell.get("outputs") if isinstance(cell.get("outputs"), list) else []
             cell["outputs"] = [o for o in (clean_output(o) for o in outputs if isinstance(o, dict)) if o is not None]

@@ -42,4 +42,12 @@ $(document).ready(function () {
     $("[data-coursekit-show-name]").on("click", function () {
         toggle_name($(this).attr("data-coursekit-show-name") === "true");
     });
+    // nbgrader's score, extra credit and comment boxes have no label: name each after its cell, for screen readers.
+    $("input.score").each(function () { this.setAttribute("aria-label", "Points for " + this.id); });
+    $("input.extra-credit").each(function () {
+        this.setAttribute("aria-label", "Extra credit for " + this.id.replace(/_extra_credit$/, ""));
+    });
+    $("textarea.comment").each(function () {
+        this.setAttribute("aria-label", "Comment on " + this.id.replace(/-comment$/, ""));
+    });
 });
