@@ -436,3 +436,67 @@ def accessibility_problems(page, name, include=None):
     return [f"{violation['id']} ({violation['impact']}, {len(violation['nodes'])}x): {violation['help']}; "
             f"first: {violation['nodes'][0]['target']}" for violation in response["violations"]
             if violation["impact"] in BLOCKING_IMPACTS]
+
+
+# --- The commands of the docs ------------------------------------------------------------------------
+
+#: The pages whose shell blocks a user is meant to type: README.md and the manual's sources.
+DOC_PAGES = ["README.md"] + sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").rglob("*.md")
+                                   if not {"_build", "_autosummary"} & set(p.parts))
+#: Languages of the fenced blocks that hold commands to type.
+SHELL_LANGUAGES = {"bash", "sh", "shell", "console"}
+_MARKER = re.compile(r"<!--\s*(not run|run by):\s*(.*?)\s*-->", re.DOTALL)
+
+
+class DocBlock:
+    """One fenced block of a page: where it is, its language, its text, and its marker.
+
+    ``marker`` is ("not run", reason) or ("run by", test file) from an HTML
+    comment right above the block, or None (the block is run by tests/test_doc_commands.py).
+    """
+
+    def __init__(self, page, line, language, text, marker):
+        self.page, self.line, self.language, self.text, self.marker = page, line, language, text, marker
+
+    def __repr__(self):
+        return f"{self.page}:{self.line}"
+
+
+def doc_blocks(page):
+    """The fenced blocks of a page (path relative to the repository), in order, read with markdown-it."""
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").parse((ROOT / page).read_text(encoding="utf-8"))
+    blocks = []
+    for index, token in enumerate(tokens):
+        if token.type != "fence":
+            continue
+        before = tokens[index - 1] if index else None
+        found = _MARKER.search(before.content) if before is not None and before.type == "html_block" else None
+        marker = (found[1], found[2]) if found else None
+        blocks.append(DocBlock(page, token.map[0] + 1, token.info.strip(), token.content, marker))
+    return blocks
+
+
+def doc_shell_block(page, first_command):
+    """The commands of the shell block of ``page`` whose first line starts with ``first_command``, as typed."""
+    found = [b for b in doc_blocks(page) if b.language in SHELL_LANGUAGES and b.text.startswith(first_command)]
+    assert len(found) == 1, f"{page}: {len(found)} shell blocks start with {first_command!r}"
+    return found[0].text
+
+
+def scratch_repository(folder, venv=ROOT / ".venv"):
+    """A copy of the repository's tracked files in ``folder`` (its .venv linked to ``venv``), and the environment to run in it.
+
+    Python there imports the copy's ``coursekit`` (``PYTHONPATH``), so every
+    command writes into the copy, never into the repository.
+    """
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    for name in tracked.decode().split("\0"):
+        if name and (ROOT / name).is_file():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, folder / name)
+    (folder / ".venv").symlink_to(venv)
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("COURSEKIT_")}
+    environment["PYTHONPATH"] = str(folder)
+    return environment

@@ -1,77 +1,94 @@
-"""A TA's first day, through ``make`` as the TAs' guide types it (docs/tas/index.md).
+"""A TA's first day, the three commands of the TAs' guide (docs/tas/index.md) run as written.
 
-A course folder for the term is made with ``make course COURSE=...`` in a path
-with a space in it; a Moodle download with Moodle's own kind of name
-(``LA101-Clustering lab-4242.zip``) is graded with ``make grade-all``; the
-feedback pages, ``grades.csv``, the class report and Moodle's files come out;
-``make formgrader`` starts on that course folder (as root, as the grading
+In a copy of the repository (:func:`conftest.scratch_repository`), the guide's
+block is taken from the page and run line by line with bash: a course folder
+for the term, ``make course COURSE="terms/2027 spring"`` (a path with a space);
+a Moodle download with Moodle's own kind of name, put where the guide says
+(``downloads/LA101-Clustering lab-4242.zip``), graded with ``make grade-all``;
+the feedback pages, ``grades.csv``, the class report and Moodle's files come
+out; ``make formgrader`` starts on that course folder (as root, as the grading
 account is here) and serves formgrader. Along the way, a step run on a folder
 that is not a course says what to do.
 """
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 import zipfile
+from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import without_slow_demonstrations
+from conftest import doc_shell_block, scratch_repository, without_slow_demonstrations
 
-from coursekit.common.paths import ROOT
 from coursekit.steps import demo
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 ASSIGNMENT = "clustering"
+#: The TAs' guide's three commands, as typed there: make course, make grade-all, make formgrader.
+GUIDE = "docs/tas/index.md"
+MAKE_COURSE, GRADE_ALL, FORMGRADER = doc_shell_block(GUIDE, "make course").splitlines()
 
 
-def make(*arguments, timeout=300, **variables):
-    """``make`` as typed in the repository, with ``VARIABLE=value`` arguments; the finished process."""
+def run(line, repository, environment, timeout=300, **kw):
+    """One command line as typed, run by bash in the copy of the repository; the finished process."""
+    return subprocess.run(["bash", "-e", "-c", line], cwd=repository, env=environment, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL, **kw)
+
+
+def make(*arguments, repository, environment, timeout=300, **variables):
+    """``make`` in the copy of the repository, with ``VARIABLE=value`` arguments; the finished process."""
     command = ["make", "--no-print-directory", *arguments, *(f"{name}={value}" for name, value in variables.items())]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(command, cwd=repository, env=environment, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
 def term(tmp_path_factory, master_notebook, release_notebook):
-    """A course folder made by ``make course`` and a Moodle download of two students beside it."""
-    base = tmp_path_factory.mktemp("first day")
-    course = base / "LA101 autumn"
-    made = make("course", COURSE=course)
+    """(course folder, download, repository copy, environment): the guide's ``make course`` run, the download in place."""
+    repository = tmp_path_factory.mktemp("first day") / "a course repository"
+    repository.mkdir()
+    environment = scratch_repository(repository)
+    made = run(MAKE_COURSE, repository, environment)
     assert made.returncode == 0, made.stderr
+    course = repository / "terms" / "2027 spring"
     assert (course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").is_file()
     assert "next: make grade-all" in made.stderr
 
-    download = base / "LA101-Clustering lab-4242.zip"
+    download = repository / "downloads" / "LA101-Clustering lab-4242.zip"
+    download.parent.mkdir()
     solved = without_slow_demonstrations(demo.with_student(master_notebook, "Ada Lovelace", "20260001"))
     blank = demo.with_student(release_notebook, "Bo Blank", "20260002")
     with zipfile.ZipFile(download, "w") as archive:
         for folder, nb in {"Ada Lovelace_101_assignsubmission_file_": solved,
                            "Bo Blank_102_assignsubmission_file_": blank}.items():
             archive.writestr(f"{folder}/{ASSIGNMENT}.ipynb", nbformat.writes(nb))
-    return course, download
+    return course, download, repository, environment
 
 
 def test_a_second_course_folder_by_the_same_name_is_refused_saying_why(term):
-    course, _ = term
-    again = make("course", COURSE=course)
+    _, _, repository, environment = term
+    again = run(MAKE_COURSE, repository, environment)
     assert again.returncode != 0
     assert "already exists and is not an empty folder" in again.stderr
 
 
-def test_a_folder_that_is_not_a_course_says_how_to_make_one(tmp_path):
-    graded = make("grade", COURSE=tmp_path / "no course")
+def test_a_folder_that_is_not_a_course_says_how_to_make_one(term, tmp_path):
+    _, _, repository, environment = term
+    graded = make("grade", repository=repository, environment=environment, COURSE=tmp_path / "no course")
     assert graded.returncode != 0
     assert "not a course folder" in graded.stderr and "make course COURSE=" in graded.stderr
 
 
 def test_the_moodle_download_is_graded_returned_and_reported_in_the_term_s_folder(term):
-    course, download = term
-    done = make("grade-all", COURSE=course, SUBMISSIONS=download)
+    course, download, repository, environment = term
+    done = run(GRADE_ALL, repository, environment)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "graded against its own copy of the master" in done.stderr
     # Moodle's participant ids name the students; the repository's own folders are untouched.
@@ -86,16 +103,16 @@ def test_the_moodle_download_is_graded_returned_and_reported_in_the_term_s_folde
     assert (course / "reports" / ASSIGNMENT / "lms" / "moodle_grading_worksheet.csv").is_file()
 
 
-def test_formgrader_starts_on_the_term_s_folder(term):
-    """``make formgrader COURSE=...`` as root: Jupyter needs --allow-root there, and the target adds it."""
-    course, _ = term
+def _formgrader_listing(command, repository, environment, jupyter_folder):
+    """Start formgrader with ``command`` (a list) in ``repository``; (formgrader's list of assignments, its output)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "JUPYTER_PORT": str(port), "JUPYTER_TOKEN": "first-day", "JUPYTER_CONFIG_DIR": str(course.parent / "cfg"),
-           "JUPYTER_DATA_DIR": str(course.parent / "data"), "JUPYTER_RUNTIME_DIR": str(course.parent / "run")}
-    process = subprocess.Popen(["make", "--no-print-directory", "formgrader", f"COURSE={course}"], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    env = {**environment, "JUPYTER_PORT": str(port), "JUPYTER_TOKEN": "first-day",
+           "JUPYTER_CONFIG_DIR": str(jupyter_folder / "cfg"), "JUPYTER_DATA_DIR": str(jupyter_folder / "data"),
+           "JUPYTER_RUNTIME_DIR": str(jupyter_folder / "run")}
+    process = subprocess.Popen(command, cwd=repository, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, start_new_session=True)
     try:
         url, seen = None, []
         deadline = time.monotonic() + 120
@@ -115,8 +132,7 @@ def test_formgrader_starts_on_the_term_s_folder(term):
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise
                 time.sleep(0.25)
-        assert ASSIGNMENT in listing, listing[:500]
-        assert "Running as root is not recommended" not in "".join(seen)
+        return listing, "".join(seen)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -124,3 +140,45 @@ def test_formgrader_starts_on_the_term_s_folder(term):
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def test_formgrader_starts_on_the_term_s_folder(term):
+    """``make formgrader COURSE=...`` as root: Jupyter needs --allow-root there, and the target adds it."""
+    course, _, repository, environment = term
+    listing, output = _formgrader_listing(["bash", "-e", "-c", FORMGRADER], repository, environment, course.parent)
+    assert ASSIGNMENT in listing, listing[:500]
+    assert "Running as root is not recommended" not in output
+
+
+#: The ordinary account the TA works in, and its own install of the course (tools/ensure_ta_venv.sh, run by make test).
+TA_ACCOUNT = "coursekit-ta"
+TA_VENV = Path(os.environ.get("COURSEKIT_TA_VENV", "/opt/coursekit-ta-venv"))
+
+
+def test_formgrader_starts_for_an_ordinary_account_with_its_own_install(term):
+    """The same command as a TA's account: its own copy of the repository, its own .venv (the distribution's Python)."""
+    if os.geteuid() != 0 or not (TA_VENV / "bin" / "jupyter").exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"no TA environment at {TA_VENV}: make test makes it (tools/ensure_ta_venv.sh) when run as root")
+        pytest.skip(f"needs root and the TA environment {TA_VENV} (make test makes it)")
+    if subprocess.run(["id", TA_ACCOUNT], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", TA_ACCOUNT], check=True)
+    course, _, _, _ = term
+    base = Path(tempfile.mkdtemp(prefix="coursekit first day ", dir="/tmp"))  # not under root's private pytest folder
+    try:
+        os.chmod(base, 0o755)
+        repository = base / "the TA's repository"
+        repository.mkdir()
+        environment = scratch_repository(repository, venv=TA_VENV)
+        shutil.copytree(course, repository / "terms" / "2027 spring", symlinks=True)  # the graded term
+        (base / "jupyter").mkdir()
+        subprocess.run(["chown", "-R", f"{TA_ACCOUNT}:", str(repository), str(base / "jupyter")], check=True)
+        home = Path(f"~{TA_ACCOUNT}").expanduser()
+        environment.update(HOME=str(home), USER=TA_ACCOUNT, LOGNAME=TA_ACCOUNT,
+                           PATH=f"{repository / '.venv' / 'bin'}:/usr/local/bin:/usr/bin:/bin")
+        listing, output = _formgrader_listing(["runuser", "-u", TA_ACCOUNT, "--", "bash", "-e", "-c", FORMGRADER],
+                                              repository, environment, base / "jupyter")
+        assert ASSIGNMENT in listing, listing[:500]
+        assert "--allow-root" not in output and "Permission denied" not in output, output[-2000:]
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 import nbformat
@@ -259,3 +260,46 @@ def test_a_python_kept_under_tmp_stays_visible_read_only_to_warm_kernels(tmp_pat
     finally:
         warm.close_zygotes()
     assert nb.cells[0].outputs[0]["text"] == "42\nRead-only file system\n"
+
+
+def _descendants(pid):
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for child in children:
+            found += [child, *_descendants(child)]
+    return found
+
+
+def test_a_killed_worker_leaves_no_warm_kernel_running(tmp_path, fresh_warm_state):
+    """A worker killed in the middle of a notebook: its kernel ends too, as a cold one ends with bubblewrap's parent."""
+    sandbox.check_sandbox()
+    if warm.why_not_warm(sandbox.Sandbox(), sandbox.machine_kind()):
+        pytest.skip("no warm kernels here")
+    sandbox.warm_up_for(sandbox.Sandbox(), workers=1, notebooks=2)
+    warm.wait_for_warm_up()
+    (zygote,) = warm._zygotes.values()
+    parent = warm.host_pid(zygote._pidfd)
+    before = set(_descendants(parent))
+    worker = os.fork()
+    if worker == 0:  # a grading worker, as parallel.py forks it
+        try:
+            _run(tmp_path, "orphan", ["import time\ntime.sleep(120)"])
+        finally:
+            os._exit(0)
+    try:
+        deadline = time.monotonic() + 60
+        while not set(_descendants(parent)) - before:
+            assert time.monotonic() < deadline, "the worker's kernel never started"
+            time.sleep(0.1)
+        time.sleep(1)  # the kernel is in its cell now
+    finally:
+        os.kill(worker, signal.SIGKILL)
+        os.waitpid(worker, 0)
+    deadline = time.monotonic() + 10
+    while set(_descendants(parent)) - before:
+        assert time.monotonic() < deadline, f"left running: {set(_descendants(parent)) - before}"
+        time.sleep(0.1)

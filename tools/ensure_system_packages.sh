@@ -7,7 +7,7 @@
 #   postgresql  a server for the shared-gradebook test (only under CI=true)
 #   slurmctld, slurmd, slurm-client, munge
 #               a one-node Slurm cluster for the test of deploy/grade.slurm (only under CI=true)
-#   python3-venv the distribution's own Python's venv, to install the course with it (only under CI=true)
+#   python3-venv the distribution's own Python's venv: the tests' TA account's install (with --tests, and under CI=true)
 set -euo pipefail
 
 missing=()
@@ -29,8 +29,9 @@ if [ "${CI:-}" = "true" ]; then
     fi
   done
 fi
-if [ "${CI:-}" = "true" ] && [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1; then
-  missing+=(python3-venv)  # CI also installs the course with the distribution's own Python (.ci/run)
+if { [ "${CI:-}" = "true" ] || [ "${1:-}" = "--tests" ]; } && [ -x /usr/bin/python3 ] \
+    && ! /usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1; then
+  missing+=(python3-venv)  # the tests' TA account has the course installed with the distribution's Python
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -51,6 +51,7 @@ import random
 import resource
 import runpy
 import selectors
+import signal
 import socket
 import struct
 import sys
@@ -301,12 +302,25 @@ def _spawn(sockets, request, fds):
     return {"pid": init}, [os.pidfd_open(init), os.pidfd_open(kernel)]
 
 
+def _end_kernels(init_fds):
+    """SIGKILL the namespace inits ``init_fds`` (pidfds) that still run (each kernel dies with its init); close them."""
+    for fd in init_fds:
+        try:
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # that kernel has ended already
+        os.close(fd)
+
+
 def serve(control_fd, listen_path, preload):
     """Import ``preload``, then fork a kernel for each request until the grader closes ``control_fd``.
 
     Requests come on ``control_fd`` (the grading process that started the
     zygote) and on connections to the Unix socket ``listen_path`` (its forked
-    grading workers, each with a connection of its own), one at a time.
+    grading workers, each with a connection of its own), one at a time. When
+    a worker's connection ends (it finished, or was killed), the kernels it
+    asked for end too, as a cold kernel ends with its worker (bubblewrap's
+    ``--die-with-parent``): a killed worker leaves no kernel running.
     """
     for name in preload:
         try:
@@ -321,6 +335,7 @@ def serve(control_fd, listen_path, preload):
     waiting.register(control, selectors.EVENT_READ)
     waiting.register(listener, selectors.EVENT_READ)
     control.sendall(json.dumps({"ready": sorted(m for m in preload if m in sys.modules)}).encode())
+    started = {}  # connection -> pidfds of the inits of the kernels it asked for
     while True:
         for key, _ in waiting.select():
             connection = key.fileobj
@@ -334,6 +349,7 @@ def serve(control_fd, listen_path, preload):
             if not message:
                 if connection is control:
                     return  # the grading process is done
+                _end_kernels(started.pop(connection, []))
                 waiting.unregister(connection)
                 connection.close()
                 continue
@@ -342,6 +358,8 @@ def serve(control_fd, listen_path, preload):
                 answer, pidfds = _spawn(sockets, json.loads(message), fds)
             except Exception:  # noqa: BLE001 (one kernel's failure is answered, the zygote goes on)
                 answer, pidfds = {"error": traceback.format_exc(limit=3)}, []
+            if pidfds and connection is not control:
+                started.setdefault(connection, []).append(os.dup(pidfds[0]))
             socket.send_fds(connection, [json.dumps(answer).encode()], pidfds)
             for fd in pidfds:
                 os.close(fd)
