@@ -12,6 +12,7 @@ that is not a course says what to do.
 """
 
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -103,8 +104,26 @@ def test_the_moodle_download_is_graded_returned_and_reported_in_the_term_s_folde
     assert (course / "reports" / ASSIGNMENT / "lms" / "moodle_grading_worksheet.csv").is_file()
 
 
+def _jupyter_uids(session):
+    """The user ids of the Jupyter processes in the process group ``session``."""
+    uids = set()
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+            command = (status.parent / "cmdline").read_bytes()
+            group = os.getpgid(int(status.parent.name))
+        except OSError:
+            continue  # a process that has ended
+        if group == session and b"jupyter" in command:
+            uids.add(int(fields["Uid"].split()[0]))
+    return uids
+
+
 def _formgrader_listing(command, repository, environment, jupyter_folder):
-    """Start formgrader with ``command`` (a list) in ``repository``; (formgrader's list of assignments, its output)."""
+    """Start formgrader with ``command`` (a list) in ``repository``.
+
+    Returns (formgrader's list of assignments, its output, the user ids its Jupyter processes run as).
+    """
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -132,7 +151,7 @@ def _formgrader_listing(command, repository, environment, jupyter_folder):
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise
                 time.sleep(0.25)
-        return listing, "".join(seen)
+        return listing, "".join(seen), _jupyter_uids(process.pid)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -145,7 +164,7 @@ def _formgrader_listing(command, repository, environment, jupyter_folder):
 def test_formgrader_starts_on_the_term_s_folder(term):
     """``make formgrader COURSE=...`` as root: Jupyter needs --allow-root there, and the target adds it."""
     course, _, repository, environment = term
-    listing, output = _formgrader_listing(["bash", "-e", "-c", FORMGRADER], repository, environment, course.parent)
+    listing, output, _ = _formgrader_listing(["bash", "-e", "-c", FORMGRADER], repository, environment, course.parent)
     assert ASSIGNMENT in listing, listing[:500]
     assert "Running as root is not recommended" not in output
 
@@ -175,10 +194,11 @@ def test_formgrader_starts_for_an_ordinary_account_with_its_own_install(term):
         subprocess.run(["chown", "-R", f"{TA_ACCOUNT}:", str(repository), str(base / "jupyter")], check=True)
         home = Path(f"~{TA_ACCOUNT}").expanduser()
         environment.update(HOME=str(home), USER=TA_ACCOUNT, LOGNAME=TA_ACCOUNT,
-                           PATH=f"{repository / '.venv' / 'bin'}:/usr/local/bin:/usr/bin:/bin")
-        listing, output = _formgrader_listing(["runuser", "-u", TA_ACCOUNT, "--", "bash", "-e", "-c", FORMGRADER],
-                                              repository, environment, base / "jupyter")
+                           PATH=f"{repository / '.venv' / 'bin'}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        listing, output, uids = _formgrader_listing(["runuser", "-u", TA_ACCOUNT, "--", "bash", "-e", "-c", FORMGRADER],
+                                                    repository, environment, base / "jupyter")
         assert ASSIGNMENT in listing, listing[:500]
-        assert "--allow-root" not in output and "Permission denied" not in output, output[-2000:]
+        assert uids == {pwd.getpwnam(TA_ACCOUNT).pw_uid}, uids  # served by the TA's account, not root
+        assert "Permission denied" not in output and "Running as root" not in output, output[-2000:]
     finally:
         shutil.rmtree(base, ignore_errors=True)
