@@ -52,7 +52,7 @@ MODULE_SECONDS = {
     "test_similarity": 10, "test_kmeans_helper": 6, "test_data": 5, "test_environment": 5, "test_collect": 4,
     "test_repair": 4, "test_lms": 3, "test_download": 2, "test_colab_setup": 2, "test_feedback_page": 0,
     "test_failures": 0, "test_deploy": 0, "test_outputs": 0, "test_preprocessors": 0, "test_build_checks": 0,
-    "test_plain_data": 0, "test_sanitize": 1, "test_docs": 25, "test_architecture": 0, "test_first_day": 25, "test_warm": 20,
+    "test_plain_data": 0, "test_sanitize": 1, "test_docs": 25, "test_architecture": 0, "test_first_day": 35, "test_warm": 22, "test_doc_commands": 115,
 }
 
 
