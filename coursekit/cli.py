@@ -162,7 +162,11 @@ def _all(args):
     if args.canvas_export:
         check_canvas_export(args.canvas_export, args.assignment, args.canvas_column)
     if Path(args.root).resolve() == ROOT.resolve():
-        build.build(args.root)
+        if build.build_is_current(args.root, args.assignment):
+            log.info("the release is up to date: built from this master, settings and code, untouched since "
+                     "(make build builds it again)")
+        else:
+            build.build(args.root)
     else:  # a term's course folder: graded against its own copy of the master; the release is the repository's
         log.info(f"course folder {args.root}: graded against its own copy of the master (the build is the repository's)")
     if args.source:

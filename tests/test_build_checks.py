@@ -159,3 +159,30 @@ def test_the_masters_hidden_tests_check_only_stated_requirements_and_the_uint8_o
     problems = requirements.unstated_requirements(master)
     assert problems and all(problem.startswith("update_representatives_test: ") for problem in problems), problems
     assert any("integer dtype such as `uint8`" in problem for problem in problems)
+
+
+def test_a_build_is_current_until_anything_it_read_or_wrote_changes(tmp_path):
+    """What lets make grade-all skip the build: the record of the last build against the files now."""
+    from coursekit.common.course import course_files
+
+    root = tmp_path / "course"
+    for path in [root / "source" / "lab" / "lab.ipynb", root / "nbgrader_config.py", root / "release" / "lab" / "lab.ipynb",
+                 root / "release" / "lab" / "data.npz", root / "notebooks" / "lab_solution.ipynb",
+                 *course_files(root).values()]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"made for the test: {path.name}")
+    assert not build.build_is_current(root, "lab"), "no build recorded"
+    (root / build.BUILD_RECORD).parent.mkdir()
+    (root / build.BUILD_RECORD).write_text('{"fingerprint": "%s"}' % build.build_fingerprint(root, "lab"))
+    assert build.build_is_current(root, "lab")
+    for changed in ("source/lab/lab.ipynb", "nbgrader_config.py", "release/lab/data.npz", "notebooks/lab_solution.ipynb"):
+        before = (root / changed).read_text()
+        (root / changed).write_text(before + " edited by hand")
+        assert not build.build_is_current(root, "lab"), changed
+        (root / changed).write_text(before)
+        assert build.build_is_current(root, "lab"), changed
+    (root / "release" / "lab" / "extra.txt").write_text("a file nobody built")
+    assert not build.build_is_current(root, "lab")
+    (root / "release" / "lab" / "extra.txt").unlink()
+    (root / "notebooks" / "lab_solution.ipynb").unlink()
+    assert not build.build_is_current(root, "lab"), "something the build writes is missing"

@@ -26,6 +26,8 @@ the same bytes, so a test can rebuild into a temporary folder and compare.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import re
@@ -238,6 +240,46 @@ def normalize_executed(nb):
     return nb
 
 
+#: Where the build records what it was made from (:func:`build_fingerprint`), under the course root.
+BUILD_RECORD = Path(".coursekit") / "build.json"
+
+
+def build_fingerprint(root, assignment):
+    """SHA-256 of everything a build reads and writes, or None when something it writes is missing.
+
+    The master, the files synced beside it, ``nbgrader_config.py``, the
+    course package's own code (its preprocessors shape the release), and what
+    the build wrote: the release's files and the companion notebook. A change
+    to any of them, a hand edit of the release included, changes it.
+    """
+    root = Path(root)
+    package = Path(__file__).resolve().parents[1]
+    release = root / "release" / assignment
+    companion = root / "notebooks" / f"{assignment}_solution.ipynb"
+    if not release.is_dir() or not companion.is_file():
+        return None
+    paths = [root / "source" / assignment / f"{assignment}.ipynb", root / "nbgrader_config.py", companion,
+             *course_files(root).values(), *sorted(package.rglob("*.py")), *sorted(package.rglob("*.j2")),
+             *sorted(p for p in release.rglob("*") if p.is_file())]
+    digest = hashlib.sha256()
+    for path in paths:
+        if not path.is_file():
+            return None
+        digest.update(str(path.relative_to(root) if path.is_relative_to(root) else path.relative_to(package)).encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def build_is_current(root=ROOT, assignment="clustering"):
+    """Whether the last build of ``root`` was made from the master, settings and code there now, and is untouched."""
+    record = Path(root) / BUILD_RECORD
+    try:
+        made_from = json.loads(record.read_text(encoding="utf-8")).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return made_from is not None and made_from == build_fingerprint(root, assignment)
+
+
 def build(root=ROOT, release_root=None, notebooks_dir=None, recalibrate=False):
     """Build the release and the companion notebook; see the module docstring.
 
@@ -315,4 +357,8 @@ def build(root=ROOT, release_root=None, notebooks_dir=None, recalibrate=False):
     companion = notebooks_dir / f"{assignment}_solution.ipynb"
     write_atomically(companion, nbformat.writes(executed) + "\n")
     log.info(f"wrote {companion} (the executed solution, for lectures)")
+    if release_root == root / "release" and notebooks_dir == root / "notebooks":
+        record = root / BUILD_RECORD
+        record.parent.mkdir(exist_ok=True)
+        write_atomically(record, json.dumps({"fingerprint": build_fingerprint(root, assignment)}) + "\n")
     return {"release": release_root / assignment, "companion": companion}
