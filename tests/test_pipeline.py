@@ -34,13 +34,15 @@ import zipfile
 import nbformat
 import numpy as np
 import pytest
-from conftest import SCREENSHOTS, accessibility_problems, canvas_name_ids, canvas_reupload_match, jupyterlab_server
+from conftest import (SCREENSHOTS, accessibility_problems, canvas_name_ids, canvas_reupload_match, doc_blocks,
+                      jupyterlab_server)
 from nbgrader.api import Gradebook
 
 from coursekit import cli
 from coursekit.common.paths import ROOT
 from coursekit.common.results import FAILED, GRADED, GradeResult
 from coursekit.steps import build, demo, feedback, lms, report
+from coursekit.steps.grade import summary_table
 from coursekit.steps.report import format_number
 
 ASSIGNMENT = "clustering"
@@ -96,6 +98,14 @@ def test_written_answers_left_as_released_are_zero_and_wait_for_the_grader(demo_
             assert comment.auto_comment == "No response."
             answered = gradebook.find_grade(question, ASSIGNMENT, ASSIGNMENT, "20260001")
             assert answered.needs_manual_grade and answered.auto_score is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", ["README.md", "docs/tas/index.md"])
+def test_the_table_the_docs_show_is_the_one_the_demo_prints(demo_run, page):
+    _, outcome = demo_run
+    shown = [block.text for block in doc_blocks(page) if block.text.startswith("student   score  max  status")]
+    assert shown == [summary_table(outcome["results"]) + "\n"], f"{page} shows another table than make demo prints"
 
 
 @pytest.mark.slow

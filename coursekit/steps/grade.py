@@ -90,6 +90,10 @@ def unchanged_results(course_root, assignment, students, db, path=None, settings
     return kept
 
 
+#: Longest rule under the summary's header: a terminal of 80 columns (a long reason runs past it).
+RULE_WIDTH = 77
+
+
 def summary_table(results):
     """A plain-text table: student, score, max, status (with the reason)."""
     rows = [("student", "score", "max", "status")]
@@ -98,7 +102,7 @@ def summary_table(results):
         status = r.status + (f": {r.reason}" if r.reason else "") + "".join(f"; {note}" for note in r.notes)
         rows.append((r.student, score, f"{r.max_score:g}", status))
     lines = text_table(rows)
-    lines.insert(1, "-" * max(len(line) for line in lines))
+    lines.insert(1, "-" * min(max(len(line) for line in lines), RULE_WIDTH))
     return "\n".join(lines)
 
 
