@@ -22,7 +22,13 @@ import zipfile
 
 import nbformat
 import pytest
-from conftest import DOC_PAGES, SHELL_LANGUAGES, doc_blocks, scratch_repository, without_slow_demonstrations
+from conftest import (
+    DOC_PAGES,
+    SHELL_LANGUAGES,
+    doc_blocks,
+    scratch_repository,
+    without_slow_demonstrations,
+)
 
 from coursekit.common.paths import ROOT
 from coursekit.steps import demo

@@ -88,7 +88,7 @@ def test_a_folder_that_is_not_a_course_says_how_to_make_one(term, tmp_path):
 
 
 def test_the_moodle_download_is_graded_returned_and_reported_in_the_term_s_folder(term):
-    course, download, repository, environment = term
+    course, _, repository, environment = term
     done = run(GRADE_ALL, repository, environment)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "graded against its own copy of the master" in done.stderr

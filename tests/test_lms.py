@@ -20,15 +20,21 @@ from datetime import datetime, timezone
 
 import nbformat
 import pytest
+from conftest import canvas_name_ids, canvas_reupload_match
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from nbgrader.api import Gradebook
 from sqlalchemy.exc import SAWarning
 
-from conftest import canvas_name_ids, canvas_reupload_match
-
 from coursekit import cli
 from coursekit.common import files
-from coursekit.common.results import FAILED, GRADED, NOT_SUBMITTED, GradeResult, save_results, status_path
+from coursekit.common.results import (
+    FAILED,
+    GRADED,
+    NOT_SUBMITTED,
+    GradeResult,
+    save_results,
+    status_path,
+)
 from coursekit.grading.gradebook import ensure_tools_on_path
 from coursekit.steps import lms
 from coursekit.steps.collect import collect

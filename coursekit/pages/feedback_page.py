@@ -43,7 +43,12 @@ from nbconvert.filters.ansi import ansi2html
 from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 from traitlets import default
 
-from coursekit.pages.sanitize import PLAYER_SCRIPT, PLAYER_STYLE, clean_html, content_security_policy
+from coursekit.pages.sanitize import (
+    PLAYER_SCRIPT,
+    PLAYER_STYLE,
+    clean_html,
+    content_security_policy,
+)
 
 log = logging.getLogger(__name__)
 

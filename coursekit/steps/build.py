@@ -42,14 +42,27 @@ from traitlets import Unicode
 from traitlets.config import Configurable
 
 from coursekit.common import notebooks
-from coursekit.common.course import HELPER, HELPER_MODULES, BuildError, course_files, load_course_config, sync_course_files  # noqa: F401 (build.HELPER*: part of its API)
+from coursekit.common.course import (  # noqa: F401 (build.HELPER*: part of its API)
+    HELPER,
+    HELPER_MODULES,
+    BuildError,
+    course_files,
+    load_course_config,
+    sync_course_files,
+)
 from coursekit.common.files import sha256_file, write_atomically
 from coursekit.common.paths import ROOT
 from coursekit.grading import timing
-from coursekit.grading.checker import CHECKER_GUARD, CheckerProcess, judge_cell, split_test_cell, unguarded_test_cells
-from coursekit.grading.requirements import unstated_requirements
-from coursekit.grading.repair import released_source
 from coursekit.grading.bwrap import thread_env
+from coursekit.grading.checker import (
+    CHECKER_GUARD,
+    CheckerProcess,
+    judge_cell,
+    split_test_cell,
+    unguarded_test_cells,
+)
+from coursekit.grading.repair import released_source
+from coursekit.grading.requirements import unstated_requirements
 from coursekit.grading.sandbox import Sandbox, thread_count
 
 log = logging.getLogger(__name__)

@@ -105,11 +105,21 @@ from pathlib import Path
 
 import nbformat
 
-from coursekit.common.files import UnsafeFile, read_regular_file, replace_atomically, write_atomically
+from coursekit.common.files import (
+    UnsafeFile,
+    read_regular_file,
+    replace_atomically,
+    write_atomically,
+)
 from coursekit.common.results import GRADED, load_results, status_path
 from coursekit.steps.collect import LMS_CANVAS, LMS_FILES, LMS_MOODLE, load_identities
 from coursekit.steps.feedback import feedback_path, leaked_lines, secret_lines
-from coursekit.steps.report import GRADEBOOK_DATE_FORMAT, format_number, read_gradesheet, spreadsheet_safe
+from coursekit.steps.report import (
+    GRADEBOOK_DATE_FORMAT,
+    format_number,
+    read_gradesheet,
+    spreadsheet_safe,
+)
 
 log = logging.getLogger(__name__)
 
