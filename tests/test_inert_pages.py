@@ -104,6 +104,7 @@ def hostile_notebook(master, name, student_id, url):
                 " 'version_minor': 0}, 'text/plain': 'a widget'}, raw=True)",
             ])
             cell.metadata["tags"] = ['"><img src=x onerror=' + FLAG + ">"]
+            cell.metadata["alt"] = '"><img src=x onerror=' + FLAG + ">"  # a figure description is student-editable too
         elif grade_id(cell) == "question1":
             cell.source = "My answer.\n\n" + "\n\n".join(payloads + markdown)
         elif grade_id(cell) == "preprocess_img":
