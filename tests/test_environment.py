@@ -54,3 +54,23 @@ def test_the_gradebook_schema_revision_read_in_process_is_the_one_nbgrader_finds
         heads = subprocess.run([str(Path(sys.executable).parent / "alembic"), "-c", ini, "heads"],
                                capture_output=True, text=True, check=True).stdout
     assert heads.split()[0] == alembic_head()
+
+
+def test_the_environment_is_the_lock_and_no_command_builds_iri_parsers():
+    """requirements.txt is the whole environment, installed with --no-deps, and pip finds nothing missing.
+
+    rfc3987-syntax (jsonschema's IRI check, which builds about 35 parsers when
+    imported: 1.5 s of every command) is left out of the lock; no command of the
+    course imports it.
+    """
+    checked = subprocess.run([sys.executable, "-m", "pip", "check", "--disable-pip-version-check"],
+                             capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    probe = "import sys, coursekit.cli, nbformat.validator; print(sorted({'lark', 'rfc3987_syntax'} & set(sys.modules)))"
+    imported = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert imported.stdout.strip() == "[]", imported.stdout + imported.stderr
+    installed = subprocess.run([sys.executable, "-m", "pip", "freeze", "--exclude-editable", "--disable-pip-version-check"],
+                               capture_output=True, text=True, timeout=120).stdout
+    locked = {line.split("==")[0].lower().replace("_", "-") for line in
+              (Path(__file__).parents[1] / "requirements.txt").read_text().splitlines() if "==" in line}
+    assert {line.split("==")[0].lower().replace("_", "-") for line in installed.splitlines() if "==" in line} <= locked

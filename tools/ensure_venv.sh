@@ -27,8 +27,16 @@ fi
 
 echo "Installing the course environment into $venv from requirements.txt (a minute or two on a fresh machine) ..."
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.txt
+# --no-deps: requirements.txt is the whole environment (make lock), a few packages deliberately left out.
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r requirements.txt
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e .
+# What the lock no longer lists goes (an environment made before it left a package out keeps it otherwise).
+pins() { grep -v -E '^(#|-e|$)' | cut -d= -f1 | tr 'A-Z_.' 'a-z--' | sort -u; }
+extra=$(comm -23 <("$venv/bin/python" -m pip freeze --exclude-editable | pins) <(pins < requirements.txt) | grep -v -x -E 'pip|setuptools|wheel' || true)
+[ -z "$extra" ] || "$venv/bin/python" -m pip uninstall --quiet --yes $extra
+"$venv/bin/python" -m pip check --disable-pip-version-check >/dev/null || {
+  "$venv/bin/python" -m pip check --disable-pip-version-check >&2
+  echo "error: requirements.txt misses a package the others need; run make lock" >&2; exit 1; }
 # The course's Jupyter server extensions (formgrader's Content-Security-Policy and its one order), on for every server of the environment.
 mkdir -p "$venv/etc/jupyter/jupyter_server_config.d"
 cp jupyter-config/*.json "$venv/etc/jupyter/jupyter_server_config.d/"
