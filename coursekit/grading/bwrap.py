@@ -70,6 +70,12 @@ def bind_args(kind, path, made):
     return _parents(path, made) + [kind, str(path), str(path)]
 
 
+def tmpfs_args(path, size_bytes, made, perms="0700"):
+    """bwrap's arguments for a tmpfs of ``size_bytes`` at ``path``, its missing parents made world-readable."""
+    made.add(str(path))
+    return _parents(path, made) + ["--perms", perms, "--size", str(size_bytes), "--tmpfs", str(path)]
+
+
 def python_roots():
     """The folders of the Python installation and the virtual environment outside ``/usr`` (symlinks resolved)."""
     roots = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), Path(sys.executable).resolve().parent.parent}

@@ -11,8 +11,10 @@ way the machine allows (:func:`detect`):
 - ``cgroup v2``: a transient systemd scope (``systemd-run --scope`` with
   ``MemoryMax``, ``MemorySwapMax=0`` and ``TasksMax``), where systemd runs;
 - ``watchdog``: elsewhere, a thread of the grading process sums the memory of
-  the kernel's processes (all have the kernel's own user id) every 0.2 s and
-  kills them all when the sum goes over.
+  the kernel's processes every 0.2 s and kills them all when the sum goes
+  over. It finds them by the kernel's own user id (root mode) or, where every
+  kernel runs under the grader's user id (user-namespace mode), by the
+  sandbox's PID namespace.
 
 The kernel's command is wrapped (:meth:`Ceiling.wrap`) so that it is inside
 the ceiling before it runs anything. After a kernel died,
@@ -163,8 +165,10 @@ class Ceiling:
         (resident memory and swap; files it writes to its tmpfs count too).
     max_processes : int
         The most processes and threads together.
-    uid : int
-        The kernel's own user id (the watchdog finds its processes by it).
+    uid : int or None
+        The kernel's own user id (the watchdog finds its processes by it); None
+        when kernels share the grader's (the watchdog goes by the sandbox's PID
+        namespace, given to :meth:`started`).
     kind : str, optional
         Force a kind (default: what the machine allows).
     """
@@ -176,6 +180,7 @@ class Ceiling:
         self._folders = []
         self._killed = threading.Event()
         self._watch = None
+        self.namespace = None  # the sandbox's PID namespace (watchdog without a user id)
         self._stop = threading.Event()
         if self.kind == "cgroup v1":
             _sweep()
@@ -232,29 +237,46 @@ class Ceiling:
         """
         return [str(folder / "cgroup.procs") for folder in self._folders] if self.kind == "cgroup v1" else []
 
-    def started(self):
-        """Call once the kernel runs: the watchdog starts watching (the cgroups need nothing)."""
+    def started(self, pid=None):
+        """Call once the kernel runs: the watchdog starts watching (the cgroups need nothing).
+
+        ``pid``: a process inside the sandbox, whose PID namespace the watchdog
+        watches when the ceiling has no user id of its own.
+        """
+        if self.kind == "watchdog" and self.uid is None:
+            try:
+                self.namespace = os.readlink(f"/proc/{pid}/ns/pid")
+            except (OSError, TypeError):
+                return  # the kernel is gone already: nothing to watch
         if self.kind == "watchdog" and self._watch is None:
             self._watch = threading.Thread(target=self._watchdog, name=f"{self.name}-watchdog", daemon=True)
             self._watch.start()
 
     # -- the watchdog -----------------------------------------------------------------------
+    def _ours(self, process):
+        """Whether the process of folder ``process`` (``/proc/<pid>``) is the sandbox's."""
+        if self.uid is None:
+            try:
+                return os.readlink(process / "ns" / "pid") == self.namespace
+            except OSError:
+                return False
+        try:
+            text = (process / "status").read_text()
+        except OSError:
+            return False
+        return next((line.split()[1] for line in text.splitlines() if line.startswith("Uid:")), None) == str(self.uid)
+
     def _processes(self):
-        """(pid, resident bytes) of every process of the kernel's user id."""
+        """(pid, resident bytes) of every process of the sandbox (its user id, or its PID namespace)."""
         page = os.sysconf("SC_PAGE_SIZE")
         found = []
-        for status in Path("/proc").glob("[0-9]*/status"):
-            try:
-                text = status.read_text()
-            except OSError:
-                continue
-            uid = next((line.split()[1] for line in text.splitlines() if line.startswith("Uid:")), None)
-            if uid == str(self.uid):
+        for process in Path("/proc").glob("[0-9]*"):
+            if self._ours(process):
                 try:
-                    resident = int(Path(status.parent, "statm").read_text().split()[1]) * page
+                    resident = int((process / "statm").read_text().split()[1]) * page
                 except (OSError, IndexError, ValueError):
                     resident = 0
-                found.append((int(status.parent.name), resident))
+                found.append((int(process.name), resident))
         return found
 
     def _watchdog(self):

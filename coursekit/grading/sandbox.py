@@ -61,6 +61,7 @@ from coursekit.grading.bwrap import (
     environment_args,
     file_system_args,
     kernel_environment,
+    tmpfs_args,
     visible_python,
 )
 from coursekit.grading.ceiling import Ceiling, describe, machine_kind
@@ -131,37 +132,106 @@ class Sandbox(Configurable):
     ).tag(config=True)
 
 
-def check_sandbox():
-    """Raise :class:`SandboxUnavailable` saying why, unless a sandbox can be made here."""
-    if sys.platform != "linux":
-        raise SandboxUnavailable(f"the grading sandbox needs Linux (bubblewrap); this is {sys.platform}")
+#: The sandbox's two modes (:func:`sandbox_mode`).
+ROOT_MODE = "root"
+USER_NAMESPACE_MODE = "user namespaces"
+
+#: Where grading can still be sandboxed when this machine cannot: said by every refusal.
+WAYS_OUT = ("grade on Linux with bubblewrap: as root, or as a user allowed to create user namespaces; elsewhere "
+            "in a Linux VM, in WSL2 on Windows, or with the job files in deploy/ (Slurm, Kubernetes)")
+
+_mode = {}
+
+
+def _probe(*args):
     bwrap = bwrap_path()
-    if bwrap is None:
+    return subprocess.run([bwrap, *args, "--ro-bind", "/", "/", "--unshare-net", "--unshare-pid", "--proc", "/proc",
+                           "true"], capture_output=True, text=True)
+
+
+def sandbox_mode():
+    """How the grading sandbox isolates a kernel on this machine, probed once per process (and user).
+
+    Returns
+    -------
+    str
+        :data:`ROOT_MODE` (the grader is root: each kernel runs as an unprivileged
+        user id of its own) or :data:`USER_NAMESPACE_MODE` (an ordinary user
+        whom the system lets create user namespaces: each kernel runs in a user
+        namespace of its own, under the grader's user id outside it).
+
+    Raises
+    ------
+    SandboxUnavailable
+        Saying why, and the ways out (:data:`WAYS_OUT`).
+    """
+    key = (sys.platform, bwrap_path(), os.geteuid())
+    if key not in _mode:
+        try:
+            _mode[key] = _detect_mode()
+        except SandboxUnavailable as error:
+            _mode[key] = error
+    if isinstance(_mode[key], SandboxUnavailable):
+        raise _mode[key]
+    return _mode[key]
+
+
+def _detect_mode():
+    if sys.platform != "linux":
+        raise SandboxUnavailable(f"the grading sandbox needs Linux (bubblewrap); this is {sys.platform}. "
+                                 f"Ways out: {WAYS_OUT}")
+    if bwrap_path() is None:
         raise SandboxUnavailable("bubblewrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)")
-    probe = subprocess.run(
-        [bwrap, "--ro-bind", "/", "/", "--unshare-net", "--unshare-pid", "--proc", "/proc", "true"],
-        capture_output=True, text=True,
-    )
+    if os.geteuid() == 0:
+        probe = _probe()
+        if probe.returncode != 0:
+            raise SandboxUnavailable(f"bubblewrap cannot create namespaces here: {probe.stderr.strip()}. "
+                                     f"Ways out: {WAYS_OUT}")
+        return ROOT_MODE
+    probe = _probe("--unshare-user", "--disable-userns")
     if probe.returncode != 0:
-        raise SandboxUnavailable(f"bubblewrap cannot create namespaces here: {probe.stderr.strip()}")
-    if os.geteuid() != 0:
-        raise SandboxUnavailable("the grading sandbox switches the kernel to an unprivileged user, which needs root")
+        raise SandboxUnavailable(
+            f"this account is not root and may not create user namespaces (bubblewrap: {probe.stderr.strip()}). "
+            "An administrator can allow them (sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone; "
+            f"on Ubuntu 24.04 the AppArmor profile of bwrap). Ways out: {WAYS_OUT}")
+    return USER_NAMESPACE_MODE
+
+
+def check_sandbox():
+    """The sandbox's mode here (:func:`sandbox_mode`); raises :class:`SandboxUnavailable` saying why there is none."""
+    return sandbox_mode()
+
+
+def describe_mode(mode):
+    """The line the trial kernel prints about the sandbox's mode, and why it is the one in force."""
+    if mode == ROOT_MODE:
+        return "sandbox: root mode (the grader is root), each kernel under an unprivileged user id of its own"
+    return ("sandbox: user-namespace mode (the grader is not root; this system lets it create user namespaces), "
+            "each kernel in a user namespace of its own")
 
 
 # Runs inside the sandbox, before the kernel: the limits are set while still
 # root, then the process drops to the sandbox user for good and becomes the
 # kernel. It is passed with -c because the course package is not visible there.
+# In user-namespace mode (uid -1) there is no user to drop to: the namespace
+# maps only the grader's own id, and bubblewrap has dropped every capability.
 _LIMITS_THEN_KERNEL = """
 import os, resource, sys
 uid, gid, memory, cpu, nproc, fsize = (int(v) for v in sys.argv[1:7])
 for limit, value in ((resource.RLIMIT_AS, memory), (resource.RLIMIT_CPU, cpu), (resource.RLIMIT_NPROC, nproc),
                      (resource.RLIMIT_FSIZE, fsize), (resource.RLIMIT_CORE, 0)):
     resource.setrlimit(limit, (value, value))
-os.setgroups([])
-os.setgid(gid)
-os.setuid(uid)
+if uid >= 0:
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
 os.execv(sys.argv[7], sys.argv[7:])
 """
+
+#: Inside a user-namespace sandbox: the kernel's sockets, on a small tmpfs of their own, with its connection file
+#: bound read-only. The grader reaches them through ``/proc/<pid>/root`` (:meth:`SandboxedKernelManager.socket_path`).
+KERNEL_SOCKETS = "/run/coursekit-kernel"
+_SOCKETS_BYTES = 1 << 20
 
 def sandbox_ids(settings, launch=0):
     """(uid, gid) the ``launch``-th kernel of this process runs as.
@@ -227,7 +297,7 @@ def _workdir_binds(inputs, inside):
     return args
 
 
-def sandbox_command(kernel_cmd, workdir, socket_dir, settings, threads=1, ids=None, inputs=None):
+def sandbox_command(kernel_cmd, workdir, socket_dir, settings, threads=1, ids=None, inputs=None, mode=None):
     """The bwrap command line that runs ``kernel_cmd`` inside the sandbox.
 
     Parameters
@@ -248,18 +318,35 @@ def sandbox_command(kernel_cmd, workdir, socket_dir, settings, threads=1, ids=No
     inputs : dict, optional
         The files of ``workdir`` the kernel gets, as :func:`input_files`
         returns them (default: every regular file of ``workdir``).
+    mode : str, optional
+        :data:`ROOT_MODE` or :data:`USER_NAMESPACE_MODE` (default: :func:`sandbox_mode`). In
+        user-namespace mode the kernel gets a user namespace of its own, which
+        may not make another, and its sockets live on a tmpfs inside
+        (:data:`KERNEL_SOCKETS`): ``socket_dir`` only lends it the connection file, read-only.
     """
-    uid, gid = ids or sandbox_ids(settings)
+    mode = mode or sandbox_mode()
+    uid, gid = (-1, -1) if mode == USER_NAMESPACE_MODE else ids or sandbox_ids(settings)
     socket_dir = str(Path(socket_dir).resolve())
     inside = sandbox_workdir(workdir)
     python = visible_python()
     command = [bwrap_path(), "--die-with-parent", "--new-session",
                *environment_args(kernel_environment(threads, python))]
+    if mode == USER_NAMESPACE_MODE:
+        command += ["--unshare-user", "--disable-userns"]
     command += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
     made = set()
     command += file_system_args(settings.disk_limit_mb << 20, settings.shm_limit_mb << 20,
                                 settings.grader_space_mb << 20, made)
-    command += bind_args("--bind", socket_dir, made) + _workdir_binds(input_files(workdir) if inputs is None else inputs, inside)
+    kernel_cmd = list(kernel_cmd)
+    if mode == USER_NAMESPACE_MODE:
+        connection_file = os.path.join(socket_dir, "kernel.json")
+        command += tmpfs_args(KERNEL_SOCKETS, _SOCKETS_BYTES, made)
+        command += ["--ro-bind", connection_file, f"{KERNEL_SOCKETS}/kernel.json"]
+        kernel_cmd = [f"{KERNEL_SOCKETS}/kernel.json" if os.path.realpath(arg) == connection_file else arg
+                      for arg in kernel_cmd]
+    else:
+        command += bind_args("--bind", socket_dir, made)
+    command += _workdir_binds(input_files(workdir) if inputs is None else inputs, inside)
     command += ["--chdir", inside]
     limits = [uid, gid, settings.memory_limit_mb << 20, settings.cpu_time_limit_s,
               settings.max_processes, settings.max_file_size_mb << 20]
@@ -356,6 +443,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         #: The warm parent this manager's kernels are forked from (None: each starts cold, for ``cold_reason``).
         self.zygote = None
         self.cold_reason = None
+        self.mode = None  # ROOT_MODE or USER_NAMESPACE_MODE, once a kernel starts
 
     async def _async_pre_start_kernel(self, **kw):
         if self._socket_dir is None:
@@ -363,8 +451,12 @@ class SandboxedKernelManager(AsyncKernelManager):
             # Short path: Unix socket names are limited to about 100 characters.
             self._socket_dir = self.zygote.new_socket_dir() if self.zygote else tempfile.mkdtemp(prefix="ck-")
             os.chmod(self._socket_dir, 0o700)
+        self.mode = sandbox_mode()
         self.transport = "ipc"
-        self.ip = os.path.join(self._socket_dir, "k")
+        # The connection file says where the kernel binds its sockets, as the kernel sees it; in user-namespace
+        # mode, once it runs, the grader connects through the sandbox's root instead (_reach_sockets).
+        inside = self.mode == USER_NAMESPACE_MODE and self.zygote is None
+        self.ip = f"{KERNEL_SOCKETS}/k" if inside else os.path.join(self._socket_dir, "k")
         self.connection_file = os.path.join(self._socket_dir, "kernel.json")
         return await super()._async_pre_start_kernel(**kw)
 
@@ -385,15 +477,19 @@ class SandboxedKernelManager(AsyncKernelManager):
         return None
 
     async def _async_launch_kernel(self, kernel_cmd, **kw):
-        uid, gid = sandbox_ids(self.sandbox, next(_launches))
+        userns = self.mode == USER_NAMESPACE_MODE
+        uid, gid = (None, None) if userns else sandbox_ids(self.sandbox, next(_launches))
         self.workdir = Path(kw.get("cwd") or os.getcwd()).resolve()
         self.inputs = input_files(self.workdir, self.allowed_inputs)
-        _give_to(self._socket_dir, uid, gid)
+        if not userns:
+            _give_to(self._socket_dir, uid, gid)
         if self.ceiling is not None:
             self.ceiling.close()  # the previous kernel's (a restart)
             self.ceiling = None
         if self.sandbox.ceiling != "none":
             kind = None if self.sandbox.ceiling == "auto" else self.sandbox.ceiling
+            # In user-namespace mode every process of every kernel has the grader's user id:
+            # the watchdog tells a sandbox's processes by their PID namespace instead.
             self.ceiling = Ceiling(self.sandbox.memory_limit_mb << 20, self.sandbox.max_processes, uid, kind=kind)
         try:
             if self.zygote is not None and kernel_cmd[1:3] == ["-m", "ipykernel_launcher"]:
@@ -403,10 +499,13 @@ class SandboxedKernelManager(AsyncKernelManager):
                     self.cold_reason = _cold_reason["why"] = str(error)
                     self.zygote = None
                     log.warning("each kernel starts in a sandbox of its own from now on: %s", error)
-            return await self._start_cold(kernel_cmd, (uid, gid), **kw)
+            started = await self._start_cold(kernel_cmd, (uid, gid), **kw)
+            if userns:
+                self._reach_sockets()
+            return started
         finally:
             if self.ceiling is not None:
-                self.ceiling.started()
+                self.ceiling.started(self._sandbox_init())
 
     def _fork_warm(self, kernel_cmd, ids, cwd):
         """Have the zygote fork the kernel; hand its process to jupyter_client's provisioner."""
@@ -427,7 +526,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         """Start the kernel in a bubblewrap sandbox of its own."""
         threads = thread_count(self.sandbox, self.workers)
         wrapped = sandbox_command(kernel_cmd, self.workdir, self._socket_dir, self.sandbox, threads, ids=ids,
-                                  inputs=self.inputs)
+                                  inputs=self.inputs, mode=self.mode)
         if self.ceiling is not None:
             wrapped = self.ceiling.wrap(wrapped)
         kw["env"] = {}  # bwrap --clearenv/--setenv decide the kernel's environment
@@ -441,6 +540,42 @@ class SandboxedKernelManager(AsyncKernelManager):
             if self.kernel_log:
                 kw["stderr"].close()
 
+    def _sandbox_init(self, wait=2.0):
+        """The process id, on the host, of the running sandbox's first process (PID 1 inside), or None.
+
+        bubblewrap forks it at once; it may take a moment to appear.
+        """
+        process = getattr(self.provisioner, "process", None)
+        if process is None or process.poll() is not None:
+            return None
+        if isinstance(process, WarmKernelProcess):
+            return process.pid
+        deadline = time.monotonic() + wait
+        while process.poll() is None:
+            try:
+                children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+            except OSError:
+                return None
+            if children:
+                return int(children[0])
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.001)
+        return None
+
+    def _reach_sockets(self):
+        """Connect to the kernel's sockets through its sandbox's root (user-namespace mode).
+
+        They live on a tmpfs of the sandbox's own (:data:`KERNEL_SOCKETS`), which
+        the grader, whose user id the kernel shares outside, reaches as
+        ``/proc/<pid>/root/...``. The grader connects before any student code
+        runs; nothing it reads later goes through a path the kernel could have changed.
+        """
+        pid = self._sandbox_init()
+        if pid is None:
+            raise RuntimeError("the kernel's sandbox ended as it started")
+        self.ip = f"/proc/{pid}/root{KERNEL_SOCKETS}/k"
+
     def ceiling_kills(self):
         """Whether the sandbox's memory ceiling has stopped a process of the running kernel's sandbox."""
         return self.ceiling is not None and self.ceiling.exceeded()
@@ -451,22 +586,16 @@ class SandboxedKernelManager(AsyncKernelManager):
         The kernel has bound its sockets by then; from now on it can write
         nowhere on the host (the connection file is no longer readable either).
         """
-        if self._socket_dir:
+        if self._socket_dir and self.mode == ROOT_MODE:
             os.chown(self._socket_dir, 0, 0)
             os.chmod(self._socket_dir, 0o700)
+        # User-namespace mode: the kernel's sockets are on a tmpfs of its own sandbox, and the
+        # connection file is lent read-only; nothing of the host was ever writable.
 
     def _sandbox_root(self):
         """``/proc/<pid>/root`` of a process inside the running sandbox, or None."""
-        process = getattr(self.provisioner, "process", None)
-        if process is None or process.poll() is not None:
-            return None
-        if isinstance(process, WarmKernelProcess):
-            return f"/proc/{process.pid}/root"
-        try:
-            children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-        except OSError:
-            return None
-        return f"/proc/{children[0]}/root" if children else None
+        pid = self._sandbox_init(wait=0)
+        return None if pid is None else f"/proc/{pid}/root"
 
     def collect_files(self, patterns, destination, max_bytes, max_files=50, max_entries=10000):
         """Copy what the kernel left in its working folder that matches ``patterns`` into ``destination``.
@@ -663,6 +792,7 @@ def check_kernel(settings=None, timeout=60):
         try:
             asyncio.run(asyncio.wait_for(_run_trial(manager, work, timeout), timeout + 10))
             kind = manager.ceiling.kind if manager.ceiling is not None else "no ceiling"
+            log.info(describe_mode(manager.mode))
             log.info(describe(kind, manager.sandbox.memory_limit_mb))
             log.info(kernel_start_mode(manager.sandbox))
         except Exception as error:  # noqa: BLE001 (any failure is the same set-up error)
