@@ -32,6 +32,7 @@ os.environ.update(thread_env(1))
 
 import nbformat  # noqa: E402
 import pytest  # noqa: E402
+from nbgrader.api import Gradebook  # noqa: E402
 
 from coursekit.cli import MessageFormatter  # noqa: E402
 from coursekit.common import notebooks  # noqa: E402
@@ -53,6 +54,7 @@ MODULE_SECONDS = {
     "test_repair": 4, "test_lms": 3, "test_download": 2, "test_colab_setup": 2, "test_feedback_page": 0,
     "test_failures": 0, "test_deploy": 0, "test_outputs": 0, "test_preprocessors": 0, "test_build_checks": 0,
     "test_plain_data": 0, "test_sanitize": 1, "test_docs": 25, "test_architecture": 0, "test_first_day": 35, "test_warm": 22, "test_doc_commands": 115,
+    "test_ordinary_user": 200,
 }
 
 
@@ -500,3 +502,64 @@ def scratch_repository(folder, venv=ROOT / ".venv"):
     environment = {key: value for key, value in os.environ.items() if not key.startswith("COURSEKIT_")}
     environment["PYTHONPATH"] = str(folder)
     return environment
+
+
+#: The ordinary account of the tests (a TA's, and a grader who is not root), and its own install of the course:
+#: root's .venv links to pyenv's Python under /root, which no other account may read (tools/ensure_ta_venv.sh).
+ORDINARY_ACCOUNT = "coursekit-ta"
+ORDINARY_VENV = Path(os.environ.get("COURSEKIT_TA_VENV", "/opt/coursekit-ta-venv"))
+
+
+def ordinary_account():
+    """The ordinary account's name, made with ``useradd`` if missing.
+
+    Skips without root or without the account's install; under CI (``CI=true``)
+    that is a failure, since ``make test`` makes the install as root.
+    """
+    if os.geteuid() != 0 or not (ORDINARY_VENV / "bin" / "jupyter").exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"no install for an ordinary account at {ORDINARY_VENV}: make test makes it "
+                        "(tools/ensure_ta_venv.sh) when run as root")
+        pytest.skip(f"needs root and the ordinary account's install {ORDINARY_VENV} (make test makes it)")
+    if subprocess.run(["id", ORDINARY_ACCOUNT], capture_output=True, check=False).returncode != 0:
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", ORDINARY_ACCOUNT], check=True)
+    return ORDINARY_ACCOUNT
+
+
+def ordinary_repository(base):
+    """A copy of the repository in ``base/<name>`` owned by :func:`ordinary_account`, with that account's install.
+
+    ``base`` must be a folder the account can reach (not under root's private
+    pytest folder). Returns (repository, environment for ``runuser``): the
+    account's home, user name and ``PATH`` (its install's ``bin`` first).
+    """
+    account = ordinary_account()
+    os.chmod(base, 0o755)
+    repository = base / "the account's repository"
+    repository.mkdir()
+    environment = scratch_repository(repository, venv=ORDINARY_VENV)
+    home = Path(f"~{account}").expanduser()
+    environment.update(HOME=str(home), USER=account, LOGNAME=account,
+                       PATH=f"{repository / '.venv' / 'bin'}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+    subprocess.run(["chown", "-R", f"{account}:", str(repository)], check=True)
+    return repository, environment
+
+
+def as_ordinary_account(command, **kw):
+    """``subprocess.run(command)`` as :data:`ORDINARY_ACCOUNT` (through ``runuser``); output captured as text."""
+    return subprocess.run(["runuser", "-u", ORDINARY_ACCOUNT, "--", *command], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, check=False, **kw)
+
+
+def gradebook_contents(course, assignment=ASSIGNMENT):
+    """Everything autograde wrote in ``course``'s gradebook: {(student, cell): (score, needs manual grade)} and
+    {(student, cell, "comment"): comment}."""
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        contents = {}
+        for submission in gradebook.assignment_submissions(assignment):
+            for nb in submission.notebooks:
+                for g in nb.grades:
+                    contents[(submission.student.id, g.cell.name)] = (g.auto_score, g.needs_manual_grade)
+                for c in nb.comments:
+                    contents[(submission.student.id, c.cell.name, "comment")] = c.auto_comment
+        return contents

@@ -20,13 +20,29 @@ DEPLOY = ROOT / "deploy"
 K8S_VERSION = "1.33.0"  # the oldest release with the Job's backoffLimitPerIndex as stable
 
 
-def _job():
-    return yaml.safe_load((DEPLOY / "grade-job.yaml").read_text())
+def _job(name="grade-job.yaml"):
+    return yaml.safe_load((DEPLOY / name).read_text())
 
 
-def test_the_kubernetes_job_is_valid_against_the_api_schema():
-    kubernetes_validate.validate(_job(), K8S_VERSION, strict=True)
-    kubernetes_validate.validate(_job(), kubernetes_validate.latest_version(), strict=True)
+@pytest.mark.parametrize("name", ["grade-job.yaml", "grade-job-unprivileged.yaml"])
+def test_the_kubernetes_job_is_valid_against_the_api_schema(name):
+    kubernetes_validate.validate(_job(name), K8S_VERSION, strict=True)
+    kubernetes_validate.validate(_job(name), kubernetes_validate.latest_version(), strict=True)
+
+
+def test_the_unprivileged_job_is_the_same_job_as_an_ordinary_user_in_a_user_namespace():
+    """It differs from grade-job.yaml only in its name and in the pod's security settings."""
+    privileged, unprivileged = _job(), _job("grade-job-unprivileged.yaml")
+    pod, container = unprivileged["spec"]["template"]["spec"], unprivileged["spec"]["template"]["spec"]["containers"][0]
+    assert pod["hostUsers"] is False and pod["securityContext"]["runAsUser"] != 0
+    assert pod["securityContext"]["runAsNonRoot"] and "privileged" not in container["securityContext"]
+    assert container["securityContext"]["procMount"] == "Unmasked"  # bubblewrap mounts a new /proc per kernel
+    for job in (privileged, unprivileged):
+        job["metadata"].pop("name")
+        job["spec"]["template"]["spec"].pop("securityContext", None)
+        job["spec"]["template"]["spec"].pop("hostUsers", None)
+        job["spec"]["template"]["spec"]["containers"][0].pop("securityContext")
+    assert unprivileged == privileged
 
 
 def test_a_misspelt_field_of_the_job_is_caught():
@@ -96,7 +112,8 @@ def test_the_array_task_refuses_to_guess_the_number_of_shards(tmp_path):
 
 def test_the_manual_points_at_the_job_files_instead_of_copying_them():
     pages = (ROOT / "docs" / "operators" / "slurm.md").read_text() + (ROOT / "docs" / "operators" / "kubernetes.md").read_text()
-    for name in ("deploy/grade.slurm", "deploy/merge.slurm", "deploy/submit-slurm.sh", "deploy/grade-job.yaml"):
+    for name in ("deploy/grade.slurm", "deploy/merge.slurm", "deploy/submit-slurm.sh", "deploy/grade-job.yaml",
+                 "deploy/grade-job-unprivileged.yaml"):
         assert name in pages, name
     copied = [line for line in pages.splitlines() if line.startswith(("#SBATCH", "apiVersion:", "kind: Job"))]
     assert not copied, f"the operators' pages repeat a job file: {copied}"

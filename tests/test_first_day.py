@@ -26,7 +26,13 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import doc_shell_block, scratch_repository, without_slow_demonstrations
+from conftest import (
+    doc_shell_block,
+    ordinary_account,
+    ordinary_repository,
+    scratch_repository,
+    without_slow_demonstrations,
+)
 
 from coursekit.steps import demo
 
@@ -170,35 +176,20 @@ def test_formgrader_starts_on_the_term_s_folder(term):
 
 
 #: The ordinary account the TA works in, and its own install of the course (tools/ensure_ta_venv.sh, run by make test).
-TA_ACCOUNT = "coursekit-ta"
-TA_VENV = Path(os.environ.get("COURSEKIT_TA_VENV", "/opt/coursekit-ta-venv"))
-
-
 def test_formgrader_starts_for_an_ordinary_account_with_its_own_install(term):
     """The same command as a TA's account: its own copy of the repository, its own .venv (the distribution's Python)."""
-    if os.geteuid() != 0 or not (TA_VENV / "bin" / "jupyter").exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"no TA environment at {TA_VENV}: make test makes it (tools/ensure_ta_venv.sh) when run as root")
-        pytest.skip(f"needs root and the TA environment {TA_VENV} (make test makes it)")
-    if subprocess.run(["id", TA_ACCOUNT], capture_output=True).returncode != 0:
-        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", TA_ACCOUNT], check=True)
+    account = ordinary_account()
     course, _, _, _ = term
     base = Path(tempfile.mkdtemp(prefix="coursekit first day ", dir="/tmp"))  # not under root's private pytest folder
     try:
-        os.chmod(base, 0o755)
-        repository = base / "the TA's repository"
-        repository.mkdir()
-        environment = scratch_repository(repository, venv=TA_VENV)
+        repository, environment = ordinary_repository(base)
         shutil.copytree(course, repository / "terms" / "2027 spring", symlinks=True)  # the graded term
         (base / "jupyter").mkdir()
-        subprocess.run(["chown", "-R", f"{TA_ACCOUNT}:", str(repository), str(base / "jupyter")], check=True)
-        home = Path(f"~{TA_ACCOUNT}").expanduser()
-        environment.update(HOME=str(home), USER=TA_ACCOUNT, LOGNAME=TA_ACCOUNT,
-                           PATH=f"{repository / '.venv' / 'bin'}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
-        listing, output, uids = _formgrader_listing(["runuser", "-u", TA_ACCOUNT, "--", "bash", "-e", "-c", FORMGRADER],
+        subprocess.run(["chown", "-R", f"{account}:", str(repository), str(base / "jupyter")], check=True)
+        listing, output, uids = _formgrader_listing(["runuser", "-u", account, "--", "bash", "-e", "-c", FORMGRADER],
                                                     repository, environment, base / "jupyter")
         assert ASSIGNMENT in listing, listing[:500]
-        assert uids == {pwd.getpwnam(TA_ACCOUNT).pw_uid}, uids  # served by the TA's account, not root
+        assert uids == {pwd.getpwnam(account).pw_uid}, uids  # served by the TA's account, not root
         assert "Permission denied" not in output and "Running as root" not in output, output[-2000:]
     finally:
         shutil.rmtree(base, ignore_errors=True)

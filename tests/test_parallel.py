@@ -12,7 +12,7 @@ import time
 
 import nbformat
 import pytest
-from conftest import without_slow_demonstrations
+from conftest import gradebook_contents, without_slow_demonstrations
 from nbgrader.api import Gradebook
 
 from coursekit.common.results import FAILED, GRADED, load_results, status_path
@@ -37,19 +37,6 @@ def _class(master, release):
         "pat": demo.partial_submission(master, release),
         "casey": stripped,
     }
-
-
-def _gradebook_contents(course):
-    """Everything autograde wrote, per student and cell."""
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
-        contents = {}
-        for submission in gradebook.assignment_submissions(ASSIGNMENT):
-            for nb in submission.notebooks:
-                for g in nb.grades:
-                    contents[(submission.student.id, g.cell.name)] = (g.auto_score, g.needs_manual_grade)
-                for c in nb.comments:
-                    contents[(submission.student.id, c.cell.name, "comment")] = c.auto_comment
-        return contents
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +100,7 @@ def test_three_shards_of_one_worker_merged_equal_one_run_of_two_workers(serial, 
     for student, page in serial_pages.items():
         assert feedback_path(course, ASSIGNMENT, student).read_bytes() == page.read_bytes(), student
     merge_shards(course, ASSIGNMENT, shard_dbs)
-    assert _gradebook_contents(course) == _gradebook_contents(serial_course)
+    assert gradebook_contents(course) == gradebook_contents(serial_course)
     merged = {r.student: (r.status, r.score) for r in load_results(status_path(course, ASSIGNMENT))}
     assert merged == {r.student: (r.status, r.score) for r in serial_results}
 

@@ -1,5 +1,7 @@
 """The sandbox itself: refusal without it, and what the kernel can see."""
 
+import os
+import re
 import subprocess
 
 import pytest
@@ -18,26 +20,31 @@ def test_grading_refuses_without_a_sandbox_unless_the_risk_is_accepted(monkeypat
 
 
 def test_the_sandboxed_process_sees_only_its_folder(tmp_path):
-    sandbox.check_sandbox()
+    mode = sandbox.check_sandbox()
     work, sockets = tmp_path / "student", tmp_path / "sockets"
     work.mkdir()
     sockets.mkdir()
+    (sockets / "kernel.json").write_text("{}")
     (work / "data.txt").write_text("the assignment's data")
     (tmp_path / "secret.txt").write_text("hidden tests")
     settings = sandbox.Sandbox()
     uid, gid = sandbox.sandbox_ids(settings)
-    sandbox._give_to(sockets, uid, gid)
+    if mode == sandbox.ROOT_MODE:
+        sandbox._give_to(sockets, uid, gid)
     probe = (
-        "import os, resource; print(os.getuid(), os.getcwd(), sorted(os.listdir('.')), open('data.txt').read(),"
-        " os.path.exists('../secret.txt'), os.path.exists(%r),"
+        "import os, resource; print(os.getuid(), os.readlink('/proc/self/ns/user'), os.getcwd(), sorted(os.listdir('.')),"
+        " open('data.txt').read(), os.path.exists('../secret.txt'), os.path.exists(%r),"
         " resource.getrlimit(resource.RLIMIT_AS)[0] >> 20, os.environ.get('PYTHONHASHSEED'), sorted(os.environ)[:3])"
         % str(tmp_path / "secret.txt")
     )
     command = sandbox.sandbox_command(["python", "-c", probe], work, sockets, settings)
     result = subprocess.run(command, capture_output=True, text=True, env={}, timeout=60)
     assert result.returncode == 0, result.stderr
-    uid, rest = result.stdout.split(" ", 1)
-    assert int(uid) == sandbox.sandbox_ids(settings)[0] >= 200000
+    uid, namespace, rest = result.stdout.split(" ", 2)
+    if mode == sandbox.ROOT_MODE:  # an unprivileged user id of its own
+        assert int(uid) == sandbox.sandbox_ids(settings)[0] >= 200000
+    else:  # a user namespace of its own, mapping only the grader's id
+        assert int(uid) == os.getuid() != 0 and namespace != os.readlink("/proc/self/ns/user")
     # Its working folder is its own, holding the assignment's files; the host folder around it is not there.
     assert rest.startswith("/tmp/student ['data.txt'] the assignment's data False False 3072 0")
 
@@ -129,13 +136,21 @@ def test_each_test_cell_starts_from_its_own_seed(tmp_path):
 
 
 def test_each_kernel_runs_as_a_user_of_its_own(tmp_path):
-    """A kernel started right after another never shares its user, hence its process limit."""
-    sandbox.check_sandbox()
-    first = _run_in_grading_kernel(tmp_path, "import os; print(os.getuid(), os.getgid())")
-    second = _run_in_grading_kernel(tmp_path, "import os; print(os.getuid(), os.getgid())")
-    ids = [tuple(map(int, cells[0].outputs[0]["text"].split())) for cells in (first, second)]
-    assert ids[0] != ids[1]
-    assert all(uid == gid >= 200000 for uid, gid in ids)
+    """A kernel started right after another never shares its user, hence its process limit.
+
+    Root mode: a user id of its own. User-namespace mode: the grader's id, in a
+    user namespace of its own (where RLIMIT_NPROC counts only the namespace's processes).
+    """
+    mode = sandbox.check_sandbox()
+    probe = "import os; print(os.getuid(), os.getgid(), os.readlink('/proc/self/ns/user'))"
+    runs = [_run_in_grading_kernel(tmp_path, probe)[0].outputs[0]["text"].split() for _ in range(2)]
+    if mode == sandbox.ROOT_MODE:
+        ids = [tuple(map(int, run[:2])) for run in runs]
+        assert ids[0] != ids[1]
+        assert all(uid == gid >= 200000 for uid, gid in ids)
+    else:
+        namespaces = {run[2] for run in runs}
+        assert len(namespaces) == 2 and os.readlink("/proc/self/ns/user") not in namespaces
 
 
 def _guarded(tmp_path, sources, files=None, **settings):
@@ -180,7 +195,8 @@ def test_only_declared_regular_files_come_back_and_links_are_never_followed(tmp_
         "open('cat_compressed_6.png', 'wb').write(b'PNG6'); open('cat_compressed_7.png', 'wb').write(b'7' * 3_000_000)\n"
         "open('data.txt', 'a')",
     ], files={"data.txt": b"input"}, GuardedExecute__keep_files=["cat_compressed_*.png"], GuardedExecute__keep_file_max_mb=1.0)
-    assert "Permission denied: 'data.txt'" in _printed(cells[0])  # the inputs are read-only
+    # The inputs are read-only: bound so (user-namespace mode), and not the kernel's user's (root mode).
+    assert re.search(r"(Permission denied|Read-only file system): 'data.txt'", _printed(cells[0]))
     # Only the one plain file came back, as a regular file with its bytes; nothing was followed.
     assert sorted(p.name for p in work.iterdir()) == ["cat_compressed_6.png", "data.txt", "grading_incidents.json"]
     assert not (work / "cat_compressed_6.png").is_symlink() and (work / "cat_compressed_6.png").read_bytes() == b"PNG6"

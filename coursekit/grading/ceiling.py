@@ -86,7 +86,9 @@ def detect():
     """The kind of ceiling this machine allows: "cgroup v1", "cgroup v2" or "watchdog"."""
     if _v1_folders()[0] is not None:
         return "cgroup v1"
-    if (CGROUP_ROOT / "cgroup.controllers").is_file() and _systemd_scopes():
+    # As an ordinary user, a scope would be the user's manager's, whose memory controller may not be delegated
+    # (then MemoryMax would be ignored without a word): the watchdog instead.
+    if os.geteuid() == 0 and (CGROUP_ROOT / "cgroup.controllers").is_file() and _systemd_scopes():
         return "cgroup v2"
     return "watchdog"
 
@@ -148,6 +150,23 @@ def _remove_stale_v1():
                     path.rmdir()
                 except OSError:
                     pass
+
+
+def _proportional_bytes(process, page):
+    """The proportional set size of the process of folder ``process`` (``/proc/<pid>``); resident size where
+    the kernel has no ``smaps_rollup``; 0 for a process that is gone."""
+    try:
+        for line in (process / "smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) << 10
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, IndexError):
+        return 0
+    try:
+        return int((process / "statm").read_text().split()[1]) * page
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def describe(kind, memory_mb):
@@ -267,16 +286,18 @@ class Ceiling:
         return next((line.split()[1] for line in text.splitlines() if line.startswith("Uid:")), None) == str(self.uid)
 
     def _processes(self):
-        """(pid, resident bytes) of every process of the sandbox (its user id, or its PID namespace)."""
+        """(pid, memory in bytes) of every process of the sandbox (its user id, or its PID namespace).
+
+        A process's memory is its proportional set size: a page it shares with n
+        others counts 1/n. A kernel's forks share most of its pages; their
+        resident sizes would count each shared page once per fork, and a few
+        forks of a 150 MB kernel would seem to fill the ceiling.
+        """
         page = os.sysconf("SC_PAGE_SIZE")
         found = []
         for process in Path("/proc").glob("[0-9]*"):
             if self._ours(process):
-                try:
-                    resident = int((process / "statm").read_text().split()[1]) * page
-                except (OSError, IndexError, ValueError):
-                    resident = 0
-                found.append((int(process.name), resident))
+                found.append((int(process.name), _proportional_bytes(process, page)))
         return found
 
     def _watchdog(self):
