@@ -19,7 +19,7 @@ ROOT_OPTION = $${COURSE:+--root "$$COURSE"}
 SIMILARITY_THRESHOLD ?=
 REPORT_OPTIONS = $(CANVAS_OPTION) $(if $(SIMILARITY_THRESHOLD),--similarity-threshold $(SIMILARITY_THRESHOLD))
 
-.PHONY: venv docs demo course build grade-all collect grade feedback report formgrader test test-fast data data-verify mnist-full bench bench-notebook bench-grading bench-similarity bench-shards bench-feedback lock clean
+.PHONY: venv docs demo course build grade-all collect grade feedback report formgrader test test-fast data data-verify mnist-full bench bench-notebook bench-grading bench-similarity bench-shards bench-feedback bench-modes lock clean
 
 venv:
 	@tools/ensure_venv.sh
@@ -100,7 +100,7 @@ data-verify: venv
 mnist-full: venv
 	$(PY) -m coursekit data download-mnist
 
-## bench: every benchmark, one after the other (about 80 minutes); tables in bench/results/
+## bench: every benchmark, one after the other (about 85 minutes); tables in bench/results/
 bench: venv
 	$(PY) -m bench.bench_helper --out bench/results/helper.md
 	$(PY) -m bench.bench_notebook --out bench/results/notebook.md
@@ -109,7 +109,8 @@ bench: venv
 	$(PY) -m bench.bench_similarity --out bench/results/similarity.md
 	$(PY) -m bench.bench_shards --out bench/results/shards.md
 	$(PY) -m bench.bench_feedback --out bench/results/feedback.md
-	@cat bench/results/helper.md bench/results/notebook.md bench/results/grading.md bench/results/hostile.md bench/results/similarity.md bench/results/shards.md bench/results/feedback.md
+	$(PY) -m bench.bench_modes --out bench/results/modes.md
+	@cat bench/results/helper.md bench/results/notebook.md bench/results/grading.md bench/results/hostile.md bench/results/similarity.md bench/results/shards.md bench/results/feedback.md bench/results/modes.md
 
 ## bench-similarity: the class report's similarity check on 300 students, against copydetect's own (about 4 minutes)
 bench-similarity: venv
@@ -124,6 +125,10 @@ bench-grading: venv
 ## bench-feedback: what making student content inert costs the feedback step, per student (about 2 minutes)
 bench-feedback: venv
 	$(PY) -m bench.bench_feedback --out bench/results/feedback.md
+
+## bench-modes: grading time as root and as an ordinary user (the sandbox's two modes), on the same class (about 6 minutes; as root)
+bench-modes: venv
+	$(PY) -m bench.bench_modes --out bench/results/modes.md
 
 ## bench-shards: what one shard of a Slurm array costs (grading, feedback), and the merge of 300 and 3,000 students (about 20 minutes)
 bench-shards: venv

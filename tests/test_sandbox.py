@@ -19,6 +19,33 @@ def test_grading_refuses_without_a_sandbox_unless_the_risk_is_accepted(monkeypat
     assert log_lines and "warning: grading without a sandbox" in log_lines[0]
 
 
+@pytest.mark.parametrize("machine", ["macOS", "Windows", "no user namespaces"])
+def test_where_no_sandbox_can_be_made_grading_refuses_and_names_the_ways_out(machine, monkeypatch):
+    if machine == "no user namespaces":  # an ordinary user in a container that allows none
+        monkeypatch.setattr(sandbox.os, "geteuid", lambda: 1000)
+        monkeypatch.setattr(sandbox, "bwrap_path", lambda: "/usr/bin/bwrap")
+        monkeypatch.setattr(sandbox, "_probe", lambda *args: subprocess.CompletedProcess(
+            args, 1, "", "bwrap: No permissions to create new namespace"))
+    else:
+        monkeypatch.setattr(sandbox.sys, "platform", {"macOS": "darwin", "Windows": "win32"}[machine])
+    with pytest.raises(sandbox.SandboxUnavailable) as refused:
+        sandbox.sandbox_mode()
+    for way_out in ("a Linux VM", "WSL2", "deploy/"):
+        assert way_out in str(refused.value)
+    if machine == "no user namespaces":
+        assert "not root and may not create user namespaces" in str(refused.value)
+        assert "No permissions to create new namespace" in str(refused.value)
+    with pytest.raises(grade.GradeError, match="--allow-unsandboxed"):
+        grade.require_sandbox(allow_unsandboxed=False)
+
+
+def test_the_mode_is_root_s_as_root_and_user_namespaces_otherwise():
+    """The trial kernel's line says which mode is in force and why (tests/test_ordinary_user.py: as a user)."""
+    mode = sandbox.sandbox_mode()
+    assert mode == (sandbox.ROOT_MODE if os.geteuid() == 0 else sandbox.USER_NAMESPACE_MODE)
+    assert sandbox.describe_mode(mode).startswith(f"sandbox: {'root' if os.geteuid() == 0 else 'user-namespace'} mode (")
+
+
 def test_the_sandboxed_process_sees_only_its_folder(tmp_path):
     mode = sandbox.check_sandbox()
     work, sockets = tmp_path / "student", tmp_path / "sockets"
@@ -181,6 +208,19 @@ def _guarded(tmp_path, sources, files=None, **settings):
 
 def _printed(cell):
     return "".join(o.get("text", "") + o.get("evalue", "") for o in cell.outputs)
+
+
+def test_a_kernel_can_neither_signal_nor_read_the_grader(tmp_path):
+    """In both modes (user-namespace mode: under the grader's own user id outside): the grader's process is not there."""
+    sandbox.check_sandbox()
+    grader = os.getpid()
+    cells, _, _ = _guarded(tmp_path, [
+        "import os, signal\n"
+        f"for attempt in (lambda: os.kill({grader}, signal.SIGTERM), lambda: open('/proc/{grader}/environ').read(),\n"
+        f"                lambda: os.readlink('/proc/{grader}/root')):\n"
+        "    try:\n        attempt()\n        print('DONE')\n    except OSError as error:\n        print(type(error).__name__)",
+    ])
+    assert _printed(cells[0]).split() == ["ProcessLookupError", "FileNotFoundError", "FileNotFoundError"]
 
 
 def test_only_declared_regular_files_come_back_and_links_are_never_followed(tmp_path):
