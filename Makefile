@@ -55,7 +55,7 @@ report: venv
 	$(PY) -m coursekit report $(ROOT_OPTION) $(REPORT_OPTIONS)
 
 ## formgrader: JupyterLab with nbgrader's formgrader, for grading written answers by hand
-## (as root, the account that grades in the sandbox, with --allow-root: Jupyter refuses root otherwise)
+## (as root, with --allow-root: Jupyter refuses root otherwise; an ordinary account can grade and serve it too)
 formgrader: venv
 	PATH="$(CURDIR)/.venv/bin:$$PATH" COURSEKIT_COURSE_ROOT="$${COURSE:-.}" .venv/bin/jupyter lab --no-browser \
 		--ServerApp.root_dir="$$(cd "$${COURSE:-.}" && pwd)" $$([ "$$(id -u)" = 0 ] && echo --allow-root)
