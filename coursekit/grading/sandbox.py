@@ -132,8 +132,9 @@ class Sandbox(Configurable):
     ).tag(config=True)
 
 
-#: The sandbox's two modes (:func:`sandbox_mode`).
+#: The sandbox's mode when the grader is root (:func:`sandbox_mode`): each kernel under a user id of its own.
 ROOT_MODE = "root"
+#: The sandbox's mode for an ordinary user who may create user namespaces (:func:`sandbox_mode`).
 USER_NAMESPACE_MODE = "user namespaces"
 
 #: Where grading can still be sandboxed when this machine cannot: said by every refusal.
@@ -229,7 +230,7 @@ os.execv(sys.argv[7], sys.argv[7:])
 """
 
 #: Inside a user-namespace sandbox: the kernel's sockets, on a small tmpfs of their own, with its connection file
-#: bound read-only. The grader reaches them through ``/proc/<pid>/root`` (:meth:`SandboxedKernelManager.socket_path`).
+#: bound read-only. The grader reaches them through ``/proc/<pid>/root``, before any student code runs.
 KERNEL_SOCKETS = "/run/coursekit-kernel"
 _SOCKETS_BYTES = 1 << 20
 
