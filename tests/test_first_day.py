@@ -98,6 +98,8 @@ def test_the_moodle_download_is_graded_returned_and_reported_in_the_term_s_folde
     done = run(GRADE_ALL, repository, environment)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "graded against its own copy of the master" in done.stderr
+    # What the TA reads is the course's own lines: no configuration noise for every notebook (it was 62 lines).
+    assert "not recognized by" not in done.stdout + done.stderr, (done.stdout + done.stderr)[-3000:]
     # Moodle's participant ids name the students; the repository's own folders are untouched.
     for student in ("101", "102"):
         assert (course / "feedback" / student / ASSIGNMENT / f"{ASSIGNMENT}.html").is_file(), student

@@ -41,6 +41,7 @@ from nbgrader.nbgraderformat.common import BaseMetadataValidator, SchemaTooNewEr
 from nbgrader.preprocessors import CheckCellMetadata, NbGraderPreprocessor, OverwriteCells, SaveAutoGrades
 from nbgrader.preprocessors.clearhiddentests import ClearHiddenTests
 from traitlets import Int, List, Unicode
+from traitlets.config import Config
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$", re.MULTILINE)
 _POINTS_NOTE = re.compile(r"\s*\[[^\]]*\]\s*$")
@@ -116,10 +117,29 @@ class NameUnfinishedExercises(NbGraderPreprocessor):
 
 
 def without_hidden_tests(source, config=None):
-    """Return ``source`` with its hidden-test regions removed, as the release shows it."""
+    """Return ``source`` with its hidden-test regions removed, as the release shows it.
+
+    Only ``config``'s ``ClearHiddenTests`` section (its delimiters) reaches nbgrader's
+    preprocessor: an exporter's whole config carries settings it has no trait for,
+    and traitlets would warn about each one for every cell.
+    """
     cell = new_code_cell(source)
-    ClearHiddenTests(config=config)._remove_hidden_test_region(cell)
+    own = Config({"ClearHiddenTests": config.ClearHiddenTests}) if config is not None else None
+    ClearHiddenTests(config=own)._remove_hidden_test_region(cell)
     return cell.source
+
+
+class FeedbackPreprocessor(NbGraderPreprocessor):
+    """Base of the course's feedback steps.
+
+    The page's exporter configures ``NbConvertBase.display_data_priority`` for
+    every preprocessor it runs; nbgrader's base class has the trait but not as
+    configurable, so traitlets warned "Config option `display_data_priority`
+    not recognized" for every notebook. nbgrader made it configurable on its own
+    ``GetGrades`` (jupyter/nbgrader#683); this does the same for the course's.
+    """
+
+    display_data_priority = List(NbGraderPreprocessor.display_data_priority.default_value).tag(config=True)
 
 
 class RestoreLockedCells(OverwriteCells):
@@ -197,7 +217,7 @@ class FlagUnansweredForGrading(SaveAutoGrades):
             self.gradebook.db.commit()
 
 
-class HideHiddenTests(NbGraderPreprocessor):
+class HideHiddenTests(FeedbackPreprocessor):
     """For feedback: remove hidden-test code and tracebacks that quote it, keep results.
 
     nbgrader's feedback shows a test cell as it was graded, hidden tests
@@ -231,7 +251,7 @@ def first_line(text, limit):
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "\u2026"
 
 
-class SummarizeExercises(NbGraderPreprocessor):
+class SummarizeExercises(FeedbackPreprocessor):
     """For feedback: each exercise by its title, its points, and why a test failed.
 
     Graded cells are grouped under the Markdown heading before them, of one
