@@ -266,7 +266,9 @@ class Ceiling:
             try:
                 self.namespace = os.readlink(f"/proc/{pid}/ns/pid")
             except (OSError, TypeError):
-                return  # the kernel is gone already: nothing to watch
+                # The sandbox ended as it started (or was never found): its kernel is gone, nothing to watch.
+                log.warning("the memory watchdog found no process of the kernel's sandbox to watch")
+                return
         if self.kind == "watchdog" and self._watch is None:
             self._watch = threading.Thread(target=self._watchdog, name=f"{self.name}-watchdog", daemon=True)
             self._watch.start()

@@ -505,8 +505,8 @@ class SandboxedKernelManager(AsyncKernelManager):
                 self._reach_sockets()
             return started
         finally:
-            if self.ceiling is not None:
-                self.ceiling.started(self._sandbox_init())
+            if self.ceiling is not None:  # a ceiling without a user id of its own watches the sandbox's PID namespace
+                self.ceiling.started(self._sandbox_init() if self.ceiling.uid is None else None)
 
     def _fork_warm(self, kernel_cmd, ids, cwd):
         """Have the zygote fork the kernel; hand its process to jupyter_client's provisioner."""
