@@ -416,3 +416,30 @@ def test_the_validate_button_s_endpoint_judges_the_master_through_the_course_con
     assert good == {"success": True, "value": {}}, good  # the button then says "Success! Your notebook passes all the tests."
     errors = [cell["error"] for cell in bad["value"].get("failed", [])]
     assert bad["success"] and len(errors) == 1 and errors[0].startswith("AssertionError: double is wrong"), bad
+
+
+LEAVES_A_MARK = '''
+def _checker_test_marks(student):
+    import sys
+    assert not hasattr(sys, "_coursekit_mark"), "a checker started with what an earlier one left"
+    sys._coursekit_mark = True
+'''
+
+
+def test_each_notebooks_checker_starts_afresh_from_one_warm_parent():
+    """Checkers are forked from one parent per grading process, each with the state of a fresh process."""
+    from coursekit.grading import checker
+
+    never_called = lambda name, arguments: pytest.fail("this test calls no student function")
+    for _ in range(3):
+        process = checker.CheckerProcess()
+        assert process.judge(LEAVES_A_MARK, "_checker_test_marks", never_called) == (True, "")
+        assert isinstance(process._process, checker._ForkedChecker)
+        process.close()
+    server = checker._servers[os.getpid()]
+    assert server.process.poll() is None, "one fork server, still running"
+
+    server.process.kill()  # a dead parent is started again
+    server.process.wait()
+    assert run_checker(LEAVES_A_MARK, "_checker_test_marks", never_called) == (True, "")
+    assert checker._servers[os.getpid()] is not server

@@ -38,10 +38,17 @@ test's own prints go to stderr), for each test in turn::
 from __future__ import annotations
 
 import ast
+import atexit
 import json
+import logging
+import os
+import select
+import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 
 from nbformat.v4 import new_output
 
@@ -50,6 +57,12 @@ from coursekit.common.notebooks import HIDDEN_BEGIN, HIDDEN_END
 from coursekit.grading.bwrap import GRADER_DIR
 from coursekit.grading.check_runner import MAX_FILE_BYTES
 from coursekit.grading.plain_data import KERNEL_ENCODER
+
+log = logging.getLogger(__name__)
+
+#: How the grader starts the checker (``-B``: importing the helper from the assignment's source folder must not
+#: write ``__pycache__`` there, so the source folder stays as it was).
+CHECKER_COMMAND = [sys.executable, "-I", "-B", "-m", "coursekit.grading.check_runner"]
 
 #: What the kernel runs for one call: decode the arguments, call the student's function, encode what it
 #: returned, the arguments as the function left them, and the files named by the checker as they are now.
@@ -173,13 +186,108 @@ def unguarded_test_cells(nb):
     return unguarded
 
 
+class _ForkedChecker:
+    """A checker forked by the :class:`_ForkServer`: the part of :class:`subprocess.Popen` that :class:`CheckerProcess` uses."""
+
+    def __init__(self, pidfd, stdin, stdout):
+        self._pidfd, self.stdin, self.stdout = pidfd, stdin, stdout
+
+    def kill(self):
+        try:
+            signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # it has ended
+
+    def wait(self, timeout=5.0):
+        select.select([self._pidfd], [], [], timeout)  # readable once it has ended
+        for stream in (self.stdin, self.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass  # a pipe whose reader is gone
+        os.close(self._pidfd)
+
+
+class _ForkServer:
+    """The warm parent of this grading process's checkers (``check_runner --fork-server``; see :func:`coursekit.grading.check_runner.serve`).
+
+    Started on the first notebook a grading process judges; it ends when this
+    process closes its end of the socket (at exit, or when the process dies).
+    """
+
+    def __init__(self):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.process = subprocess.Popen([*CHECKER_COMMAND, "--fork-server", str(theirs.fileno())],
+                                            pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        finally:
+            theirs.close()
+        self.control, self.owner = ours, os.getpid()
+
+    def fork(self):
+        """A new checker, as :class:`_ForkedChecker`; raises OSError if the server cannot make one."""
+        child_in, to_child = os.pipe()
+        from_child, child_out = os.pipe()
+        try:
+            socket.send_fds(self.control, [b"fork"], [child_in, child_out])
+            answer, fds, _, _ = socket.recv_fds(self.control, 16, 1)
+        except OSError:
+            for fd in (to_child, from_child):
+                os.close(fd)
+            raise
+        finally:
+            os.close(child_in)
+            os.close(child_out)
+        if answer != b"ok" or len(fds) != 1:
+            for fd in (to_child, from_child, *fds):
+                os.close(fd)
+            raise OSError(f"the checkers' fork server answered {answer!r}")
+        return _ForkedChecker(fds[0], open(to_child, "w", encoding="utf-8"), open(from_child, encoding="utf-8"))
+
+    def close(self):
+        self.control.close()
+        self.process.wait()
+
+
+_servers = {}  # this process's fork server, by process id (a forked grading worker starts its own)
+_servers_lock = threading.Lock()
+
+
+def _new_checker():
+    """A fresh checker process: forked by this process's fork server, or started anew if there is none."""
+    with _servers_lock:
+        server = _servers.get(os.getpid())
+        if server is None or server.process.poll() is not None:
+            try:
+                server = _servers[os.getpid()] = _ForkServer()
+            except OSError as error:
+                log.warning("the checkers' fork server did not start (%s): each starts anew", error)
+                server = None
+        if server is not None:
+            try:
+                return server.fork()
+            except OSError as error:
+                log.warning("the checkers' fork server failed (%s): starting a checker anew", error)
+                _servers.pop(os.getpid(), None)
+    return subprocess.Popen(CHECKER_COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+
+
+@atexit.register
+def _close_servers():
+    server = _servers.pop(os.getpid(), None)
+    if server is not None:
+        server.close()
+
+
 class CheckerProcess:
     """One checker process for a notebook's hidden tests (``python -I -m coursekit.grading.check_runner``).
 
-    Started on the first :meth:`judge`; :meth:`close` ends it. Each test runs
-    in a fresh namespace of that process; the process never runs student code.
-    ``-B``: importing the helper from the assignment's source folder must not
-    write ``__pycache__`` there (the source folder stays as it was).
+    Started on the first :meth:`judge` (forked from a warm parent, see
+    :func:`coursekit.grading.check_runner.serve`: the same state as a fresh
+    process); :meth:`close` ends it. Each test runs in a fresh namespace of
+    that process; the process never runs student code.
     """
 
     def __init__(self, path=()):
@@ -194,8 +302,7 @@ class CheckerProcess:
         returns ``{"result": text}``, ``{"raised": text}`` or ``{"stopped": text}``.
         """
         if self._process is None:
-            self._process = subprocess.Popen([sys.executable, "-I", "-B", "-m", "coursekit.grading.check_runner"], stdin=subprocess.PIPE,
-                                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            self._process = _new_checker()
         process = self._process
         try:
             self._write({"source": source, "test": test, "path": self.path})

@@ -230,7 +230,7 @@ class GuardedExecute(Execute):
         with self.setup_kernel():
             if hasattr(self.km, "seal"):
                 self.km.seal()  # ready: from now on the kernel can write nowhere on the host
-                self._reserve(take=True)
+            self._run_quietly(self._reserve_code(take=True))
             info = self.wait_for_reply(self.kc.kernel_info())
             self.nb.metadata["language_info"] = info["content"]["language_info"]
             if start > 0 and not self._replay(completed):
@@ -323,14 +323,13 @@ class GuardedExecute(Execute):
 
     def _run_cell(self, cell, index, resources):
         self.timeout = max(1, int(min(self.limits.for_cell(cell, self._cell_timeout), self._remaining())))
-        if cell.cell_type == "code" and utils.is_grade(cell):
-            if self.seed_tests:
-                self._seed(utils.to_bytes(cell.metadata.nbgrader.get("grade_id", str(index))))
-            if self._last_stop:
-                self._note_after_restart(cell)
         is_test = cell.cell_type == "code" and utils.is_grade(cell)
         if is_test:
-            self._reserve(take=False)
+            seed = self._seed_code(utils.to_bytes(cell.metadata.nbgrader.get("grade_id", str(index)))) \
+                if self.seed_tests else ""
+            self._run_quietly(self._reserve_code(take=False) + seed)  # one request for both; the seed last
+            if self._last_stop:
+                self._note_after_restart(cell)
         kernel_source, checker_source, tests = _split(cell)
         original = cell.source
         if tests:
@@ -345,7 +344,7 @@ class GuardedExecute(Execute):
             cell.source = original
         self._finish_outputs(cell, index, finished=True)
         if is_test:
-            self._reserve(take=True)
+            self._run_quietly(self._reserve_code(take=True))
         if not self._ceiling_noted and getattr(self.km, "ceiling_kills", lambda: False)():
             # A process this cell started (a fork, a joblib worker) was stopped at the whole sandbox's memory
             # limit; the kernel lived on. The cell is charged; the cells after it run as usual.
@@ -429,29 +428,32 @@ class GuardedExecute(Execute):
     def _budget_reason(self):
         return f"not run: the notebook's time limit of {self.budget:.0f} s was used up"
 
-    def _seed(self, key):
+    def _seed_code(self, key):
+        """Code that seeds ``random`` and ``numpy.random`` from ``key`` (a test cell's grade id)."""
         seed = zlib.crc32(key) % (2**32 - 1)
-        code = f"import random as _r, numpy as _n; _r.seed({seed}); _n.random.seed({seed}); del _r, _n"
-        # Not waited for: the kernel runs requests in order, so the seed is set
-        # before the test cell runs, and nbclient skips replies to other requests.
-        self.kc.execute(code, silent=True, store_history=False)
+        return f"import random as _r, numpy as _n\n_r.seed({seed})\n_n.random.seed({seed})\ndel _r, _n\n"
 
-    def _reserve(self, take):
-        """Take (or release) the space held back for test cells in the sandbox's tmpfs (:attr:`test_cell_reserve_mb`).
+    def _reserve_code(self, take):
+        """Code that takes (or releases) the space held back for test cells in the sandbox's tmpfs (:attr:`test_cell_reserve_mb`).
 
-        Sent without waiting: the kernel runs requests in order, and nbclient
-        skips replies to other requests. Only in the sandbox, whose /tmp is the
-        kernel's own tmpfs.
+        Empty outside the sandbox, whose /tmp is the kernel's own tmpfs.
         """
         if not hasattr(self.km, "seal") or self.test_cell_reserve_mb <= 0:
-            return
+            return ""
         path = "/tmp/.coursekit-reserve"
         if take:
-            code = (f"try:\n    with open({path!r}, 'wb') as _f:\n        _f.write(bytes({int(self.test_cell_reserve_mb * 1e6)}))\n"
-                    "except OSError:\n    pass\nfinally:\n    _f = None\n    del _f")
-        else:
-            code = f"import os as _o\ntry:\n    _o.remove({path!r})\nexcept OSError:\n    pass\ndel _o"
-        self.kc.execute(code, silent=True, store_history=False)
+            return (f"try:\n    with open({path!r}, 'wb') as _f:\n        _f.write(bytes({int(self.test_cell_reserve_mb * 1e6)}))\n"
+                    "except OSError:\n    pass\nfinally:\n    _f = None\n    del _f\n")
+        return f"try:\n    __import__('os').remove({path!r})\nexcept Exception:\n    pass\n"
+
+    def _run_quietly(self, code):
+        """Have the kernel run ``code`` (if any) before whatever is sent next, silently and without waiting.
+
+        The kernel runs requests in order, so it has run before the next
+        cell; nbclient skips replies to other requests.
+        """
+        if code:
+            self.kc.execute(code, silent=True, store_history=False)
 
     def _incident(self, index, what, error=None):
         cell = self.nb.cells[index]

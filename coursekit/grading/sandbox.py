@@ -122,7 +122,7 @@ class Sandbox(Configurable):
         "Used where the machine allows it (root, and a cgroup v1 or watchdog ceiling).",
     ).tag(config=True)
     preload = List(
-        Unicode(), ["ipykernel.kernelapp", "numpy"],
+        Unicode(), ["ipykernel.kernelapp", "ipykernel.debugger", "numpy"],
         help="Modules the warm parent imports once for every kernel: the heavy ones the assignment's notebook "
         "imports. A kernel finds them already imported; nothing else about it changes.",
     ).tag(config=True)
@@ -445,10 +445,12 @@ class SandboxedKernelManager(AsyncKernelManager):
         self.zygote = None
         self.cold_reason = None
         self.mode = None  # ROOT_MODE or USER_NAMESPACE_MODE, once a kernel starts
+        #: Start cold even while a warm parent runs (the trial kernel, which must not wait for it).
+        self.always_cold = False
 
     async def _async_pre_start_kernel(self, **kw):
         if self._socket_dir is None:
-            self.zygote = self._warm_parent()
+            self.zygote = None if self.always_cold else self._warm_parent()
             # Short path: Unix socket names are limited to about 100 characters.
             self._socket_dir = self.zygote.new_socket_dir() if self.zygote else tempfile.mkdtemp(prefix="ck-")
             os.chmod(self._socket_dir, 0o700)
@@ -788,6 +790,7 @@ def check_kernel(settings=None, timeout=60):
         work = Path(scratch) / "work"
         work.mkdir()
         manager = SandboxedKernelManager(kernel_name="python3", kernel_log=str(log_file))
+        manager.always_cold = True  # a cold start proves the sandbox itself; the warm parent may be warming up meanwhile
         if settings is not None:
             manager.sandbox = settings
         try:

@@ -56,7 +56,7 @@ from coursekit.grading.sandbox import (
     check_sandbox,
     warm_up_for,
 )
-from coursekit.grading.warm import wait_for_warm_up
+from coursekit.grading.warm import close_zygotes, wait_for_warm_up
 from coursekit.steps import build
 from coursekit.steps.collect import student_names
 
@@ -110,13 +110,15 @@ class GradeError(Exception):
     """Grading cannot start (for example: no sandbox and the risk not accepted)."""
 
 
-def require_sandbox(allow_unsandboxed, config=None):
+def require_sandbox(allow_unsandboxed, config=None, meanwhile=None):
     """Refuse to run student code without a sandbox, unless the risk is accepted.
 
     Where a sandbox can be made, one trial kernel is started in it: a sandbox
     that cannot run a kernel (an environment it cannot see, limits too tight)
     is a set-up error of the grading machine, reported once with the
-    kernel's own stderr, before any student is graded.
+    kernel's own stderr, before any student is graded. ``meanwhile`` (no
+    arguments) is called just before the trial kernel starts, for work that
+    runs beside it in the background (the kernels' warm parent).
     """
     try:
         check_sandbox()
@@ -132,9 +134,12 @@ def require_sandbox(allow_unsandboxed, config=None):
     settings = Sandbox(config=config) if config is not None else None
     if settings is not None and not settings.enabled:
         return
+    if meanwhile is not None:
+        meanwhile()
     try:
         check_kernel(settings)
     except KernelDoesNotStart as reason:
+        close_zygotes()  # what ``meanwhile`` started is of no use now
         raise GradeError(f"grading not started, nobody was graded: {reason}") from None
 
 
@@ -182,14 +187,15 @@ def grade(course_root=ROOT, assignment="clustering", students=None, workers=1, f
     """
     ensure_tools_on_path()
     config = config or build.load_course_config(ROOT)
-    require_sandbox(allow_unsandboxed, config)
     course_root = Path(course_root).resolve()
     master = course_root / "source" / assignment / f"{assignment}.ipynb"
     if not master.is_file():
         raise GradeError(f"{course_root}: not a course folder ({master.relative_to(course_root)} is missing); "
                          f"make one with `make course COURSE={course_root}` (python -m coursekit new-course)")
-    # The kernels' warm parent starts now, beside the gradebook's work, if there is more than one to grade.
-    warm_up_for(Sandbox(config=config), workers, len(students) if students else _count_submitted(course_root, assignment))
+    # The kernels' warm parent starts beside the trial kernel and the gradebook's work, if there is more than
+    # one to grade.
+    notebooks = len(students) if students else _count_submitted(course_root, assignment)
+    require_sandbox(allow_unsandboxed, config, meanwhile=lambda: warm_up_for(Sandbox(config=config), workers, notebooks))
     db = gradebook_url(course_root, config, gradebook)
     register_assignment(course_root, assignment, db=db)
     submitted, missing = find_roster(course_root, assignment, students, db=db)
