@@ -35,11 +35,12 @@ from jsonschema.exceptions import best_match
 from jsonschema.validators import validator_for
 from nbformat.v4 import new_code_cell
 from nbgrader import utils
-from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.api import Comment, Grade, Gradebook, MissingEntry
 from nbgrader.nbgraderformat import MetadataValidator, ValidationError
 from nbgrader.nbgraderformat.common import BaseMetadataValidator, SchemaTooNewError, SchemaTooOldError
 from nbgrader.preprocessors import CheckCellMetadata, NbGraderPreprocessor, OverwriteCells, SaveAutoGrades
 from nbgrader.preprocessors.clearhiddentests import ClearHiddenTests
+from sqlalchemy.orm import joinedload
 from traitlets import Int, List, Unicode
 from traitlets.config import Config
 
@@ -142,6 +143,43 @@ class FeedbackPreprocessor(NbGraderPreprocessor):
     display_data_priority = List(NbGraderPreprocessor.display_data_priority.default_value).tag(config=True)
 
 
+class MasterCellsRead:
+    """A gradebook whose lookups of one master notebook's cells are answered from memory.
+
+    nbgrader's ``OverwriteCells`` looks each cell of a submission up in the
+    gradebook with a query of its own, twice for a graded cell (about 150
+    queries a submission). Grading never changes the master's cells: here
+    they are read with three queries, once per notebook, and every other
+    attribute is the gradebook's own.
+    """
+
+    def __init__(self, gradebook, notebook, assignment):
+        self._gradebook, self._key = gradebook, (notebook, assignment)
+        master = gradebook.find_notebook(notebook, assignment)
+        self._source = {cell.name: cell for cell in master.source_cells}
+        # find_graded_cell: a grade cell of that name, else a task cell
+        self._graded = {cell.name: cell for cell in [*master.task_cells, *master.grade_cells]}
+
+    def find_source_cell(self, name, notebook, assignment):
+        if (notebook, assignment) != self._key:
+            return self._gradebook.find_source_cell(name, notebook, assignment)
+        try:
+            return self._source[name]
+        except KeyError:
+            raise MissingEntry(f"No such source cell: {assignment}/{notebook}/{name}") from None
+
+    def find_graded_cell(self, name, notebook, assignment):
+        if (notebook, assignment) != self._key:
+            return self._gradebook.find_graded_cell(name, notebook, assignment)
+        try:
+            return self._graded[name]
+        except KeyError:
+            raise MissingEntry(f"No such grade cell: {assignment}/{notebook}/{name}") from None
+
+    def __getattr__(self, name):
+        return getattr(self._gradebook, name)
+
+
 class RestoreLockedCells(OverwriteCells):
     """nbgrader's OverwriteCells, minus the false alarm of jupyter/nbgrader#1961.
 
@@ -150,10 +188,13 @@ class RestoreLockedCells(OverwriteCells):
     looks "changed" at autograde time and nbgrader logs a warning for it. A
     submitted locked cell whose source equals the master's minus its hidden
     tests is exactly what the student was given: put the master's source back
-    first, so only real edits are reported (and restored, as before).
+    first, so only real edits are reported (and restored, as before). The
+    master's cells are read once per notebook (:class:`MasterCellsRead`).
     """
 
     def preprocess_cell(self, cell, resources, cell_index):
+        if not isinstance(self.gradebook, MasterCellsRead):  # nbgrader opened it for this notebook
+            self.gradebook = MasterCellsRead(self.gradebook, self.notebook_id, self.assignment_id)
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
         if grade_id is not None and utils.is_locked(cell):
             try:
@@ -205,16 +246,50 @@ class FlagUnansweredForGrading(SaveAutoGrades):
     the 0 as its score until then, and the "No response." comment, but is
     marked as needing manual grading, so the grader sees it with the others
     (and the report calls the total provisional until it is confirmed).
+
+    nbgrader finds each grade and comment with a query of its own and commits
+    after each; here the submission's grades and comments are read with two
+    queries and everything is committed once, at the end of the notebook.
+    What is stored is the same.
     """
 
+    def preprocess(self, nb, resources):
+        info = resources["nbgrader"]
+        self.notebook_id, self.assignment_id = info["notebook"], info["assignment"]
+        self.student_id, self.db_url = info["student"], info["db_url"]
+        self.gradebook = Gradebook(self.db_url)
+        with self.gradebook:
+            submission = self.gradebook.find_submission_notebook(self.notebook_id, self.assignment_id,
+                                                                 self.student_id)
+            session = self.gradebook.db
+            self._grades = {grade.cell.name: grade for grade in session.query(Grade).options(joinedload(Grade.cell))
+                            .filter(Grade.notebook_id == submission.id)}
+            self._comments = {comment.cell.name: comment for comment in session.query(Comment)
+                              .options(joinedload(Comment.cell)).filter(Comment.notebook_id == submission.id)}
+            nb, resources = NbGraderPreprocessor.preprocess(self, nb, resources)  # cell by cell
+            self.gradebook.db.commit()
+        return nb, resources
+
+    def _find(self, found, cell):
+        name = cell.metadata.nbgrader["grade_id"]
+        try:
+            return found[name]
+        except KeyError:
+            raise MissingEntry(f"nothing stored for cell {name} of {self.student_id}'s submission") from None
+
     def _add_score(self, cell, resources):
-        super()._add_score(cell, resources)
+        grade = self._find(self._grades, cell)
+        grade.auto_score, _ = utils.determine_grade(cell, self.log)
+        # As nbgrader: a grader's score, or no automatic one, needs a look.
+        grade.needs_manual_grade = grade.manual_score is not None or grade.auto_score is None
         unchanged = cell.metadata.nbgrader.get("checksum") == utils.compute_checksum(cell)
         if utils.is_solution(cell) and unchanged:
-            grade = self.gradebook.find_grade(cell.metadata.nbgrader["grade_id"], self.notebook_id,
-                                              self.assignment_id, self.student_id)
             grade.needs_manual_grade = True
-            self.gradebook.db.commit()
+
+    def _add_comment(self, cell, resources):
+        comment = self._find(self._comments, cell)
+        unchanged = cell.metadata.nbgrader.get("checksum", None) == utils.compute_checksum(cell)
+        comment.auto_comment = "No response." if unchanged and not utils.is_task(cell) else None
 
 
 class HideHiddenTests(FeedbackPreprocessor):
