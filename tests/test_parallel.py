@@ -8,6 +8,8 @@ after the other.
 import copy
 import os
 import shutil
+import subprocess
+import sys
 import time
 
 import nbformat
@@ -144,9 +146,6 @@ def test_the_workers_take_the_largest_notebooks_first(tmp_path):
 
 def test_a_workers_private_gradebook_copy_does_not_wait_for_the_disk(tmp_path):
     """Its commits leave the writing to the system; the course gradebook's keep SQLite's default (FULL)."""
-    import subprocess
-    import sys
-
     probe = (
         "import sys\nfrom sqlalchemy import create_engine, text\n"
         "from coursekit.grading.parallel import without_waiting_for_the_disk\n"
