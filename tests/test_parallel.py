@@ -19,7 +19,12 @@ from nbgrader.api import Gradebook
 
 from coursekit.common.results import FAILED, GRADED, load_results, status_path
 from coursekit.grading import autograde
-from coursekit.grading.parallel import largest_first, merge_shards, parse_shard, shard_of
+from coursekit.grading.parallel import (
+    largest_first,
+    merge_shards,
+    parse_shard,
+    shard_of,
+)
 from coursekit.steps import demo
 from coursekit.steps.feedback import feedback_path, generate_feedback
 from coursekit.steps.grade import grade
