@@ -205,7 +205,7 @@ def without_waiting_for_the_disk(path):
 
     For a worker's private copy of the gradebook, which is scratch: each
     student's results go from it to the course gradebook as soon as that
-    student is graded (:func:`_save`), and the copy of a batch that dies is
+    student is graded, and the copy of a batch that dies is
     thrown away. nbgrader commits after nearly every cell it records (about 50
     commits a submission), and each commit waited for the disk (``fsync``, 2 to
     9 ms here) with the worker's core idle. ``PRAGMA synchronous = OFF`` leaves
