@@ -2,8 +2,16 @@
 
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+from nbgrader.api import Gradebook, MissingEntry
 
-from coursekit.common.preprocessors import HideHiddenTests, NameUnfinishedExercises, redact_traceback
+from coursekit.common.preprocessors import (
+    HideHiddenTests,
+    MasterCellsRead,
+    NameUnfinishedExercises,
+    redact_traceback,
+)
+from coursekit.grading.gradebook import db_url, register_assignment
+from coursekit.steps import demo
 
 RED = "\x1b[0;31m"
 TRACEBACK = [
@@ -126,3 +134,26 @@ def test_each_stub_names_the_exercise_it_belongs_to():
     assert sources[0] == stub and sources[3] == "raise NotImplementedError()" and sources[7] == stub
     assert sources[2] == stub.replace("NotImplementedError()", 'NotImplementedError("Exercise 1.4 is not done yet")')
     assert sources[5].count('raise NotImplementedError("Exercise 2.3 is not done yet")') == 2
+
+
+def test_the_master_cells_read_once_answer_as_the_gradebook_does(tmp_path):
+    """RestoreLockedCells's lookups from memory give nbgrader's own answers, and its MissingEntry."""
+    course = demo.prepare_demo_course(tmp_path / "course")
+    register_assignment(course, "clustering")
+    with Gradebook(db_url(course)) as gradebook:
+        read = MasterCellsRead(gradebook, "clustering", "clustering")
+        master = gradebook.find_notebook("clustering", "clustering")
+        names = [cell.name for cell in master.source_cells]
+        assert len(names) > 20
+        for name in names:
+            assert read.find_source_cell(name, "clustering", "clustering") is \
+                gradebook.find_source_cell(name, "clustering", "clustering")
+        for cell in master.grade_cells:
+            assert read.find_graded_cell(cell.name, "clustering", "clustering") is \
+                gradebook.find_graded_cell(cell.name, "clustering", "clustering")
+        for lookup in (read.find_source_cell, read.find_graded_cell, gradebook.find_source_cell):
+            with pytest.raises(MissingEntry):
+                lookup("a_cell_nobody_made", "clustering", "clustering")
+        with pytest.raises(MissingEntry):  # another notebook: asked of the gradebook itself
+            read.find_source_cell(names[0], "another", "clustering")
+        assert read.db is gradebook.db  # the rest is the gradebook's

@@ -161,20 +161,19 @@ class MasterCellsRead:
         self._graded = {cell.name: cell for cell in [*master.task_cells, *master.grade_cells]}
 
     def find_source_cell(self, name, notebook, assignment):
-        if (notebook, assignment) != self._key:
-            return self._gradebook.find_source_cell(name, notebook, assignment)
-        try:
-            return self._source[name]
-        except KeyError:
-            raise MissingEntry(f"No such source cell: {assignment}/{notebook}/{name}") from None
+        return self._find(self._source, "find_source_cell", name, notebook, assignment)
 
     def find_graded_cell(self, name, notebook, assignment):
+        return self._find(self._graded, "find_graded_cell", name, notebook, assignment)
+
+    def _find(self, cells, lookup, name, notebook, assignment):
+        """``cells[name]`` for this notebook (MissingEntry, as nbgrader, if there is none); the gradebook's ``lookup`` for another."""
         if (notebook, assignment) != self._key:
-            return self._gradebook.find_graded_cell(name, notebook, assignment)
+            return getattr(self._gradebook, lookup)(name, notebook, assignment)
         try:
-            return self._graded[name]
+            return cells[name]
         except KeyError:
-            raise MissingEntry(f"No such grade cell: {assignment}/{notebook}/{name}") from None
+            raise MissingEntry(f"No such cell: {assignment}/{notebook}/{name}") from None
 
     def __getattr__(self, name):
         return getattr(self._gradebook, name)
