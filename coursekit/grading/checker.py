@@ -223,7 +223,7 @@ class _ForkServer:
                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         finally:
             theirs.close()
-        self.control, self.owner = ours, os.getpid()
+        self.control = ours
 
     def fork(self):
         """A new checker, as :class:`_ForkedChecker`; raises OSError if the server cannot make one."""
@@ -258,7 +258,10 @@ def _new_checker():
     """A fresh checker process: forked by this process's fork server, or started anew if there is none."""
     with _servers_lock:
         server = _servers.get(os.getpid())
-        if server is None or server.process.poll() is not None:
+        if server is not None and server.process.poll() is not None:  # it died: start another
+            server.control.close()
+            server = None
+        if server is None:
             try:
                 server = _servers[os.getpid()] = _ForkServer()
             except OSError as error:
