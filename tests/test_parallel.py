@@ -19,12 +19,7 @@ from nbgrader.api import Gradebook
 
 from coursekit.common.results import FAILED, GRADED, load_results, status_path
 from coursekit.grading import autograde
-from coursekit.grading.parallel import (
-    largest_first,
-    merge_shards,
-    parse_shard,
-    shard_of,
-)
+from coursekit.grading.parallel import merge_shards, parse_shard, shard_of
 from coursekit.steps import demo
 from coursekit.steps.feedback import feedback_path, generate_feedback
 from coursekit.steps.grade import grade
@@ -132,21 +127,6 @@ def test_a_merge_without_one_shard_names_its_students_and_fails(tmp_path, sharde
     # With shard 2's results back, the merge is complete.
     shutil.copy(status_path(course, ASSIGNMENT, (2, 3)), status_path(copy, ASSIGNMENT, (2, 3)))
     assert main(["merge", "--root", str(copy), *map(str, shard_dbs)]) == 0
-
-
-def test_the_workers_take_the_largest_notebooks_first(tmp_path):
-    """Longest processing time first, guessed from the size: the short ones fill the end of a batch."""
-    sizes = {"ada": 300, "bo": 100, "casey": 200, "dee": 200}
-    for student, size in sizes.items():
-        folder = tmp_path / "submitted" / student / ASSIGNMENT
-        folder.mkdir(parents=True)
-        (folder / f"{ASSIGNMENT}.ipynb").write_bytes(b"x" * size)
-    (tmp_path / "huge").write_bytes(b"x" * 10_000)
-    linked = tmp_path / "submitted" / "eve" / ASSIGNMENT
-    linked.mkdir(parents=True)
-    (linked / f"{ASSIGNMENT}.ipynb").symlink_to(tmp_path / "huge")  # its own size, not the target's
-    roster = ["bo", "casey", "dee", "eve", "ada", "nobody"]
-    assert largest_first(tmp_path, ASSIGNMENT, roster) == ["ada", "casey", "dee", "bo", "eve", "nobody"]
 
 
 def test_a_workers_private_gradebook_copy_does_not_wait_for_the_disk(tmp_path):

@@ -354,7 +354,7 @@ def grade_in_parallel(course_root, assignment, students, workers, config, main_d
         # are suspects, graded at the end one per fresh process, so that a
         # submission that kills its worker fails only itself; the others go on
         # in a new pool of the same size.
-        results, suspects, left = {}, [], largest_first(course_root, assignment, students)
+        results, suspects, left = {}, [], list(students)
         while left:
             finished, on_it = _run_pool(batch, left, workers)
             results.update(finished)
@@ -376,26 +376,6 @@ def grade_in_parallel(course_root, assignment, students, workers, config, main_d
         with contextlib.suppress(OSError):
             worker_dir.parent.rmdir()  # unless another batch still uses it
     return [results[s] for s in students]
-
-
-def largest_first(course_root, assignment, students):
-    """``students`` in the order the workers take them: the largest submitted notebook first.
-
-    The batch ends when its last notebook does; started last, a long one
-    keeps one worker busy while the others have nothing left (a solved
-    notebook takes several times as long as a blank one, and is larger).
-    Taking the likely-longest first leaves the short ones to fill the end
-    (longest processing time first, with the notebook's size as the guess).
-    A missing notebook counts as empty; links are not followed. Ties keep
-    the roster's order.
-    """
-    def size(student):
-        try:
-            return os.lstat(Path(course_root) / "submitted" / student / assignment / f"{assignment}.ipynb").st_size
-        except OSError:
-            return 0
-
-    return sorted(students, key=size, reverse=True)
 
 
 def remove_dead_batches(course_root):
