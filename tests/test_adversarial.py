@@ -2,10 +2,18 @@
 
 Every submission is the solved master with one change (DESIGN.md section 6
 and the facts of the trust issue), most of them without the master's slowest
-demonstration cells (``conftest.without_slow_demonstrations``). The whole class is graded once, in a
+demonstration cells (``conftest.without_slow_demonstrations``). The class is graded once, in a
 scratch course, with the real sandbox; each test then asserts the exact
 outcome for its student, and the last ones check that nothing outside the
 students' own folders changed.
+
+What the grader decides on the host, the same in both of the sandbox's modes
+(repairing a notebook's structure, judging answers in the checker, cutting an
+output flood, seeding), is marked ``host_side``: the ordinary user's trust tier
+(``tests/test_ordinary_user.py``) leaves it to root's run. The class holds only
+the students that the selected tests read (the ``students`` marker, or the
+parameter of the credit test), so such a run grades only the attacks that the
+sandbox's mode can change.
 """
 
 import copy
@@ -33,6 +41,9 @@ FULL = 23
 #: lower here, so that the loops cost less of the suite's time).
 CELL_TIMEOUT = 20
 CELL_FLOOR = 6  # 3 s was too little: a test cell of image_compression ran past it on a busy machine
+HOST_SIDE = pytest.mark.host_side
+#: Handed in as bytes that are not a notebook, or not at all: no kernel, so always in the class.
+NO_KERNEL = {"corrupt": b'{"cells": [', "not_a_notebook": b"\x89PNG\r\n\x1a\n"}
 
 
 def _after_solution(nb, grade_id, code):
@@ -95,7 +106,7 @@ def listener():
     server.shutdown()
 
 
-def _submissions(master, release, course, port):
+def _submissions(master, release, course, port, only):
     solved = demo.with_student(master, "Ada", "20260001")
     lean = without_slow_demonstrations(solved)
     subs = {}
@@ -211,7 +222,7 @@ def _submissions(master, release, course, port):
 
     variant("patched_pil", patched_pil)
     subs["other_notebook"] = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('my own work')")])
-    return subs
+    return {student: nb for student, nb in subs.items() if student in only}
 
 
 def build_without_hidden(source):
@@ -228,13 +239,28 @@ def _tree_digest(folder):
     return digest.hexdigest()
 
 
+def _students_read(session):
+    """The students of the class that this module's selected tests read."""
+    read = set()
+    for item in session.items:
+        if item.module.__name__ != __name__:
+            continue
+        marker = item.get_closest_marker("students")
+        if marker is not None:
+            read.update(marker.args)
+        elif hasattr(item, "callspec") and "student" in item.callspec.params:
+            read.add(item.callspec.params["student"])
+    return read
+
+
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory, listener, copy_course, submit, master_notebook, release_notebook):
-    """The whole class graded once (2 workers): (course, {student: result}, digest of source/ before, config)."""
+def graded(request, tmp_path_factory, listener, copy_course, submit, master_notebook, release_notebook):
+    """The class graded once (2 workers): (course, {student: result}, digest of source/ before, config)."""
     course = copy_course(tmp_path_factory.mktemp("trust") / "course")  # the master is registered in it
-    for student, nb in _submissions(master_notebook, release_notebook, course, listener).items():
+    only = _students_read(request.session)
+    for student, nb in _submissions(master_notebook, release_notebook, course, listener, only).items():
         submit(course, student, nb)
-    for student, payload in {"corrupt": b'{"cells": [', "not_a_notebook": b"\x89PNG\r\n\x1a\n"}.items():
+    for student, payload in NO_KERNEL.items():
         submit(course, student, payload)
 
     # A known student who hands in nothing, and a grade of another student set by hand
@@ -271,25 +297,25 @@ def _text(nb):
         ("exit", FULL - 1 - 3, "the kernel died"),
         ("memory", FULL, None),
         ("forks", FULL, None),
-        ("warnings", FULL, None),
+        pytest.param("warnings", FULL, None, marks=HOST_SIDE),
         ("snoop", FULL, None),
-        ("deleted_test", FULL, None),
-        ("edited_test", FULL, None),
-        ("colab_kept", FULL, None),
-        ("colab_stripped", FULL, None),
+        pytest.param("deleted_test", FULL, None, marks=HOST_SIDE),
+        pytest.param("edited_test", FULL, None, marks=HOST_SIDE),
+        pytest.param("colab_kept", FULL, None, marks=HOST_SIDE),
+        pytest.param("colab_stripped", FULL, None, marks=HOST_SIDE),
         ("links", FULL, "notes.txt (symlink)"),
-        ("flood", FULL, "output truncated by the grader"),
+        pytest.param("flood", FULL, "output truncated by the grader", marks=HOST_SIDE),
         ("disk", FULL, None),
-        ("duplicated", FULL, "appeared 2 times"),
-        ("deleted_part0", FULL, "student_info_test"),
+        pytest.param("duplicated", FULL, "appeared 2 times", marks=HOST_SIDE),
+        pytest.param("deleted_part0", FULL, "student_info_test", marks=HOST_SIDE),
         # clustering_objective loops: its test (1 point) and kmeans's (3, which calls it) run out of time;
         # the rest of Part 1 and Parts 0, 2 and 3 do not depend on it and are graded.
-        ("loops", FULL - 4, "time limit"),
+        pytest.param("loops", FULL - 4, "time limit", marks=HOST_SIDE),
         # Wrong assign_clusters with NumPy's comparisons or the helper's function replaced: its test
         # and kmeans's (which uses it) fail, judged by the checker against its own NumPy and helper.
-        ("patched_numpy", FULL - 2 - 3, None),
-        ("patched_reference", FULL - 2 - 3, None),
-        ("patched_pil", FULL - 1, None),
+        pytest.param("patched_numpy", FULL - 2 - 3, None, marks=HOST_SIDE),
+        pytest.param("patched_reference", FULL - 2 - 3, None, marks=HOST_SIDE),
+        pytest.param("patched_pil", FULL - 1, None, marks=HOST_SIDE),
     ],
 )
 def test_each_submission_keeps_the_credit_it_earned(graded, student, score, note):
@@ -301,14 +327,8 @@ def test_each_submission_keeps_the_credit_it_earned(graded, student, score, note
         assert any(note in n for n in result.notes), result.notes
 
 
-@pytest.mark.slow
-def test_nothing_a_notebook_leaves_behind_reaches_the_host_or_the_feedback(graded):
-    course, results, _, _ = graded
-    left = next(n for n in results["links"].notes if "not kept by the grader" in n)
-    for name in ("passwd.txt (symlink)", "answers.ipynb (symlink)", "course (symlink)", "pipe (FIFO)",
-                 "cat_compressed_99.png (symlink)"):
-        assert name in left, left
-    students = ["perfect", "links", "duplicated", "flood"]
+def _only_the_page_comes_back(course, students):
+    """Feedback for ``students``: one page each, nothing of what the kernel left, no hidden test."""
     pages = generate_feedback(course, ASSIGNMENT, students=students)
     assert sorted(pages) == sorted(students)
     for student in students:
@@ -319,22 +339,51 @@ def test_nothing_a_notebook_leaves_behind_reaches_the_host_or_the_feedback(grade
         page = pages[student].read_text(encoding="utf-8")
         assert "BEGIN HIDDEN TESTS" not in page and "root:x:0:0" not in page
         assert pages[student].stat().st_size < 6_000_000
+
+
+@pytest.mark.slow
+@pytest.mark.students("perfect", "links")
+def test_nothing_a_notebook_leaves_behind_reaches_the_host_or_the_feedback(graded):
+    course, results, _, _ = graded
+    left = next(n for n in results["links"].notes if "not kept by the grader" in n)
+    for name in ("passwd.txt (symlink)", "answers.ipynb (symlink)", "course (symlink)", "pipe (FIFO)",
+                 "cat_compressed_99.png (symlink)"):
+        assert name in left, left
+    _only_the_page_comes_back(course, ["perfect", "links"])
     # The palette PNGs the assignment declares come back, as plain files.
     kept = sorted(p.name for p in (course / "autograded" / "perfect" / ASSIGNMENT).glob("cat_compressed_*.png"))
     assert kept and all(not (course / "autograded" / "perfect" / ASSIGNMENT / k).is_symlink() for k in kept)
 
 
 @pytest.mark.slow
-def test_output_and_disk_floods_are_bounded(graded):
+@HOST_SIDE
+@pytest.mark.students("duplicated", "flood")
+def test_a_repaired_or_flooded_notebook_gets_one_page_of_feedback(graded):
+    course, _, _, _ = graded
+    _only_the_page_comes_back(course, ["duplicated", "flood"])
+
+
+@pytest.mark.slow
+@HOST_SIDE
+@pytest.mark.students("flood")
+def test_an_output_flood_is_bounded(graded):
     course, _, _, _ = graded
     flooded = course / "autograded" / "flood" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     assert flooded.stat().st_size < 12_000_000  # 100 MB printed
+
+
+@pytest.mark.slow
+@pytest.mark.students("disk")
+def test_a_disk_flood_is_bounded(graded):
+    course, _, _, _ = graded
     assert "No space left on device" in _text(_autograded(course, "disk"))
     folder = course / "autograded" / "disk" / ASSIGNMENT
     assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < 10_000_000  # not 6 GB
 
 
 @pytest.mark.slow
+@HOST_SIDE
+@pytest.mark.students("deleted_part0")
 def test_a_restored_part0_test_runs_after_the_name_cell(graded):
     course, _, _, _ = graded
     nb = _autograded(course, "deleted_part0")
@@ -344,6 +393,8 @@ def test_a_restored_part0_test_runs_after_the_name_cell(graded):
 
 
 @pytest.mark.slow
+@HOST_SIDE
+@pytest.mark.students("loops")
 def test_loops_in_part1_cost_seconds_and_the_rest_of_the_notebook_runs(graded):
     course, results, _, _ = graded
     nb = _autograded(course, "loops")
@@ -358,6 +409,8 @@ def test_loops_in_part1_cost_seconds_and_the_rest_of_the_notebook_runs(graded):
 
 
 @pytest.mark.slow
+@HOST_SIDE
+@pytest.mark.students("other_notebook")
 def test_unreadable_and_foreign_notebooks_are_not_graded_never_zero(graded):
     _, results, _, _ = graded
     assert results["corrupt"].status == FAILED and "invalid JSON" in results["corrupt"].reason
@@ -369,6 +422,7 @@ def test_unreadable_and_foreign_notebooks_are_not_graded_never_zero(graded):
 
 
 @pytest.mark.slow
+@pytest.mark.students("loop")
 def test_a_stopped_cell_says_why_and_later_failures_are_explained(graded):
     course, _, _, _ = graded
     nb = _autograded(course, "loop")
@@ -379,6 +433,7 @@ def test_a_stopped_cell_says_why_and_later_failures_are_explained(graded):
 
 
 @pytest.mark.slow
+@pytest.mark.students("memory", "forks")
 def test_limits_hold_inside_the_sandbox(graded):
     course, _, _, _ = graded
     assert "MemoryError" in _text(_autograded(course, "memory"))
@@ -387,6 +442,7 @@ def test_limits_hold_inside_the_sandbox(graded):
 
 
 @pytest.mark.slow
+@pytest.mark.students("snoop")
 def test_student_code_sees_nothing_of_the_course(graded, listener):
     course, _, _, _ = graded
     output = _text(_autograded(course, "snoop"))
@@ -399,6 +455,7 @@ def test_student_code_sees_nothing_of_the_course(graded, listener):
 
 
 @pytest.mark.slow
+@pytest.mark.students("perfect")
 def test_nothing_outside_the_students_folders_changed(graded):
     course, results, source_before, _ = graded
     assert _tree_digest(course / "source") == source_before
@@ -410,6 +467,7 @@ def test_nothing_outside_the_students_folders_changed(graded):
 
 
 @pytest.mark.slow
+@pytest.mark.students("perfect", "snoop")
 def test_a_manual_grade_of_another_student_survives_a_snooping_submission(graded):
     course, _, _, config = graded
     db = f"sqlite:///{course / 'gradebook.db'}"
@@ -424,6 +482,8 @@ def test_a_manual_grade_of_another_student_survives_a_snooping_submission(graded
 
 
 @pytest.mark.slow
+@HOST_SIDE
+@pytest.mark.students("perfect", "loop")
 def test_the_same_submission_graded_twice_gets_the_same_score_and_feedback(graded):
     course, results, _, config = graded
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
