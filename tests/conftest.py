@@ -504,6 +504,27 @@ def scratch_repository(folder, venv=ROOT / ".venv"):
     return environment
 
 
+def stale_generated_files(built):
+    """What the build made in ``built`` (a copy of the repository) that differs from the repository's own.
+
+    The generated files are ``release/<assignment>/`` and the companion
+    notebook ``notebooks/<assignment>_solution.ipynb``; the answer lists the
+    names that differ or are missing on either side (empty: the committed
+    ones are what the build makes now).
+    """
+    stale = []
+    fresh, committed = built / "release" / ASSIGNMENT, ROOT / "release" / ASSIGNMENT
+    names = {p.name for p in fresh.iterdir()} | {p.name for p in committed.iterdir()}
+    for name in sorted(names):
+        if not ((fresh / name).is_file() and (committed / name).is_file()
+                and (fresh / name).read_bytes() == (committed / name).read_bytes()):
+            stale.append(f"release/{ASSIGNMENT}/{name}")
+    companion = Path("notebooks") / f"{ASSIGNMENT}_solution.ipynb"
+    if (built / companion).read_bytes() != (ROOT / companion).read_bytes():
+        stale.append(str(companion))
+    return stale
+
+
 #: The ordinary account of the tests (a TA's, and a grader who is not root), and its own install of the course:
 #: root's .venv links to pyenv's Python under /root, which no other account may read (tools/ensure_ta_venv.sh).
 ORDINARY_ACCOUNT = "coursekit-ta"

@@ -7,7 +7,10 @@ Every shell block (``bash``) is one of:
   order of the pages, as a TA or instructor would type it: the data, the
   build, a Canvas download collected and graded, a regrade, feedback, the
   class report and the LMS files (the download and the Canvas exports the
-  commands name are put where the docs say they are);
+  commands name are put where the docs say they are). The build there also
+  proves the generated folders current: ``release/`` and the companion
+  notebook it makes are the committed ones, byte for byte (else: run
+  ``make build`` and commit the result);
 - run by another test, named in an HTML comment above the block
   (``<!-- run by: tests/test_first_day.py -->``), which takes the block's text
   from the page (``doc_shell_block``);
@@ -27,6 +30,7 @@ from conftest import (
     SHELL_LANGUAGES,
     doc_blocks,
     scratch_repository,
+    stale_generated_files,
     without_slow_demonstrations,
 )
 
@@ -103,4 +107,6 @@ def test_the_commands_of_the_docs_run_as_written(tmp_path, master_notebook, rele
     for made in ("grades.csv", "class_report.html", "lms/canvas_gradebook_import.csv", "lms/canvas_feedback_files.zip"):
         assert (reports / made).is_file(), made
     assert (repository / "feedback" / "20260001" / "clustering" / "clustering.html").is_file()
+    stale = stale_generated_files(repository)
+    assert stale == [], f"stale generated files {stale}: run `make build` and commit the result"
     assert not (ROOT / "downloads" / "canvas.zip").exists(), "nothing was written into the repository itself"
