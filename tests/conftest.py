@@ -491,8 +491,13 @@ def scratch_repository(folder, venv=ROOT / ".venv"):
     """A copy of the repository's tracked files in ``folder`` (its .venv linked to ``venv``), and the environment to run in it.
 
     Python there imports the copy's ``coursekit`` (``PYTHONPATH``), so every
-    command writes into the copy, never into the repository.
+    command writes into the copy, never into the repository. The linked
+    environment is brought up to date first (``tools/ensure_venv.sh``, at once
+    when it is): a ``make`` in the copy finding it stale would reinstall it,
+    its editable ``coursekit`` then pointing into the copy, gone after the test.
     """
+    if venv == ROOT / ".venv":
+        subprocess.run([str(ROOT / "tools" / "ensure_venv.sh")], cwd=ROOT, check=True, capture_output=True)
     tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
     for name in tracked.decode().split("\0"):
         if name and (ROOT / name).is_file():
