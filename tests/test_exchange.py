@@ -78,8 +78,10 @@ def hub(tmp_path_factory, copy_course, master_notebook, release_notebook):
     # Eve solves it, then tries to reach the course through what she handed in (see leave_links_in_inbound).
     eve = without_slow_demonstrations(with_student(master_notebook, "Eve Evil", "20260013"))
     eve.cells.append(new_code_cell(EVE_READS))
-    answers = {"ann": with_student(master_notebook, "Ann Able", "20260011"),
-               "bob": with_student(partial_submission(master_notebook, release_notebook), "Bob Busy", "20260012"),
+    # Without the slowest demonstrations (the whole notebook is graded end to end in test_pipeline).
+    answers = {"ann": without_slow_demonstrations(with_student(master_notebook, "Ann Able", "20260011")),
+               "bob": without_slow_demonstrations(
+                   with_student(partial_submission(master_notebook, release_notebook), "Bob Busy", "20260012")),
                "eve": eve}
     homes = {}
     for name, notebook in answers.items():
