@@ -68,7 +68,7 @@ def _loop_in_function(nb, name):
     """Make the student's function ``name`` loop forever when called.
 
     The loop sleeps: the cells calling it run to their time limits (about 15 s in all), and a loop that
-    spins would hold a core for all that time. The spinning kind is ``loop`` and ``sigint``.
+    spins would hold a core for all that time. The spinning kind is ``loop``.
     """
     cell = next(c for c in nb.cells if notebooks.grade_id(c) == name)
     cell.source = re.sub(rf"^(def {name}\(.*\):\n)", r"\1    import time\n    while True:\n        time.sleep(0.01)\n",
@@ -124,8 +124,10 @@ def _submissions(master, release, course, port, only):
     sweep = next(c for c in solved.cells if notebooks.grade_id(c) == "quality_sweep")
     variant("perfect", lambda nb: _insert_after(nb, "palette_png_test", copy.deepcopy(sweep)))
     variant("loop", lambda nb: _after_solution(nb, "assign_clusters", "while True:\n    pass"))
+    # SIGINT ignored, then a loop: only a kill stops it. It sleeps; "loop" is the one that spins on a core.
     variant("sigint", lambda nb: _after_solution(
-        nb, "update_representatives", "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"))
+        nb, "update_representatives",
+        "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    time.sleep(0.01)"))
     variant("exit", lambda nb: _after_solution(nb, "clustering_objective", "import os\nos._exit(1)"))
     variant("memory", lambda nb: _plain_cell(nb, (
         "hog = []\nwhile True:\n    hog.append(bytearray(HOG_BLOCK))\n    print(len(hog), end=' ', flush=True)"
