@@ -38,10 +38,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 ASSIGNMENT = "clustering"
 
-#: The trust tier: every test of the sandbox and of the attack class, and the checker's tests of attacks
+#: The trust tier: every test of the sandbox, its warm kernels and the attack class, and the checker's tests of attacks
 #: (less the host-side ones: :data:`MODE_DEPENDENT`).
 TRUST_TIER = [
     "tests/test_sandbox.py",
+    "tests/test_warm.py",
     "tests/test_adversarial.py",
     "tests/test_checker.py::test_a_wrong_answer_with_a_trick_still_fails",
     "tests/test_checker.py::test_forged_files_from_the_kernel_are_refused",

@@ -21,7 +21,9 @@ PROBE = [
     "view['cwd'], view['files'] = os.getcwd(), sorted(os.listdir('.'))\n"
     "view['tmp'] = sorted(n for n in os.listdir('/tmp') if not n.startswith('ck-'))\n"
     "view['sockets'] = sorted(name for n in os.listdir('/tmp') if n.startswith('ck-') "
-    "for _, _, names in os.walk(os.path.join('/tmp', n)) for name in names)",
+    "for _, _, names in os.walk(os.path.join('/tmp', n)) for name in names)\n"
+    "if os.path.isdir('/run/coursekit-kernel'):  # user-namespace mode: on a tmpfs of the kernel's own\n"
+    "    view['sockets'] += sorted(os.listdir('/run/coursekit-kernel'))",
     "view['path'] = sys.path\nview['env'] = dict(os.environ)\nview['argv0'] = os.path.basename(sys.argv[0])",
     "view['limits'] = [resource.getrlimit(getattr(resource, n)) for n in "
     "('RLIMIT_AS', 'RLIMIT_CPU', 'RLIMIT_NPROC', 'RLIMIT_FSIZE', 'RLIMIT_CORE')]",
@@ -86,8 +88,8 @@ def _view(nb):
 @pytest.fixture(scope="module")
 def views(tmp_path_factory):
     sandbox.check_sandbox()
-    if warm.why_not_warm(sandbox.Sandbox(), sandbox.machine_kind()):
-        pytest.skip(f"no warm kernels here: {warm.why_not_warm(sandbox.Sandbox(), sandbox.machine_kind())}")
+    if sandbox.cold_kernels_reason(sandbox.Sandbox()):
+        pytest.skip(f"no warm kernels here: {sandbox.cold_kernels_reason(sandbox.Sandbox())}")
     folder = tmp_path_factory.mktemp("views")
     cold = _run(folder, "cold", PROBE, warm_kernels=False)
     first = _run(folder, "warm1", PROBE)
@@ -118,7 +120,7 @@ def test_a_warm_kernel_sees_exactly_what_a_kernel_in_a_sandbox_of_its_own_sees(v
 
 def test_the_warm_parent_has_imported_the_preloaded_modules_once_for_every_kernel(tmp_path):
     sandbox.check_sandbox()
-    if warm.why_not_warm(sandbox.Sandbox(), sandbox.machine_kind()):
+    if sandbox.cold_kernels_reason(sandbox.Sandbox()):
         pytest.skip("no warm kernels here")
     # What the parent imported is frozen out of the collector's sight (gc.freeze): a kernel's full collections
     # neither walk it nor copy its pages. A cold kernel has nothing frozen.
@@ -134,7 +136,7 @@ def test_the_warm_parent_has_imported_the_preloaded_modules_once_for_every_kerne
 def test_two_warm_kernels_at_once_share_no_files_processes_or_memory(tmp_path):
     """One kernel writes to every place it can and waits; another of the same parent finds none of it."""
     sandbox.check_sandbox()
-    if warm.why_not_warm(sandbox.Sandbox(), sandbox.machine_kind()):
+    if sandbox.cold_kernels_reason(sandbox.Sandbox()):
         pytest.skip("no warm kernels here")
     first = [
         "import os, time\n"
@@ -158,7 +160,7 @@ def test_two_warm_kernels_at_once_share_no_files_processes_or_memory(tmp_path):
 def test_a_kernel_that_kills_everything_it_can_ends_only_itself(tmp_path):
     """Its namespace's init ignores it, nothing else is in reach, and its own death ends only its namespace."""
     sandbox.check_sandbox()
-    if warm.why_not_warm(sandbox.Sandbox(), sandbox.machine_kind()):
+    if sandbox.cold_kernels_reason(sandbox.Sandbox()):
         pytest.skip("no warm kernels here")
     killer = [f"import os\nos.kill(1, {int(signal.SIGKILL)})\ntry:\n    os.kill(-1, {int(signal.SIGKILL)})\n"
               "except ProcessLookupError:\n    print('no one else to kill')",
@@ -203,7 +205,8 @@ def test_why_kernels_start_cold(change, reason, monkeypatch):
     settings = sandbox.Sandbox(**change)
     assert reason in warm.why_not_warm(settings, "cgroup v2")
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    assert "needs root" in warm.why_not_warm(sandbox.Sandbox(), "cgroup v1")
+    assert "needs root or user namespaces" in warm.why_not_warm(sandbox.Sandbox(), "watchdog")
+    assert warm.why_not_warm(sandbox.Sandbox(), "watchdog", user_namespaces=True) is None
 
 
 @pytest.mark.parametrize("kind", ["cgroup v1", "watchdog"])
@@ -214,10 +217,11 @@ def test_a_warm_kernel_and_its_forks_share_one_memory_ceiling(tmp_path, kind):
     from coursekit.grading import ceiling
 
     sandbox.check_sandbox()
-    if warm.why_not_warm(sandbox.Sandbox(), kind):
-        pytest.skip("no warm kernels here")
     if kind == "cgroup v1" and ceiling.detect() != "cgroup v1":
         pytest.skip("this machine has no writable cgroup v1 memory controller")
+    userns = sandbox.sandbox_mode() == sandbox.USER_NAMESPACE_MODE
+    if warm.why_not_warm(sandbox.Sandbox(), kind, user_namespaces=userns):
+        pytest.skip("no warm kernels here")
     sandbox.warm_up_for(sandbox.Sandbox(), workers=1, notebooks=2)
     cells, incidents, _ = _guarded(tmp_path, ["import sys\nprint('numpy' in sys.modules)", FORK_FOUR,
                                               "print('the next cell runs')"],
@@ -245,7 +249,7 @@ def test_a_python_kept_under_tmp_stays_visible_read_only_to_warm_kernels(tmp_pat
     from coursekit.grading import bwrap
 
     sandbox.check_sandbox()
-    if warm.why_not_warm(sandbox.Sandbox(), sandbox.machine_kind()):
+    if sandbox.cold_kernels_reason(sandbox.Sandbox()):
         pytest.skip("no warm kernels here")
     extra = tmp_path / "python-under-tmp"
     if Path("/tmp") not in extra.parents:
@@ -279,7 +283,7 @@ def _descendants(pid):
 def test_a_killed_worker_leaves_no_warm_kernel_running(tmp_path, fresh_warm_state):
     """A worker killed in the middle of a notebook: its kernel ends too, as a cold one ends with bubblewrap's parent."""
     sandbox.check_sandbox()
-    if warm.why_not_warm(sandbox.Sandbox(), sandbox.machine_kind()):
+    if sandbox.cold_kernels_reason(sandbox.Sandbox()):
         pytest.skip("no warm kernels here")
     sandbox.warm_up_for(sandbox.Sandbox(), workers=1, notebooks=2)
     warm.wait_for_warm_up()

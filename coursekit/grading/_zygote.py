@@ -13,9 +13,13 @@ waits for requests on the file descriptor given first on its command line, a
 which no kernel sees). For each request it forks a kernel that is isolated afresh, as a new
 bubblewrap sandbox would be:
 
-1. ``C`` (a child, still root with the sandbox's three capabilities) joins the
+1. ``C`` (a child, still root with the sandbox's capabilities) joins the
    kernel's cgroups, unshares new mount, PID, network, IPC, UTS and cgroup
-   namespaces and forks ``G``, then reports ``G``'s PID and exits.
+   namespaces and forks ``G``, then reports ``G``'s PID and exits. In
+   user-namespace mode (the grader is an ordinary user, and so is the zygote,
+   with its capabilities valid in its own user namespace) ``C`` first enters a
+   new user namespace where the grader's ids are the only ones mapped; the
+   other namespaces belong to it, and ``G`` makes it unable to create another.
 2. ``G`` is PID 1 of the new PID namespace. In the new mount namespace it
    mounts a fresh size-limited tmpfs on ``/tmp`` (and on ``/dev/shm`` and the
    grader's folder), copies the kernel's input files into the working folder
@@ -36,8 +40,11 @@ them (``SCM_RIGHTS``)::
     grader -> zygote  {"uid", "gid", "limits": [address space, cpu s, processes, file size],
                        "tmp_bytes", "shm_bytes", "grader_bytes", "grader_dir", "workdir",
                        "inputs": [relative paths], "socket_dir", "matplotlib_dir", "argv": [...],
-                       "cgroups": n, "stderr": bool, "keep": [folders under /tmp to bind again]}
+                       "cgroups": n, "stderr": bool, "keep": [folders under /tmp to bind again],
+                       "userns": bool, "sockets_inside": folder or null, "sockets_bytes"}
                       fds: [n cgroup.procs files opened for writing, one per input (read-only),
+                            the connection file if "sockets_inside" (read-only; copied in there, where the
+                            kernel makes its sockets, instead of binding "socket_dir"),
                             the file for the kernel's stderr if "stderr" (for diagnosis; else /dev/null)]
     zygote -> grader  {"pid": G's PID in the zygote} fds: [pidfd of G, pidfd of K]
                     | {"error": "..."}
@@ -62,9 +69,10 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS = 0x00020000, 0x02000000, 0x04000000
 CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x08000000, 0x20000000, 0x40000000
+CLONE_NEWUSER = 0x10000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
-PR_SET_NO_NEW_PRIVS = 38
+PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP = 38, 24
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 
@@ -120,7 +128,10 @@ def _bind(fd, target, read_only):
 
 
 def _copy_in(source_fd, target):
-    """Copy an input file into the kernel's tmpfs, then make it read-only (EROFS, as a read-only bind)."""
+    """Copy an input file into the kernel's tmpfs, then make it read-only (EROFS, as a read-only bind).
+
+    It keeps the original's permission bits, as a bind of it would show them.
+    """
     with open(target, "wb") as out:
         os.lseek(source_fd, 0, os.SEEK_SET)
         while True:
@@ -128,7 +139,7 @@ def _copy_in(source_fd, target):
             if not chunk:
                 break
             out.write(chunk)
-    os.chmod(target, 0o444)
+    os.chmod(target, os.fstat(source_fd).st_mode & 0o777)
     _mount(target, target, None, MS_BIND)
     _read_only(target)
 
@@ -153,9 +164,19 @@ def _set_up_mounts(request, fds):
         target = os.path.join(request["matplotlib_dir"], name)
         open(target, "wb").close()
         _bind(fd, target, read_only=True)
-    _make_dirs(os.path.dirname(request["socket_dir"]), 0o755)
-    os.mkdir(request["socket_dir"])
-    _bind(socket_fd, request["socket_dir"], read_only=False)
+    if request.get("sockets_inside"):
+        # User-namespace mode: the kernel has the grader's user id outside, so no folder of the host may be
+        # writable for it. Its sockets go on a small tmpfs of its own (the grader reaches them through
+        # /proc/<pid>/root), with the connection file copied in, read-only.
+        inside = request["sockets_inside"]
+        _make_dirs(inside, 0o755)
+        _mount("tmpfs", inside, "tmpfs", flags, f"size={request['sockets_bytes']},mode=0700")
+        connection = fds[request["cgroups"] + len(request["inputs"])]
+        _copy_in(connection, os.path.join(inside, "kernel.json"))
+    else:
+        _make_dirs(os.path.dirname(request["socket_dir"]), 0o755)
+        os.mkdir(request["socket_dir"])
+        _bind(socket_fd, request["socket_dir"], read_only=False)
     workdir = request["workdir"]
     _make_dirs(workdir, 0o1777)
     inputs = fds[request["cgroups"]:request["cgroups"] + len(request["inputs"])]
@@ -166,6 +187,10 @@ def _set_up_mounts(request, fds):
     for fd in (socket_fd, *font_fds.values(), *kept.values()):
         os.close(fd)
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    if request.get("userns"):
+        # No user namespace can be made from this one (bubblewrap's --disable-userns).
+        with open("/proc/sys/user/max_user_namespaces", "w") as limit:
+            limit.write("0")
 
 
 def _become_kernel_user(request):
@@ -176,14 +201,24 @@ def _become_kernel_user(request):
                          (resource.RLIMIT_CORE, 0)):
         resource.setrlimit(limit, (value, value))
     _no_new_privileges()
-    os.setgroups([])
-    os.setresgid(request["gid"], request["gid"], request["gid"])
-    os.setresuid(request["uid"], request["uid"], request["uid"])
-    _drop_inheritable_capabilities()
+    if request.get("userns"):  # in its own user namespace, the kernel's ids are the only ones mapped
+        with open("/proc/sys/kernel/cap_last_cap") as last:
+            for capability in range(int(last.read()) + 1):
+                _check(_libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0), "prctl(CAPBSET_DROP)")
+    else:
+        os.setgroups([])
+        os.setresgid(request["gid"], request["gid"], request["gid"])
+        os.setresuid(request["uid"], request["uid"], request["uid"])
+    _drop_capabilities()
 
 
-def _drop_inheritable_capabilities():
-    """Empty the inheritable set too (setuid has emptied the others), as bubblewrap leaves a kernel."""
+def _drop_capabilities():
+    """Empty every capability set, as bubblewrap leaves a kernel.
+
+    After setuid (root mode) only the inheritable set is left; in a user
+    namespace of its own (user-namespace mode) the process holds every
+    capability there until now.
+    """
     header = (ctypes.c_uint32 * 2)(_LINUX_CAPABILITY_VERSION_3, 0)
     data = (ctypes.c_uint32 * 6)()
     _check(_libc.capset(header, data), "capset")
@@ -258,6 +293,23 @@ def _init(request, fds, report):
             os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
 
 
+def _own_user_namespace(uid, gid):
+    """Enter a new user namespace where ``uid`` and ``gid`` are this process's ids (user-namespace mode).
+
+    They stand for the zygote's own (the grader's, outside). The namespaces
+    made next belong to it; ``RLIMIT_NPROC`` counts the processes of each user
+    per user namespace, so the kernel's process limit is its own.
+    """
+    outside_uid, outside_gid = os.getuid(), os.getgid()
+    _unshare(CLONE_NEWUSER)
+    with open("/proc/self/setgroups", "w") as setgroups:
+        setgroups.write("deny")
+    with open("/proc/self/uid_map", "w") as uid_map:
+        uid_map.write(f"{uid} {outside_uid} 1\n")
+    with open("/proc/self/gid_map", "w") as gid_map:
+        gid_map.write(f"{gid} {outside_gid} 1\n")
+
+
 def _read_all(fd):
     said = b""
     while chunk := os.read(fd, 4096):
@@ -279,6 +331,8 @@ def _spawn(sockets, request, fds):
                 connection.close()  # nothing forked from here talks to the grader
             for fd in fds[:request["cgroups"]]:
                 os.write(fd, b"0")  # this process (and so the kernel) joins the kernel's cgroups
+            if request.get("userns"):
+                _own_user_namespace(request["uid"], request["gid"])
             _unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP)
             init = os.fork()
             if init == 0:

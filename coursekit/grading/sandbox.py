@@ -458,7 +458,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         self.transport = "ipc"
         # The connection file says where the kernel binds its sockets, as the kernel sees it; in user-namespace
         # mode, once it runs, the grader connects through the sandbox's root instead (_reach_sockets).
-        inside = self.mode == USER_NAMESPACE_MODE and self.zygote is None
+        inside = self.mode == USER_NAMESPACE_MODE
         self.ip = f"{KERNEL_SOCKETS}/k" if inside else os.path.join(self._socket_dir, "k")
         self.connection_file = os.path.join(self._socket_dir, "kernel.json")
         return await super()._async_pre_start_kernel(**kw)
@@ -497,7 +497,11 @@ class SandboxedKernelManager(AsyncKernelManager):
         try:
             if self.zygote is not None and kernel_cmd[1:3] == ["-m", "ipykernel_launcher"]:
                 try:
-                    return self._fork_warm(kernel_cmd, (uid, gid), kw.get("cwd"))
+                    forked = self._fork_warm(kernel_cmd, (os.getuid(), os.getgid()) if userns else (uid, gid),
+                                             kw.get("cwd"))
+                    if userns:
+                        self._reach_sockets()
+                    return forked
                 except WarmUnavailable as error:
                     self.cold_reason = _cold_reason["why"] = str(error)
                     self.zygote = None
@@ -514,7 +518,8 @@ class SandboxedKernelManager(AsyncKernelManager):
         """Have the zygote fork the kernel; hand its process to jupyter_client's provisioner."""
         request, fds = kernel_request(kernel_cmd, self.sandbox, ids, sandbox_workdir(self.workdir), self.inputs,
                                       self._socket_dir, self.ceiling.procs_files() if self.ceiling else [],
-                                      stderr_file=self.kernel_log or None)
+                                      stderr_file=self.kernel_log or None,
+                                      sockets_inside=KERNEL_SOCKETS if self.mode == USER_NAMESPACE_MODE else None)
         try:
             process = self.zygote.spawn(request, fds)
         finally:
@@ -741,7 +746,11 @@ async def _run_trial(manager, work, timeout):
 def cold_kernels_reason(settings):
     """Why kernels cannot be forked warm on this machine with ``settings`` (None: they can)."""
     kind = {"auto": None, "none": "none"}.get(settings.ceiling, settings.ceiling)
-    return why_not_warm(settings, kind or machine_kind())
+    try:
+        userns = sandbox_mode() == USER_NAMESPACE_MODE
+    except SandboxUnavailable:
+        userns = False
+    return why_not_warm(settings, kind or machine_kind(), user_namespaces=userns)
 
 
 def warm_up_for(settings, workers, notebooks):

@@ -15,11 +15,13 @@ capabilities; the kernel's cgroup ceiling joined before the fork. What it sees
 is what a kernel started in a sandbox of its own sees, with the preloaded
 modules already in ``sys.modules``.
 
-The zygote needs root (bubblewrap gives it the capabilities to make
-namespaces and mounts, which every kernel drops) and a ceiling it can hand a
-forked process to (cgroup v1 or the watchdog; a systemd scope cannot adopt
-one). Elsewhere, and with ``c.Sandbox.warm_kernels = False``, each kernel
-starts in a sandbox of its own (:func:`why_not_warm` says why).
+The zygote needs root or user namespaces (bubblewrap gives it the
+capabilities to make namespaces and mounts, which every kernel drops; as an
+ordinary user they hold in a user namespace of its own, and each kernel gets a
+user namespace of its own inside it) and a ceiling it can hand a forked
+process to (cgroup v1 or the watchdog; a systemd scope cannot adopt one).
+Elsewhere, and with ``c.Sandbox.warm_kernels = False``, each kernel starts in
+a sandbox of its own (:func:`why_not_warm` says why).
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ class WarmUnavailable(RuntimeError):
     """The zygote could not be started or could not fork a kernel."""
 
 
-def why_not_warm(settings, ceiling_kind):
+def why_not_warm(settings, ceiling_kind, user_namespaces=False):
     """Why kernels cannot be forked warm here (None: they can).
 
     Parameters
@@ -76,13 +78,15 @@ def why_not_warm(settings, ceiling_kind):
         ``warm_kernels`` switches it off.
     ceiling_kind : str
         The kind of memory ceiling in force (:mod:`coursekit.grading.ceiling`).
+    user_namespaces : bool
+        Whether the sandbox runs in user-namespace mode (an ordinary user who may make them).
     """
     if not settings.warm_kernels:
         return "c.Sandbox.warm_kernels is False"
-    if os.geteuid() != 0:
-        return "forking kernels into new namespaces needs root"
     if ceiling_kind == "cgroup v2":
         return "a systemd scope (the cgroup v2 ceiling) cannot adopt a forked kernel"
+    if os.geteuid() != 0 and not user_namespaces:
+        return "forking kernels into new namespaces needs root or user namespaces"
     return None
 
 
@@ -93,6 +97,8 @@ def zygote_command(fd, threads, preload, sockets_root):
     made = set()
     command = [bwrap_path(), "--die-with-parent", "--new-session", *environment_args(env),
                "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+    if os.geteuid() != 0:  # user-namespace mode: the grader's user id, with the capabilities below in a namespace of its own
+        command += ["--unshare-user"]
     command += file_system_args(64 << 20, 1 << 20, 1 << 20, made)
     command += bind_args("--bind", sockets_root, made)
     for capability in CAPABILITIES:
@@ -101,7 +107,8 @@ def zygote_command(fd, threads, preload, sockets_root):
     return command + ["--chdir", "/tmp", "--", python, ZYGOTE_INSIDE, str(fd), f"{sockets_root}/zygote", *preload]
 
 
-def kernel_request(kernel_cmd, settings, ids, workdir, inputs, socket_dir, cgroup_files, stderr_file=None):
+def kernel_request(kernel_cmd, settings, ids, workdir, inputs, socket_dir, cgroup_files, stderr_file=None,
+                   sockets_inside=None):
     """What the zygote needs to fork one kernel: (request, file descriptors to send with it).
 
     Parameters
@@ -122,11 +129,21 @@ def kernel_request(kernel_cmd, settings, ids, workdir, inputs, socket_dir, cgrou
         ``cgroup.procs`` files of the kernel's ceiling, which it joins.
     stderr_file : str, optional
         File for the kernel's stderr, for diagnosis (default: /dev/null).
+    sockets_inside : str, optional
+        User-namespace mode: the folder, inside, where the kernel makes its
+        sockets, on a tmpfs of its own; ``ids`` are then the grader's own, and
+        the kernel gets a user namespace of its own where they are the only ones.
 
     The caller closes the file descriptors once the request is sent.
     """
     fds = [os.open(path, os.O_WRONLY) for path in cgroup_files]
     fds += [os.open(path, os.O_RDONLY | os.O_NOFOLLOW) for path in inputs.values()]
+    connection_file = os.path.join(socket_dir, "kernel.json")
+    argv = list(kernel_cmd[3:])
+    if sockets_inside:
+        fds.append(os.open(connection_file, os.O_RDONLY | os.O_NOFOLLOW))
+        inside = f"{sockets_inside}/kernel.json"
+        argv = [inside if os.path.realpath(arg) == os.path.realpath(connection_file) else arg for arg in argv]
     if stderr_file:
         fds.append(os.open(stderr_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
     request = {
@@ -137,7 +154,8 @@ def kernel_request(kernel_cmd, settings, ids, workdir, inputs, socket_dir, cgrou
         "shm_bytes": settings.shm_limit_mb << 20, "grader_bytes": settings.grader_space_mb << 20,
         "grader_dir": GRADER_DIR, "matplotlib_dir": MATPLOTLIB_DIR,
         "workdir": workdir, "inputs": list(inputs), "socket_dir": socket_dir,
-        "argv": list(kernel_cmd[3:]), "cgroups": len(cgroup_files), "stderr": bool(stderr_file),
+        "argv": argv, "cgroups": len(cgroup_files), "stderr": bool(stderr_file),
+        "userns": bool(sockets_inside), "sockets_inside": sockets_inside, "sockets_bytes": 1 << 20,
         # The Python a course keeps under /tmp (a clone there, its .venv) must stay visible over the new /tmp.
         "keep": [str(root) for root in python_roots() if Path("/tmp") in root.parents],
     }
