@@ -7,10 +7,10 @@ ones and untouched releases) is graded with ``python -m coursekit grade
 
 - ``root, warm``: as root, kernels forked from a warm parent (root mode's default);
 - ``root, cold``: as root, each kernel started in a sandbox of its own
-  (``c.Sandbox.warm_kernels = False``): the same kernel start as the
-  user-namespace mode, so the two differ by the mode alone;
-- ``ordinary user``: as the tests' ordinary account (``coursekit-ta``), in
-  user-namespace mode, from its own copy of the repository.
+  (``c.Sandbox.warm_kernels = False``);
+- ``ordinary user, warm`` and ``ordinary user, cold``: the same as the tests'
+  ordinary account (``coursekit-ta``), in user-namespace mode, from its own
+  copy of the repository. Each pair differs by the mode alone.
 
 Reports the median seconds of each, its ratio to root's default, and whether
 every cell's score, flag and comment is the same in all runs. Needs root (it
@@ -50,7 +50,7 @@ from conftest import (  # noqa: E402  (the tests' ordinary account and class hel
     write_submission,
 )
 
-RUNS = ("root, warm", "root, cold", "ordinary user")
+RUNS = ("root, warm", "root, cold", "ordinary user, warm", "ordinary user, cold")
 
 
 def _class(solved, partial, blank):
@@ -68,7 +68,7 @@ def _grade(run, course, repository, environment):
     python = str(repository / ".venv" / "bin" / "python")
     command = [python, "-m", "coursekit", "grade", "--root", str(course), "--workers", "2"]
     started = time.perf_counter()
-    if run == "ordinary user":
+    if run.startswith("ordinary user"):
         done = as_ordinary_account(command, cwd=repository, env=environment, timeout=1800)
     else:  # root's own home, so that nothing root writes lands in the account's
         done = subprocess.run(command, cwd=repository, env={**environment, "HOME": "/root", "USER": "root",
@@ -78,8 +78,8 @@ def _grade(run, course, repository, environment):
     if done.returncode != 0:
         raise RuntimeError(f"{run}: grading failed\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     said = done.stdout + done.stderr
-    expected = "user-namespace mode" if run == "ordinary user" else "root mode"
-    kernels = "each started in a sandbox of its own" if run != "root, warm" else "forked warm"
+    expected = "user-namespace mode" if run.startswith("ordinary user") else "root mode"
+    kernels = "forked warm" if run.endswith("warm") else "each started in a sandbox of its own"
     for line in (f"sandbox: {expected}", f"kernels: {kernels}"):
         if line not in said:
             raise RuntimeError(f"{run}: the trial kernel did not say '{line}':\n{said[-3000:]}")
@@ -109,12 +109,12 @@ def main(argv=None):
             for run in RUNS:
                 course = base / f"{run.replace(', ', '-').replace(' ', '-')}-{round_number}"
                 shutil.copytree(registered, course)
-                if run == "ordinary user":
+                if run.startswith("ordinary user"):
                     subprocess.run(["chown", "-R", f"{ORDINARY_ACCOUNT}:", str(course)], check=True)
                 # grade reads the repository's nbgrader_config.py (the one place for settings), not the course's.
                 config = repository / "nbgrader_config.py"
                 settings = config.read_text()
-                if run == "root, cold":
+                if run.endswith("cold"):
                     config.write_text(settings + "\nc.Sandbox.warm_kernels = False\n")
                 try:
                     seconds[run].append(_grade(run, course, repository, environment))
@@ -148,10 +148,11 @@ def main(argv=None):
     lines += [
         "",
         f"- every cell's score, flag and comment the same in every run: {'yes' if same else 'NO'}",
-        f"- the mode itself (ordinary user against root with the same cold kernels): "
-        f"{medians['ordinary user'] / medians['root, cold']:.2f}x",
-        f"- warm kernels, which need root (root, warm against root, cold): "
-        f"{medians['root, warm'] / medians['root, cold']:.2f}x",
+        f"- the mode itself (ordinary user against root, the same kernels): "
+        f"{medians['ordinary user, warm'] / medians['root, warm']:.2f}x warm, "
+        f"{medians['ordinary user, cold'] / medians['root, cold']:.2f}x cold",
+        f"- warm kernels against cold ones: {medians['root, warm'] / medians['root, cold']:.2f}x as root, "
+        f"{medians['ordinary user, warm'] / medians['ordinary user, cold']:.2f}x as an ordinary user",
     ]
     print("\n".join(lines))
     if args.out:
