@@ -234,8 +234,8 @@ def test_a_killed_worker_leaves_gradebook_and_status_consistent_and_the_batch_co
     course = _course(template, tmp_path, ["ann", "ben", "cat"])
     process = start(course)
     _poll(lambda: _saved(course), process, course, "a graded student in the status file")
-    # A worker in the middle of a student: it has a kernel (bwrap) of its own.
-    busy = _poll(lambda: [w for w in _children(process.pid) if _children(w)], process, course, "a busy worker")
+    # A worker while the class is graded: one student is saved, the others are being graded.
+    busy = _poll(lambda: _workers(process.pid), process, course, "a worker")
     os.kill(busy[0], signal.SIGKILL)
     _assert_consistent(course)
     process.wait(timeout=WAIT)
@@ -243,6 +243,15 @@ def test_a_killed_worker_leaves_gradebook_and_status_consistent_and_the_batch_co
     assert process.returncode == 0, _output(course)[1][-3000:]
     assert not (course / ".grading").exists()
     assert _assert_consistent(course) == {s: SCORES[s] for s in ["ann", "ben", "cat"]}
+
+
+def _workers(pid):
+    """The grading process ``pid``'s workers: its forks, with its command line.
+
+    The warm parent of the kernels (``bwrap``) is a child too, and not one of
+    them; a warm kernel is the warm parent's child, not its worker's.
+    """
+    return [child for child in _children(pid) if _command_line(child) == _command_line(pid)]
 
 
 def _descendants(pid):
@@ -273,8 +282,8 @@ def test_a_batch_killed_with_sigkill_leaves_no_process_and_the_rerun_does_the_re
     course = _course(template, tmp_path, ["ann", "ben", "hung"])
     process = start(course)
     _poll(lambda: _saved(course), process, course, "a graded student in the status file")
-    # A worker in the middle of a student, with its sandboxed kernel, as the main process is killed.
-    _poll(lambda: [w for w in _children(process.pid) if _children(w)], process, course, "a busy worker")
+    # The workers in the middle of the class, with their kernels, as the main process is killed.
+    _poll(lambda: _workers(process.pid), process, course, "a worker")
     batch = _descendants(process.pid)
     os.kill(process.pid, signal.SIGKILL)
     process.wait(timeout=WAIT)
