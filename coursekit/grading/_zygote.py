@@ -148,7 +148,8 @@ def _set_up_mounts(request, fds):
     """In the new mount namespace (as ``G``): the kernel's own file system, as a new sandbox would have it."""
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     # Opened here, in this namespace, so that they can be bound once /tmp is covered.
-    socket_fd = os.open(request["socket_dir"], os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)
+    socket_fd = None if request.get("sockets_inside") else \
+        os.open(request["socket_dir"], os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)
     kept = {path: os.open(path, os.O_PATH | os.O_DIRECTORY) for path in request.get("keep", [])}
     fonts = [name for name in os.listdir(request["matplotlib_dir"]) if name.startswith("fontlist-")]
     font_fds = {name: os.open(os.path.join(request["matplotlib_dir"], name), os.O_PATH) for name in fonts}
@@ -184,8 +185,10 @@ def _set_up_mounts(request, fds):
         target = os.path.join(workdir, relative)
         _make_dirs(os.path.dirname(target), 0o1777)
         _copy_in(fd, target)
-    for fd in (socket_fd, *font_fds.values(), *kept.values()):
+    for fd in (*font_fds.values(), *kept.values()):
         os.close(fd)
+    if socket_fd is not None:
+        os.close(socket_fd)
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     if request.get("userns"):
         # No user namespace can be made from this one (bubblewrap's --disable-userns).
