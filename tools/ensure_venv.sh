@@ -25,11 +25,26 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info[:3] < (3, 11, 2))'; the
   exit 1
 fi
 
-echo "Installing the course environment into $venv from requirements.txt (a minute or two on a fresh machine) ..."
+echo "Installing the course environment into $venv from requirements.txt (about 20 s with uv, a minute with pip) ..."
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 # --no-deps: requirements.txt is the whole environment (make lock), a few packages deliberately left out.
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r requirements.txt
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e .
+# uv, pinned in the lock, installs it in about 17 s where pip takes about a minute; bytecode is
+# compiled at install time, since a sandboxed grading kernel cannot write __pycache__ into .venv.
+# uv does not read pip's configuration: an index set there (or in PIP_INDEX_URL) is handed on, and
+# where uv cannot install (no uv for this platform, an index it cannot reach), pip does it all.
+install_with_uv() {
+  local pin index
+  pin=$(grep -E '^uv==' requirements.txt) || return 1
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps "$pin" || return 1
+  index=${PIP_INDEX_URL:-$("$venv/bin/python" -m pip config get global.index-url 2>/dev/null || true)}
+  if [ -n "$index" ]; then export UV_DEFAULT_INDEX="$index"; fi
+  "$venv/bin/uv" pip install --quiet --python "$venv/bin/python" --compile-bytecode --no-deps -r requirements.txt -e .
+}
+if ! install_with_uv; then
+  echo "uv could not install the environment; installing with pip (about a minute) ..." >&2
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r requirements.txt
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e .
+fi
 # What the lock no longer lists goes (an environment made before it left a package out keeps it otherwise).
 pins() { grep -v -E '^(#|-e|$)' | cut -d= -f1 | tr 'A-Z_.' 'a-z--' | sort -u; }
 extra=$(comm -23 <("$venv/bin/python" -m pip freeze --exclude-editable | pins) <(pins < requirements.txt) | grep -v -x -E 'pip|setuptools|wheel' || true)
