@@ -250,6 +250,19 @@ def test_in_the_grading_kernel_a_wrong_answer_with_tricks_fails(tmp_path):
 
 
 @pytest.mark.slow
+def test_in_the_grading_kernel_a_forged_call_helper_is_replaced_before_the_first_call(tmp_path):
+    """The answer cell defines ``_coursekit_call`` itself: the grader's own, rerouted to a right double. The
+    grader defines its own again with the test cell's first call, so the wrong double still fails."""
+    forged = (KERNEL_CALL + "\n_grader_call = _coursekit_call\n"
+              "def _coursekit_call(name, arguments):\n"
+              "    return _grader_call('right_double' if name == 'double' else name, arguments)\n"
+              + RIGHT_DOUBLE.replace("def double", "def right_double") + "\n"
+              "def double(x):\n    return x + 1\n")
+    _, test, _ = _graded(tmp_path, forged)
+    assert _errors(test) == ["AssertionError: double is wrong for an array"]
+
+
+@pytest.mark.slow
 def test_in_the_grading_kernel_a_loop_in_a_checked_call_is_stopped_and_the_rest_runs(tmp_path):
     _, test, after = _graded(tmp_path, "def double(x):\n    while hasattr(x, 'shape'):\n        pass\n    return x * 2")
     assert any("GradingStopped" in e and "time limit" in e for e in _errors(test)), _errors(test)

@@ -351,9 +351,17 @@ def judge_cell(client, cell, source, tests, checker):
     ``DeadKernelError``). A failed test appends an error output to ``cell``,
     with the test's message: nbgrader then gives the cell 0 points.
     """
-    client.wait_for_reply(client.kc.execute(KERNEL_CALL, silent=True, store_history=False), cell)
+    # The cell's first call defines _coursekit_call afresh before it is evaluated (after the cell's own code, which
+    # may have replaced it), in the same request; a cell whose tests make no call costs the kernel nothing more.
+    defined = []
+
+    def call_in_kernel(name, arguments):
+        reply = kernel_call(client, cell, name, arguments, define=not defined)
+        defined.append(True)
+        return reply
+
     for test in tests:
-        passed, message = checker.judge(source, test, lambda name, arguments: kernel_call(client, cell, name, arguments))
+        passed, message = checker.judge(source, test, call_in_kernel)
         if not passed:
             cell.outputs.append(new_output(
                 "error", ename="AssertionError", evalue=message,
@@ -361,11 +369,15 @@ def judge_cell(client, cell, source, tests, checker):
             return
 
 
-def kernel_call(client, cell, name, arguments):
-    """Have the kernel call the student's ``name`` on ``arguments`` (JSON); the reply for the checker."""
+def kernel_call(client, cell, name, arguments, define=True):
+    """Have the kernel call the student's ``name`` on ``arguments`` (JSON); the reply for the checker.
+
+    With ``define``, the request first runs :data:`KERNEL_CALL` (its user
+    expression is evaluated after its code), so the call is the grader's own.
+    """
     expression = f"_coursekit_call({name!r}, {arguments!r})"
-    reply = client.wait_for_reply(
-        client.kc.execute("", silent=True, store_history=False, user_expressions={"r": expression}), cell)
+    reply = client.wait_for_reply(client.kc.execute(
+        KERNEL_CALL if define else "", silent=True, store_history=False, user_expressions={"r": expression}), cell)
     if reply is None:
         return {"stopped": "no reply from the kernel"}
     value = reply["content"].get("user_expressions", {}).get("r", {})

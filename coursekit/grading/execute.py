@@ -54,7 +54,7 @@ from nbformat.v4 import new_output
 from nbgrader import utils
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
-from traitlets import Bool, Float, Integer, List, Unicode
+from traitlets import Bool, Float, Integer, List, Unicode, default
 
 from coursekit.common.course import course_files
 from coursekit.grading.checker import CHECKER_GUARD, CheckerProcess, judge_cell, split_test_cell
@@ -115,6 +115,13 @@ class GuardedExecute(Execute):
 
     #: Relative paths of the working folder's files the kernel gets (None: all); set for each notebook.
     allowed_inputs = None
+
+    @default("extra_arguments")
+    def _no_pause_before_replies(self):
+        # ipykernel sleeps 0.5 ms before each execute reply (Kernel._execute_sleep) so that output flushed late
+        # still precedes it; nbclient waits for the kernel's idle status, which follows all of a cell's output
+        # on the same channel, so the pause only delays: about 125 requests a graded notebook.
+        return ["--Kernel._execute_sleep=0"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
