@@ -28,19 +28,15 @@ import os
 import sys
 from pathlib import Path
 
+from coursekit.common.errors import CourseError, GradingInterrupted
 from coursekit.common.paths import DATA_DIR, ROOT
 from coursekit.common.results import FAILED
-from coursekit.grading.gradebook import gradebook_url
-from coursekit.grading.parallel import GradingInterrupted, merge_shards, parse_shard, ungraded_after_merge
 from coursekit.insight.similarity import DEFAULT_THRESHOLD
-from coursekit.steps import build, data
-from coursekit.steps.collect import CollectError, collect
-from coursekit.steps.demo import DEMO_ROOT, run_demo
-from coursekit.steps.feedback import FeedbackError, generate_feedback
-from coursekit.steps.grade import GradeError, grade
-from coursekit.steps.lms import LmsError, check_canvas_export, write_lms_files
-from coursekit.steps.new_course import NewCourseError, new_course
-from coursekit.steps.report import ReportError, write_report
+from coursekit.steps import data  # light; its defaults are the download command's
+
+# Each command imports the steps it runs when it runs (as nbgrader's and Jupyter's subcommands are loaded):
+# importing every step costs a command that needs one up to a second (the grading engine's ZeroMQ and
+# nbclient, the demo, copydetect's matplotlib).
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +91,14 @@ def _data_download_mnist(args):
 
 
 def _build(args):
+    from coursekit.steps import build
+
     build.build(args.root, recalibrate=args.recalibrate)
 
 
 def _collect(args):
+    from coursekit.steps.collect import collect
+
     report = collect(args.source, args.root, assignment=args.assignment)
     return 0 if report.ok else 3
 
@@ -112,6 +112,9 @@ def _exit_for(results):
 
 
 def _grade(args):
+    from coursekit.steps.feedback import generate_feedback
+    from coursekit.steps.grade import grade
+
     results = grade(
         args.root, args.assignment, students=args.students or None, workers=args.workers, force=args.force,
         shard=args.shard, gradebook=args.gradebook,
@@ -129,6 +132,10 @@ UNGRADED_AFTER_MERGE = 3
 
 
 def _merge(args):
+    from coursekit.grading.gradebook import gradebook_url
+    from coursekit.grading.parallel import merge_shards, ungraded_after_merge
+    from coursekit.steps import build
+
     target = gradebook_url(args.root, build.load_course_config(ROOT))
     merged = merge_shards(args.root, args.assignment, args.gradebooks, target_db=target)
     log.info(f"merged {len(merged)} graded submission(s) into {target}")
@@ -145,20 +152,34 @@ def _merge(args):
 
 
 def _feedback(args):
+    from coursekit.steps.feedback import generate_feedback
+
     generate_feedback(args.root, args.assignment, students=args.students or None, shard=args.shard,
                       gradebook=args.gradebook)
 
 
 def _report(args):
+    from coursekit.steps.lms import write_lms_files
+    from coursekit.steps.report import write_report
+
     write_report(args.root, args.assignment, similarity_threshold=args.similarity_threshold)
     write_lms_files(args.root, args.assignment, canvas_export=args.canvas_export, canvas_column=args.canvas_column)
 
 
 def _new_course(args):
+    from coursekit.steps.new_course import new_course
+
     new_course(args.folder, assignment=args.assignment)
 
 
 def _all(args):
+    from coursekit.steps import build
+    from coursekit.steps.collect import collect
+    from coursekit.steps.feedback import generate_feedback
+    from coursekit.steps.grade import grade
+    from coursekit.steps.lms import check_canvas_export, write_lms_files
+    from coursekit.steps.report import write_report
+
     if args.canvas_export:
         check_canvas_export(args.canvas_export, args.assignment, args.canvas_column)
     if Path(args.root).resolve() == ROOT.resolve():
@@ -183,6 +204,8 @@ def _all(args):
 def _demo(args):
     # The demo class includes a broken file on purpose: its "failed to grade"
     # row is the expected outcome, so the demo itself succeeds.
+    from coursekit.steps.demo import DEMO_ROOT, run_demo
+
     run_demo(args.root or DEMO_ROOT)
 
 
@@ -207,6 +230,8 @@ def _existing_file(text):
 
 
 def _shard(text):
+    from coursekit.grading.parallel import parse_shard
+
     try:
         return parse_shard(text)
     except ValueError as error:
@@ -344,7 +369,6 @@ def main(argv=None):
     except GradingInterrupted as stopped:
         # Ctrl-C or SIGTERM while grading: what was finished is saved (grade() said how much).
         return stopped.exit_code
-    except (data.DataError, build.BuildError, CollectError, GradeError, FeedbackError, ReportError, LmsError,
-            NewCourseError, FileNotFoundError) as exc:
+    except (CourseError, FileNotFoundError) as exc:
         log.error(str(exc))
         return 1

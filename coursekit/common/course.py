@@ -12,6 +12,7 @@ from pathlib import Path
 
 from traitlets.config.loader import PyFileConfigLoader
 
+from coursekit.common.errors import CourseError
 from coursekit.common.paths import ROOT
 
 #: The module students import first.
@@ -24,7 +25,7 @@ HELPER_MODULES = (HELPER, "kmeans_animation.py", "_kmeans_checks.py", "_kmeans_f
 DATA_FILES = ("cat.png", "mnist.npz", "number4.jpg", "number4_paper.jpg")
 
 
-class BuildError(Exception):
+class BuildError(CourseError):
     """The master notebook, a course file or the release failed a check; nothing was written."""
 
 

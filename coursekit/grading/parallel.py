@@ -53,6 +53,7 @@ from nbgrader.api import Gradebook
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from coursekit.common.errors import GradingInterrupted
 from coursekit.common.results import FAILED, GRADED, GradeResult, load_results, save_results, shard_status_files, status_path
 from coursekit.grading.gradebook import (
     db_url,
@@ -90,25 +91,6 @@ def shard_of(students, index, count):
 
 
 # -- interrupts ----------------------------------------------------------------------------
-class GradingInterrupted(KeyboardInterrupt):
-    """The batch was stopped by SIGINT or SIGTERM; every student it finished is saved.
-
-    A KeyboardInterrupt, so that code which lets Ctrl-C through lets it through too.
-
-    Attributes
-    ----------
-    signum : int
-        The signal that stopped it.
-    exit_code : int
-        The exit code of a program ended by that signal: 130 for SIGINT, 143 for SIGTERM.
-    """
-
-    def __init__(self, signum):
-        super().__init__(f"grading stopped by {signal.Signals(signum).name}")
-        self.signum = signum
-        self.exit_code = 128 + signum
-
-
 class StopOnSignals:
     """While entered, SIGINT and SIGTERM ask the batch to stop instead of killing the process.
 

@@ -50,8 +50,8 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
-from copydetect.detector import compare_files
-from copydetect.utils import filter_code, get_token_coverage, winnow
+# copydetect is imported by the functions that use it, on first use: its package imports matplotlib.pyplot
+# (0.35 s), which every command would pay for (the CLI reads DEFAULT_THRESHOLD from here) and only the report needs.
 from markupsafe import Markup, escape
 from nbgrader.preprocessors import ClearSolutions
 from scipy import sparse
@@ -200,6 +200,8 @@ def kgram_hashes(text, k):
 
 def fingerprint(document, window=WINDOW, boilerplate=()):
     """Fill in ``document``'s normalised text, fingerprints and coverage (in place); return it."""
+    from copydetect.utils import filter_code, get_token_coverage, winnow
+
     if document.kind == CODE:
         filtered, offsets = filter_code(document.raw, "answers.py", language="python")
     else:
@@ -233,6 +235,8 @@ def template_fingerprints(templates, kind, k, window=WINDOW):
 
 def drop_common(documents, common_share=COMMON_SHARE):
     """Remove from every document the fingerprints found in more than ``common_share`` of them."""
+    from copydetect.utils import get_token_coverage
+
     if len(documents) < MIN_CLASS_FOR_COMMON:
         return set()
     counts = {}
@@ -277,6 +281,8 @@ def candidate_pairs(documents, min_estimate=0.0):
 
 def pair_scores(documents, min_tokens, min_estimate=0.0):
     """{(i, j): (score, (slices_i, slices_j))} for the candidate pairs of ``documents`` (see candidate_pairs)."""
+    from copydetect.detector import compare_files
+
     scores = {}
     for i, j in candidate_pairs(documents, min_estimate):
         first, second = documents[i], documents[j]

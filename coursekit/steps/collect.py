@@ -64,6 +64,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Callable, NamedTuple
 
+from coursekit.common.errors import CourseError
 from coursekit.common.files import UnsafeFile, read_regular_file, text_table, write_atomically
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ MAX_NAME_CHARS = 80
 _JUNK_FOLDERS = {"__MACOSX", ".ipynb_checkpoints", "__pycache__"}
 
 
-class CollectError(Exception):
+class CollectError(CourseError):
     """The source cannot be read at all (missing, not a folder or zip, corrupt zip), or the record of
     earlier collects (``lms_identities.json``) is unreadable."""
 

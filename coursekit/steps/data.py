@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from coursekit.common.course import DATA_FILES
+from coursekit.common.errors import CourseError
 from coursekit.common.files import replace_atomically, sha256_file
 from coursekit.common.paths import DATA_DIR
 
@@ -57,7 +58,7 @@ _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 _CHUNK = 1 << 16
 
 
-class DataError(Exception):
+class DataError(CourseError):
     """A data file is missing, corrupt, or does not match its checksum."""
 
 

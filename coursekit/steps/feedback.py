@@ -38,6 +38,7 @@ from pathlib import Path
 import nbformat
 
 from coursekit.common import notebooks
+from coursekit.common.errors import CourseError
 from coursekit.common.files import UnsafeFile, read_regular_file, write_atomically
 from coursekit.common.paths import ROOT
 from coursekit.common.results import GRADED, load_results, status_path
@@ -54,7 +55,7 @@ _RECEIPTS = {
 _RECEIPT_MAX_BYTES = 512
 
 
-class FeedbackError(Exception):
+class FeedbackError(CourseError):
     """Feedback could not be produced safely for some students."""
 
 

@@ -32,6 +32,7 @@ from nbgrader.api import MissingEntry
 from sqlalchemy.exc import SAWarning
 from tqdm import tqdm
 
+from coursekit.common.errors import CourseError
 from coursekit.common.files import text_table
 from coursekit.common.paths import ROOT
 from coursekit.common.results import GRADED, NOT_SUBMITTED, GradeResult, StatusFile, load_results, status_path
@@ -106,7 +107,7 @@ def summary_table(results):
     return "\n".join(lines)
 
 
-class GradeError(Exception):
+class GradeError(CourseError):
     """Grading cannot start (for example: no sandbox and the risk not accepted)."""
 
 

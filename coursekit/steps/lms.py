@@ -105,6 +105,7 @@ from pathlib import Path
 
 import nbformat
 
+from coursekit.common.errors import CourseError
 from coursekit.common.files import (
     UnsafeFile,
     read_regular_file,
@@ -162,7 +163,7 @@ _CANVAS_HIDDEN_CELL = re.compile(r"\s*(Muted|Manual Posting.*)?\s*", re.IGNORECA
 _CANVAS_NOT_ASSIGNED = "N/A"
 
 
-class LmsError(Exception):
+class LmsError(CourseError):
     """An LMS file cannot be written from these inputs; the message names the file and what is wrong."""
 
 

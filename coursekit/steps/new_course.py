@@ -21,13 +21,14 @@ import shutil
 from pathlib import Path
 
 from coursekit.common.course import course_files, sync_course_files
+from coursekit.common.errors import CourseError
 from coursekit.common.paths import ROOT
 from coursekit.grading.timing import CELL_TIMES
 
 log = logging.getLogger(__name__)
 
 
-class NewCourseError(Exception):
+class NewCourseError(CourseError):
     """The course folder cannot be made; the message says why and what to do."""
 
 

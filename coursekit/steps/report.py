@@ -77,6 +77,7 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 from nbgrader.api import Gradebook, MissingEntry
 
 from coursekit.common import notebooks
+from coursekit.common.errors import CourseError
 from coursekit.common.files import write_atomically
 from coursekit.common.results import FAILED, GRADED, NOT_SUBMITTED, STATUSES, full_marks, load_results, status_path
 from coursekit.insight import similarity
@@ -113,7 +114,7 @@ GRADEBOOK_DATE_FORMAT = "%Y-%m-%d %H:%M UTC"
 
 
 
-class ReportError(Exception):
+class ReportError(CourseError):
     """The report cannot be written from this gradebook, master or results; nothing was written."""
 
 
