@@ -36,7 +36,7 @@ from coursekit.common.results import (
     status_path,
 )
 from coursekit.grading.gradebook import ensure_tools_on_path
-from coursekit.steps import lms
+from coursekit.steps import build, lms
 from coursekit.steps.collect import collect
 from coursekit.steps.report import read_gradesheet
 
@@ -520,7 +520,7 @@ def test_report_command_writes_the_lms_files(course, tmp_path):
 
 def test_all_checks_the_canvas_export_before_grading(course, tmp_path, monkeypatch, log_lines):
     (tmp_path / "export.csv").write_text("Student,ID,SIS Login ID,Section,Tiny (1),Tiny b (2)\n", encoding="utf-8")
-    monkeypatch.setattr(cli.build, "build", lambda *a, **k: pytest.fail("built before checking the export"))
+    monkeypatch.setattr(build, "build", lambda *a, **k: pytest.fail("built before checking the export"))
     code = cli.main(["all", "--root", str(tmp_path), "--assignment", ASSIGNMENT,
                      "--canvas-export", str(tmp_path / "export.csv")])
     assert code == 1

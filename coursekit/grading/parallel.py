@@ -26,9 +26,9 @@ A batch keeps what it finished:
 - Ctrl-C (SIGINT) and SIGTERM (``timeout``, Slurm's time limit, a Kubernetes
   eviction) stop the batch cleanly (:class:`StopOnSignals`): no more work is
   handed out, the workers end (their sandboxed kernels die with them), and
-  :class:`GradingInterrupted` is raised. A student is in the status file as
-  graded only once their scores are in the gradebook, and a rerun grades only
-  what is left.
+  :class:`~coursekit.common.errors.GradingInterrupted` is raised. A student is
+  in the status file as graded only once their scores are in the gradebook,
+  and a rerun grades only what is left.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ class StopOnSignals:
 
     The batch looks at ``signum`` between students (:meth:`check`); only
     inside :meth:`interruptible` (grading in this very process) does a signal
-    raise :class:`GradingInterrupted` at once. A signal ignored before
+    raise :class:`~coursekit.common.errors.GradingInterrupted` at once. A signal ignored before
     (``nohup``) stays ignored, the earlier handlers come back on exit, and
     outside the main thread (where Python cannot install handlers) it does
     nothing. A worker forked meanwhile, before it sets its own handlers,
@@ -139,13 +139,13 @@ class StopOnSignals:
             raise GradingInterrupted(self.signum)
 
     def check(self):
-        """Raise :class:`GradingInterrupted` if a signal came."""
+        """Raise :class:`~coursekit.common.errors.GradingInterrupted` if a signal came."""
         if self.signum:
             raise GradingInterrupted(self.signum)
 
     @contextlib.contextmanager
     def interruptible(self):
-        """A block in which a signal raises :class:`GradingInterrupted` at once."""
+        """A block in which a signal raises :class:`~coursekit.common.errors.GradingInterrupted` at once."""
         self.check()
         self._raise_now = True
         try:

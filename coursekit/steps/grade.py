@@ -18,7 +18,7 @@
 One bad submission never stops the batch: its failure becomes that student's
 status, with the reason. Ctrl-C or SIGTERM does: what was finished stays in
 the gradebook and the status file, and a rerun grades only the rest
-(:class:`coursekit.grading.parallel.GradingInterrupted`).
+(:class:`coursekit.common.errors.GradingInterrupted`).
 """
 
 from __future__ import annotations
