@@ -22,7 +22,7 @@ from coursekit.grading import autograde
 from coursekit.grading.parallel import merge_shards, parse_shard, shard_of
 from coursekit.steps import demo
 from coursekit.steps.feedback import feedback_path, generate_feedback
-from coursekit.steps.grade import grade
+from coursekit.steps.grade import grade, largest_first
 
 ASSIGNMENT = "clustering"
 QUIET = dict(progress=False)
@@ -153,6 +153,26 @@ def test_shards_partition_the_class():
         parse_shard("two")
     with pytest.raises(ValueError, match="between 1 and N"):
         parse_shard("4/3")
+
+
+def test_the_batch_hands_out_the_largest_submissions_first(tmp_path):
+    """Longest processing time first: the short notebooks are left for the end of the batch, so the workers
+    finish together; only the sizes of notebooks that are regular files count."""
+    def hand_in(student, size, name="clustering.ipynb"):
+        folder = tmp_path / "submitted" / student / ASSIGNMENT
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(b"x" * size)
+        return folder
+
+    hand_in("blank", 100)
+    hand_in("solved", 5_000)
+    hand_in("partial", 2_000)
+    hand_in("tie_b", 2_000)
+    hand_in("extra_files", 50).joinpath("huge.bin").write_bytes(b"x" * 10_000)  # not a notebook: not counted
+    (hand_in("linked", 10) / "big.ipynb").symlink_to(tmp_path / "submitted" / "solved" / ASSIGNMENT / "clustering.ipynb")
+    students = ["blank", "extra_files", "linked", "missing", "partial", "solved", "tie_b"]
+    assert largest_first(tmp_path, ASSIGNMENT, students) == [
+        "solved", "partial", "tie_b", "blank", "extra_files", "linked", "missing"]
 
 
 @pytest.mark.slow
