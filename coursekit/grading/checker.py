@@ -353,11 +353,12 @@ def judge_cell(client, cell, source, tests, checker):
     """
     # The cell's first call defines _coursekit_call afresh before it is evaluated (after the cell's own code, which
     # may have replaced it), in the same request; a cell whose tests make no call costs the kernel nothing more.
-    defined = []
+    defined = False
 
     def call_in_kernel(name, arguments):
+        nonlocal defined
         reply = kernel_call(client, cell, name, arguments, define=not defined)
-        defined.append(True)
+        defined = True
         return reply
 
     for test in tests:
