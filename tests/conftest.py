@@ -335,19 +335,86 @@ def registered_course(tmp_path_factory):
     return course
 
 
+def _copier(template):
+    """``copy(path, submissions=None)``: a copy of the course ``template`` at ``path``, returned.
+
+    ``submissions`` maps student ids to what they hand in (see :func:`write_submission`).
+    """
+    def copy(path, submissions=None):
+        shutil.copytree(template, path)
+        for student, notebook in (submissions or {}).items():
+            write_submission(path, student, notebook)
+        return path
+
+    return copy
+
+
 @pytest.fixture(scope="session")
 def copy_course(registered_course):
     """``copy_course(path, submissions=None)``: a copy of ``registered_course`` at ``path``, returned.
 
     ``submissions`` maps student ids to what they hand in (see :func:`write_submission`).
     """
-    def copy_course(path, submissions=None):
-        shutil.copytree(registered_course, path)
-        for student, notebook in (submissions or {}).items():
-            write_submission(path, student, notebook)
-        return path
+    return _copier(registered_course)
 
-    return copy_course
+
+#: The cells of the small assignment (:func:`small_assignment`): Part 0, Exercises 1.1 to 1.3 and Question 1.
+SMALL_ASSIGNMENT = ("student_info_test", "part1_imports", "assign_clusters", "assign_clusters_test",
+                    "update_representatives", "update_representatives_test", "clustering_objective",
+                    "clustering_objective_test", "question1")
+#: The small assignment's autograded points: Part 0 (1), Exercises 1.1 (2), 1.2 (2) and 1.3 (1).
+SMALL_FULL = 6
+
+
+def small_assignment(nb):
+    """A copy of ``nb`` (the master, the release or a submission) with only the cells of :data:`SMALL_ASSIGNMENT`.
+
+    The NAME and STUDENT_ID cell is kept too. For the tests of the grading
+    machinery (workers, shards, Slurm, PostgreSQL, interrupted batches, the
+    exchange, the ordinary user's account), graded in a course whose master
+    is this excerpt of the real one (:func:`registered_small_course`): real
+    solution, test and checker cells and a written answer, graded in about a
+    fifth of the time of the whole notebook without its slowest cells. The
+    whole notebook is graded end to end in test_pipeline,
+    test_autograde_release, test_doc_commands and test_adversarial.
+    """
+    small = copy.deepcopy(nb)
+    small.cells = [c for c in small.cells if notebooks.grade_id(c) in SMALL_ASSIGNMENT
+                   or (c.cell_type == "code" and c.source.lstrip().startswith("NAME"))]
+    return small
+
+
+@pytest.fixture(scope="session")
+def small_master(master_notebook):
+    """The master of the small assignment (:func:`small_assignment`). Read-only."""
+    return small_assignment(master_notebook)
+
+
+@pytest.fixture(scope="session")
+def small_release(release_notebook):
+    """The release of the small assignment (:func:`small_assignment` of the committed release). Read-only."""
+    return small_assignment(release_notebook)
+
+
+@pytest.fixture(scope="session")
+def registered_small_course(tmp_path_factory, small_master):
+    """Like :func:`registered_course`, with the small assignment's master (:func:`small_assignment`) registered.
+
+    Its assignment is still ``clustering``, with the course's own files, data and
+    calibrated time limits (``cell_times.json`` names cells by ``grade_id``), so
+    every command runs on it as on the real course. Never grade in it: take a
+    copy with ``copy_small_course``.
+    """
+    course = demo.prepare_demo_course(tmp_path_factory.mktemp("registered-small") / "course")
+    nbformat.write(small_master, course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    register_assignment(course, ASSIGNMENT)
+    return course
+
+
+@pytest.fixture(scope="session")
+def copy_small_course(registered_small_course):
+    """``copy_small_course(path, submissions=None)``: a copy of ``registered_small_course`` at ``path``, returned."""
+    return _copier(registered_small_course)
 
 
 class GradingRun:

@@ -21,7 +21,7 @@ import stat
 import nbformat
 import nbgrader.utils
 import pytest
-from conftest import without_slow_demonstrations
+from conftest import SMALL_FULL
 from nbformat.v4 import new_code_cell
 from nbgrader.auth import Authenticator
 from nbgrader.coursedir import CourseDirectory
@@ -66,22 +66,24 @@ def student(name, home, action, exchange):
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory, copy_course, master_notebook, release_notebook):
-    """The whole round trip, once; returns the students' homes and the grade results."""
+def hub(tmp_path_factory, copy_small_course, small_master, small_release):
+    """The whole round trip, once; returns the students' homes and the grade results.
+
+    The students hand in the small assignment (``conftest.small_assignment``), graded against its master; the
+    exchange hands out the course's whole release, as `make build` made it.
+    """
     base = tmp_path_factory.mktemp("hub")
-    course = copy_course(base / "course")
+    course = copy_small_course(base / "course")
     shutil.copytree(ROOT / "release" / ASSIGNMENT, course / "release" / ASSIGNMENT)  # as `make build` made it
     exchange = base / "exchange"
     exchange.mkdir()
     instructor("release_assignment", course, exchange)
 
     # Eve solves it, then tries to reach the course through what she handed in (see leave_links_in_inbound).
-    eve = without_slow_demonstrations(with_student(master_notebook, "Eve Evil", "20260013"))
+    eve = with_student(small_master, "Eve Evil", "20260013")
     eve.cells.append(new_code_cell(EVE_READS))
-    # Without the slowest demonstrations (the whole notebook is graded end to end in test_pipeline).
-    answers = {"ann": without_slow_demonstrations(with_student(master_notebook, "Ann Able", "20260011")),
-               "bob": without_slow_demonstrations(
-                   with_student(partial_submission(master_notebook, release_notebook), "Bob Busy", "20260012")),
+    answers = {"ann": with_student(small_master, "Ann Able", "20260011"),
+               "bob": with_student(partial_submission(small_master, small_release), "Bob Busy", "20260012"),
                "eve": eve}
     homes = {}
     for name, notebook in answers.items():
@@ -135,9 +137,9 @@ def leave_links_in_inbound(exchange, name, course):
 def test_collected_submissions_are_graded(hub):
     results = hub["results"]
     assert sorted(results) == ["ann", "bob", "eve"]
-    assert (results["ann"].status, results["ann"].score) == (GRADED, 23)
+    assert (results["ann"].status, results["ann"].score) == (GRADED, SMALL_FULL)
     assert (results["bob"].status, results["bob"].score) == (GRADED, 5)
-    assert (results["eve"].status, results["eve"].score) == (GRADED, 23)
+    assert (results["eve"].status, results["eve"].score) == (GRADED, SMALL_FULL)
 
 
 @pytest.mark.slow
@@ -209,7 +211,7 @@ def test_each_student_fetches_their_own_page_and_nothing_else(hub):
         assert [p.name for p in fetched] == [f"{ASSIGNMENT}.html"], fetched
         pages[name] = fetched[0].read_text(encoding="utf-8")
         assert pages[name] == hub["pages"][name].read_text(encoding="utf-8"), "the page the course made"
-    assert re.search(r"Your score: <strong>23</strong>", pages["ann"]) and "Ann Able" in pages["ann"]
+    assert re.search(rf"Your score: <strong>{SMALL_FULL}</strong>", pages["ann"]) and "Ann Able" in pages["ann"]
     assert re.search(r"Your score: <strong>5</strong>", pages["bob"]) and "Bob Busy" in pages["bob"]
     assert "Bob Busy" not in pages["ann"] and "Ann Able" not in pages["bob"]
 

@@ -1,7 +1,8 @@
 """An interrupted grading batch keeps its work.
 
-A scratch class of cheap submissions (the release with a name filled in, 1
-point; one without a valid student id, 0 points) and one that hangs (an
+A scratch class of cheap submissions (the release of the small assignment,
+``conftest.small_assignment``, with a name filled in, 1 point; one without a
+valid student id, 0 points) and one that hangs (an
 answer cell ending in a loop that never ends; it sleeps, so that it does not
 hold a core while the test waits) is graded by ``python -m coursekit
 grade --workers 2`` in a subprocess, with the course's own settings, so the
@@ -50,12 +51,12 @@ def _hang(nb):
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory, copy_course, release_notebook):
+def template(tmp_path_factory, copy_small_course, small_release):
     """A registered scratch course with the class submitted (copied by each test)."""
-    blank = demo.with_student(release_notebook, "Ann", "20260001")
-    submissions = {"ann": blank, "ben": demo.with_student(release_notebook, "Ben", "not an id"),
+    blank = demo.with_student(small_release, "Ann", "20260001")
+    submissions = {"ann": blank, "ben": demo.with_student(small_release, "Ben", "not an id"),
                    "cat": blank, "hung": _hang(blank)}
-    return copy_course(tmp_path_factory.mktemp("template") / "course", submissions)
+    return copy_small_course(tmp_path_factory.mktemp("template") / "course", submissions)
 
 
 def _course(template, tmp_path, students):
@@ -336,7 +337,7 @@ def test_signals_stop_the_batch_only_while_it_runs(shell_signals):
 
 @pytest.mark.slow
 def test_stop_on_signals_still_works_after_jupyter_and_nbgrader_ran_in_this_process(
-        tmp_path, copy_course, shell_signals):
+        tmp_path, copy_small_course, shell_signals):
     """What grading does in-process (nbgrader's generate_assignment, the trial kernel in the sandbox) leaves
     SIGINT and SIGTERM as it found them, so Ctrl-C still stops a batch afterwards. (Every test of the suite
     is also checked for this, conftest.signals_left_as_found, among them those that autograde in-process.)"""
@@ -344,7 +345,7 @@ def test_stop_on_signals_still_works_after_jupyter_and_nbgrader_ran_in_this_proc
     from coursekit.grading.sandbox import check_kernel
 
     before = signal_state()
-    course = copy_course(tmp_path / "course")
+    course = copy_small_course(tmp_path / "course")
     (course / "gradebook.db.registered").unlink()  # register again: nbgrader's generate_assignment in-process
     register_assignment(course, ASSIGNMENT)
     check_kernel()

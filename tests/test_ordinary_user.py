@@ -9,8 +9,9 @@ as that account, in its own copy of the repository:
   marked ``host_side`` (what the grader decides on the host, the same in both
   modes: repairs of a notebook's structure, the checker's verdicts, output
   floods, seeds), which root's run covers;
-- grades a class with two workers, and finds every cell's score, flag and
-  comment equal to root mode's on the same submissions; the trial kernel says
+- grades a class (of the small assignment, ``conftest.small_assignment``)
+  with two workers, and finds every cell's score, flag and comment equal to
+  root mode's on the same submissions; the trial kernel says
   which mode is in force and why; the account writes the feedback pages and
   the class report.
 
@@ -28,7 +29,6 @@ from conftest import (
     as_ordinary_account,
     gradebook_contents,
     ordinary_repository,
-    without_slow_demonstrations,
 )
 
 from coursekit.steps import demo
@@ -86,7 +86,6 @@ def test_the_trust_tier_passes_as_an_ordinary_user(account):
 
 
 def _class(master, release):
-    master = without_slow_demonstrations(master)
     return {
         "ada": demo.with_student(master, "Ada", "20260001"),
         "bo": demo.with_student(release, "Bo", "20260002"),
@@ -96,13 +95,13 @@ def _class(master, release):
 
 
 def test_a_class_graded_as_an_ordinary_user_gets_root_mode_s_scores_cell_by_cell(
-        account, tmp_path, copy_course, master_notebook, release_notebook):
+        account, tmp_path, copy_small_course, small_master, small_release):
     repository, _ = account
-    submissions = _class(master_notebook, release_notebook)
-    by_root = copy_course(tmp_path / "root", submissions)
+    submissions = _class(small_master, small_release)  # the small assignment: conftest.small_assignment
+    by_root = copy_small_course(tmp_path / "root", submissions)
     grade(by_root, ASSIGNMENT, workers=2, progress=False)
 
-    course = copy_course(repository / "course", submissions)
+    course = copy_small_course(repository / "course", submissions)
     shutil.chown(course, ORDINARY_ACCOUNT)
     for path in course.rglob("*"):
         shutil.chown(path, ORDINARY_ACCOUNT)

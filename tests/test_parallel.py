@@ -2,7 +2,8 @@
 
 The serial reference run and the three shards are independent, so they run at
 the same time (a serial run keeps one core busy); the other gradings run one
-after the other.
+after the other. The class hands in the small assignment (``conftest.small_assignment``):
+what is tested here is the machinery, not the notebook.
 """
 
 import copy
@@ -14,7 +15,7 @@ import time
 
 import nbformat
 import pytest
-from conftest import gradebook_contents, without_slow_demonstrations
+from conftest import SMALL_FULL, gradebook_contents
 from nbgrader.api import Gradebook
 
 from coursekit.common.results import FAILED, GRADED, load_results, status_path
@@ -29,7 +30,6 @@ QUIET = dict(progress=False)
 
 
 def _class(master, release):
-    master = without_slow_demonstrations(master)
     stripped = demo.colab_saved(demo.with_student(master, "Casey", "20260004"))
     for cell in stripped.cells:
         cell.metadata.pop("nbgrader", None)
@@ -42,13 +42,13 @@ def _class(master, release):
 
 
 @pytest.fixture(scope="module")
-def submissions(master_notebook, release_notebook):
-    """{student: notebook}: ada solved, bo the release, pat partial, casey solved and stripped by Colab (no slow demonstrations)."""
-    return _class(master_notebook, release_notebook)
+def submissions(small_master, small_release):
+    """{student: notebook} of the small assignment: ada solved, bo the release, pat partial, casey solved and stripped by Colab."""
+    return _class(small_master, small_release)
 
 
 @pytest.fixture(scope="module")
-def serial_and_shards(tmp_path_factory, copy_course, start_grading, submissions):
+def serial_and_shards(tmp_path_factory, copy_small_course, start_grading, submissions):
     """The class graded by two workers in this process and, at the same time, by one worker in each of three shards.
 
     Each shard is ``python -m coursekit grade --shard i/3 --workers 1 --gradebook gradebook-shard-i.db --feedback``
@@ -57,13 +57,13 @@ def serial_and_shards(tmp_path_factory, copy_course, start_grading, submissions)
     Returns {"serial": (course, results, feedback pages) of the two-worker run, "shards": (course, shard gradebooks)}.
     """
     folder = tmp_path_factory.mktemp("parallel")
-    sharded = copy_course(folder / "sharded", submissions)
+    sharded = copy_small_course(folder / "sharded", submissions)
     shard_dbs = [folder / f"gradebook-shard-{index}.db" for index in (1, 2, 3)]
     shards = [start_grading(sharded, "--workers", 1, "--shard", f"{index}/3", "--gradebook", db, "--feedback",
                             log=f"{db}.log")
               for index, db in enumerate(shard_dbs, start=1)]
     try:
-        course = copy_course(folder / "two-workers", submissions)
+        course = copy_small_course(folder / "two-workers", submissions)
         results = grade(course, ASSIGNMENT, workers=2, **QUIET)
         assert not (course / ".grading").exists(), "worker gradebooks are merged and removed"
         pages = generate_feedback(course, ASSIGNMENT)
@@ -90,7 +90,7 @@ def sharded(serial_and_shards):
 @pytest.mark.slow
 def test_serial_scores(serial):
     _, results, _ = serial
-    assert {r.student: r.score for r in results} == {"ada": 23, "bo": 1, "pat": 5, "casey": 23}
+    assert {r.student: r.score for r in results} == {"ada": SMALL_FULL, "bo": 1, "pat": 5, "casey": SMALL_FULL}
 
 
 @pytest.mark.slow
@@ -185,16 +185,16 @@ def test_a_rerun_grades_only_new_or_changed_submissions(tmp_path, submissions, s
     better = copy.deepcopy(submissions["ada"])
     nbformat.write(better, course / "submitted" / "bo" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")  # bo resubmits
     results = {r.student: r for r in grade(course, ASSIGNMENT, progress=False)}
-    assert results["bo"].score == 23 and results["ada"].score == 23
+    assert results["bo"].score == SMALL_FULL and results["ada"].score == SMALL_FULL
     assert any("3 submission(s) unchanged" in m for m in log_lines)
     assert ada.stat().st_mtime_ns == before, "ada's unchanged submission was graded again"
 
 
 @pytest.mark.slow
 def test_a_crashed_worker_loses_no_other_students_result_and_the_batch_keeps_its_workers(
-        tmp_path, monkeypatch, copy_course, submissions):
+        tmp_path, monkeypatch, copy_small_course, submissions):
     others = ["bo", "w1", "w2", "zoe"]
-    course = copy_course(tmp_path / "course", {name: submissions["bo"] for name in others + ["crasher"]})
+    course = copy_small_course(tmp_path / "course", {name: submissions["bo"] for name in others + ["crasher"]})
     real = autograde.grade_student
     log = tmp_path / "graded.txt"
 

@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
@@ -65,16 +66,18 @@ def postgres_url():
 
 
 @pytest.fixture(scope="module")
-def course(tmp_path_factory, submit, release_notebook):
-    """A course without any SQLite gradebook (not a copy of ``registered_course``), three students submitted.
+def course(tmp_path_factory, submit, small_master, small_release):
+    """A course of the small assignment (``conftest.small_assignment``) without any SQLite gradebook (not a copy of
+    ``registered_small_course``), three students submitted.
 
     The helper and data are put beside the master now, as grading would: the
     two shards of the second test run at the same time and would both copy them.
     """
     root = demo.prepare_demo_course(tmp_path_factory.mktemp("pg") / "course")
+    nbformat.write(small_master, root / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
     build.sync_course_files(root / "source" / ASSIGNMENT, build.course_files())
     for number, student in enumerate(["ann", "ben", "cat"], start=1):
-        submit(root, student, demo.with_student(release_notebook, student, f"2026000{number}"))
+        submit(root, student, demo.with_student(small_release, student, f"2026000{number}"))
     return root
 
 

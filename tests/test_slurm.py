@@ -2,7 +2,7 @@
 
 ``deploy/submit-slurm.sh 3`` queues ``deploy/grade.slurm`` as an array of 3
 tasks (one shard each) and ``deploy/merge.slurm`` after it, for a class of 6
-(solved, partial, the release). Task 2 is cancelled with ``scancel`` as soon
+(solved, partial, the release; of the small assignment, ``conftest.small_assignment``). Task 2 is cancelled with ``scancel`` as soon
 as it runs: the merge keeps the other shards' students, names the missing
 ones and fails; rerunning that one task completes the class, which is then
 compared cell by cell with one local run. Each task writes its own students'
@@ -21,7 +21,6 @@ import subprocess
 import time
 
 import pytest
-from conftest import without_slow_demonstrations
 from nbgrader.api import Gradebook
 from slurm_cluster import LocalSlurm, SlurmUnavailable
 
@@ -52,10 +51,9 @@ def slurm(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def the_class(master_notebook, release_notebook):
-    """Six students: two solved, two partial, two who handed in the release (no slow demonstrations)."""
-    master = without_slow_demonstrations(master_notebook)
-    release = without_slow_demonstrations(release_notebook)
+def the_class(small_master, small_release):
+    """Six students: two solved, two partial, two who handed in the release (of the small assignment)."""
+    master, release = small_master, small_release
     students = {}
     for i in range(2):
         students[f"s{3 * i + 1:02d}"] = demo.with_student(master, f"Solved {i}", f"2026100{i}")
@@ -65,7 +63,7 @@ def the_class(master_notebook, release_notebook):
 
 
 @pytest.fixture(scope="module")
-def local_run(tmp_path_factory, copy_course, the_class):
+def local_run(tmp_path_factory, copy_small_course, the_class):
     """Per-cell scores of the class graded in one local run, and the feedback pages of s01, s02 and s03.
 
     The class holds three notebooks twice over (the solved and blank ones differ in NAME only, which
@@ -74,7 +72,7 @@ def local_run(tmp_path_factory, copy_course, the_class):
     notebook always gets the same scores is tested in tests/test_parallel.py.
     """
     kinds = {"s01": ("s01", "s04"), "s02": ("s02", "s05"), "s03": ("s03", "s06")}
-    course = copy_course(tmp_path_factory.mktemp("local") / "course", {s: the_class[s] for s in kinds})
+    course = copy_small_course(tmp_path_factory.mktemp("local") / "course", {s: the_class[s] for s in kinds})
     grade(course, ASSIGNMENT, workers=2, progress=False)
     graded = _cell_scores(course)
     pages = {student: page.read_bytes() for student, page in generate_feedback(course, ASSIGNMENT).items()}
@@ -102,13 +100,13 @@ def _output(course, job_id, suffix=""):
     return "\n".join(p.read_text() for p in sorted((course / "reports" / "slurm").glob(f"*-{job_id}{suffix}.out")))
 
 
-def test_the_array_job_grades_the_class_and_a_cancelled_task_is_rerun(slurm, copy_course, the_class, local_run,
+def test_the_array_job_grades_the_class_and_a_cancelled_task_is_rerun(slurm, copy_small_course, the_class, local_run,
                                                                        tmp_path):
     """One scenario for both paths (a Slurm run costs the suite about 30 s): 3 tasks, task 2 cancelled
     as soon as it runs; tasks 1 and 3 complete and the merge keeps their students, names shard 2's and
     fails; task 2 alone is resubmitted; the merge then completes the class, equal to a local run."""
     local_scores, local_pages = local_run
-    course = copy_course(tmp_path / "course", the_class)
+    course = copy_small_course(tmp_path / "course", the_class)
     grading, merge = _submit(slurm, course)
     deadline = time.monotonic() + 120
     while slurm.jobs(grading).get(f"{grading}_2", ("PENDING",))[0] != "RUNNING":
