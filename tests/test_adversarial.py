@@ -409,7 +409,7 @@ def test_loops_in_part1_cost_seconds_and_the_rest_of_the_notebook_runs(graded):
     stopped = [n for n in incidents if "ran past the time limit" in n]
     # Calibrated limits: the floor for the tests of Part 1 (the hard cap here is 20 s).
     assert any(f"(clustering_objective_test): stopped: ran past the time limit of {CELL_FLOOR:g} s" in n for n in stopped), stopped
-    for later in ("compress_cat", "prepare_digit_image_test"):
+    for later in ("load_cat", "prepare_digit_image_test"):
         cell = next(c for c in nb.cells if notebooks.grade_id(c) == later)
         assert not any(o.get("output_type") == "error" for o in cell.outputs), later
 
