@@ -198,8 +198,11 @@ def _checker_test_double(student):
 RIGHT_DOUBLE = "import numpy as np\ndef double(x):\n    return x * 2"
 
 
-def _graded(tmp_path, answer, after="print('after')", test_cell=TEST_CELL, graded=True, more=()):
-    """The cells of [answer, test_cell, after, *more] as GuardedExecute leaves them (``more``: (source, graded))."""
+def _graded(tmp_path, answer, after="print('after')", test_cell=TEST_CELL, graded=True, more=(), timeout=5):
+    """The cells of [answer, test_cell, after, *more] as GuardedExecute leaves them (``more``: (source, graded)).
+
+    ``timeout``: every cell's time limit (``c.Execute.timeout``), in seconds.
+    """
     import nbformat
     from traitlets.config import Config
 
@@ -218,7 +221,7 @@ def _graded(tmp_path, answer, after="print('after')", test_cell=TEST_CELL, grade
                                                                           "display_name": "Python 3"}})
     tmp_path.mkdir(exist_ok=True)
     config = Config()
-    config.Execute.timeout = 5
+    config.Execute.timeout = timeout
     executed, _ = GuardedExecute(config=config).preprocess(nb, {"metadata": {"path": str(tmp_path)}})
     return executed.cells
 
@@ -264,7 +267,8 @@ def test_in_the_grading_kernel_a_forged_call_helper_is_replaced_before_the_first
 
 @pytest.mark.slow
 def test_in_the_grading_kernel_a_loop_in_a_checked_call_is_stopped_and_the_rest_runs(tmp_path):
-    _, test, after = _graded(tmp_path, "def double(x):\n    while hasattr(x, 'shape'):\n        pass\n    return x * 2")
+    _, test, after = _graded(tmp_path, "def double(x):\n    while hasattr(x, 'shape'):\n        pass\n    return x * 2",
+                             timeout=2)  # the loop spins a core until then
     assert any("GradingStopped" in e and "time limit" in e for e in _errors(test)), _errors(test)
     assert [o.get("text") for o in after.outputs if o.get("output_type") == "stream"] == ["after\n"]
 
