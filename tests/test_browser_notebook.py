@@ -13,9 +13,10 @@ release and copies of its notebook:
 - ``master_right/tiny.ipynb``, ``master_wrong/tiny.ipynb``: one-exercise masters with a
   checker test, validated with the toolbar's Validate button;
 - ``lecture.ipynb``: the executed master of ``notebooks/``, opened but not run;
-- ``colab/clustering.ipynb``: the notebook alone in a folder, with a fake
-  ``google.colab`` package beside it and the course files served from
-  127.0.0.1, where its setup cell runs as in Colab.
+- ``colab/clustering.ipynb``: the notebook's first cells, up to its setup
+  cell, alone in a folder, with a fake ``google.colab`` package beside it and
+  the course files served from 127.0.0.1, where its setup cell runs as in
+  Colab.
 
 Screenshots go to ``tests/screenshots/notebook_*.png``. Any uncaught
 JavaScript error fails the test.
@@ -97,6 +98,7 @@ def jupyter(tmp_path_factory, master_notebook, release_notebook, course_files_se
     (colab / "google" / "colab" / "__init__.py").write_text("# stands in for Colab's module\n")
     in_colab = copy.deepcopy(solved)
     setup = next(c for c in in_colab.cells if notebooks.grade_id(c) == "colab_setup")
+    in_colab.cells = in_colab.cells[:in_colab.cells.index(setup) + 1]  # only the setup cell runs there
     setup.source = re.sub(r"^COURSE_BASE_URL = .*$", f'COURSE_BASE_URL = "{course_files_server}"', setup.source,
                           count=1, flags=re.MULTILINE)
     nbformat.write(in_colab, colab / "clustering.ipynb")
