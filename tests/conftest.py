@@ -43,18 +43,18 @@ from coursekit.steps import demo
 ASSIGNMENT = "clustering"
 
 
-#: Seconds each module took in ``make test`` on 2 cores (``PYTEST_ARGS="-v --durations=0"``, setup, call and
-#: teardown summed per module; December 1, 2026). Only their order matters: see
+#: Seconds each module took in ``make test`` on 2 cores (``PYTEST_ARGS="--durations=0"``, setup, call and
+#: teardown summed per module; December 5, 2026). Only their order matters: see
 #: :func:`pytest_collection_modifyitems`.
 MODULE_SECONDS = {
-    "test_pipeline": 155, "test_adversarial": 95, "test_inert_pages": 63, "test_fuzz_notebooks": 35, "test_browser_notebook": 105, "test_parallel": 50, "test_slurm": 70,
-    "test_interrupt": 76, "test_sandbox": 50, "test_postgres": 33, "test_autograde_release": 32,
-    "test_similarity_class": 24, "test_exchange": 21, "test_checker": 28, "test_release": 2, "test_report": 12,
-    "test_similarity": 10, "test_kmeans_helper": 6, "test_data": 5, "test_environment": 5, "test_collect": 4,
-    "test_repair": 4, "test_lms": 3, "test_download": 2, "test_colab_setup": 2, "test_feedback_page": 0,
-    "test_failures": 0, "test_deploy": 0, "test_outputs": 0, "test_preprocessors": 0, "test_build_checks": 0,
-    "test_plain_data": 0, "test_sanitize": 1, "test_docs": 26, "test_architecture": 0, "test_first_day": 27, "test_warm": 22, "test_doc_commands": 115,
-    "test_ordinary_user": 140,
+    "test_pipeline": 115, "test_browser_notebook": 111, "test_ordinary_user": 98, "test_doc_commands": 78,
+    "test_adversarial": 74, "test_inert_pages": 62, "test_interrupt": 55, "test_sandbox": 35, "test_slurm": 34,
+    "test_checker": 30, "test_fuzz_notebooks": 28, "test_docs": 27, "test_parallel": 23, "test_warm": 20,
+    "test_similarity_class": 20, "test_first_day": 19, "test_autograde_release": 17, "test_postgres": 12,
+    "test_environment": 10, "test_similarity": 7, "test_kmeans_helper": 7, "test_report": 7, "test_data": 4,
+    "test_repair": 4, "test_exchange": 3, "test_download": 2, "test_colab_setup": 2, "test_collect": 2, "test_lms": 1,
+    "test_preprocessors": 1, "test_architecture": 0, "test_deploy": 0, "test_sanitize": 0, "test_failures": 0,
+    "test_feedback_page": 0, "test_release": 0, "test_build_checks": 0, "test_outputs": 0, "test_plain_data": 0,
 }
 
 

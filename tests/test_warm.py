@@ -269,8 +269,13 @@ def test_a_python_kept_under_tmp_stays_visible_read_only_to_warm_kernels(tmp_pat
 
 
 def _descendants(pid):
+    """The process ids under ``pid``, as /proc lists them now (a process that ends meanwhile has none)."""
     found = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:  # it ended after its parent listed it
+        return found
+    for task in tasks:
         try:
             children = [int(child) for child in (task / "children").read_text().split()]
         except OSError:
