@@ -206,7 +206,7 @@ def _demo(args):
     # row is the expected outcome, so the demo itself succeeds.
     from coursekit.steps.demo import DEMO_ROOT, run_demo
 
-    run_demo(args.root or DEMO_ROOT)
+    run_demo(args.root or DEMO_ROOT, workers=args.workers)
 
 
 def _course_options(parser, students=False, grading=False):
@@ -356,6 +356,8 @@ def build_parser():
 
     step = steps.add_parser("demo", help="the whole job on a bundled demo class (in demo-course/)")
     step.add_argument("--root", type=Path, default=None, help="where to put the demo course (default: demo-course/)")
+    step.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                      help="submissions graded at the same time (default: the number of cores)")
     step.set_defaults(run=_demo)
     return parser
 

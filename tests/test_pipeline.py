@@ -87,6 +87,16 @@ def demo_run(tmp_path_factory):
     return root, outcome
 
 
+def test_the_demo_grades_with_a_worker_per_core_unless_told(monkeypatch, tmp_path):
+    """``python -m coursekit demo`` grades as ``grade`` does: one worker per core by default, ``--workers N``."""
+    asked = []
+    monkeypatch.setattr(demo, "run_demo", lambda root, workers=None: asked.append((root, workers)))
+    monkeypatch.setattr(cli.os, "cpu_count", lambda: 6)
+    assert cli.main(["demo", "--root", str(tmp_path)]) == 0
+    assert cli.main(["demo", "--root", str(tmp_path), "--workers", "1"]) == 0
+    assert asked == [(tmp_path, 6), (tmp_path, 1)]
+
+
 @pytest.mark.slow
 def test_every_student_gets_the_expected_status_and_score(demo_run):
     _, outcome = demo_run

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import re
 import shutil
 import zipfile
@@ -215,12 +216,21 @@ def prepare_demo_course(root=DEMO_ROOT):
     return new_course(root, assignment=ASSIGNMENT)
 
 
-def run_demo(root=DEMO_ROOT, build_first=True):
+def run_demo(root=DEMO_ROOT, build_first=True, workers=None):
     """Build, then collect, grade, give feedback and report on the demo class.
 
     The report includes the LMS files: the demo class comes from Canvas, so
     a made-up Canvas gradebook export (``downloads/canvas_gradebook_export.csv``)
     is filled in with the totals.
+
+    Parameters
+    ----------
+    root : path-like, default=DEMO_ROOT
+        Where to make the demo course (an earlier demo there is removed first).
+    build_first : bool, default=True
+        Run the build (``make build``) before anything else.
+    workers : int, optional
+        Submissions graded at the same time; by default one per core, as ``python -m coursekit grade``.
 
     Returns
     -------
@@ -237,7 +247,7 @@ def run_demo(root=DEMO_ROOT, build_first=True):
     )
     log.info(f"made a demo LMS download: {download}")
     collect(download, root, assignment=ASSIGNMENT)
-    results = grade(root, ASSIGNMENT)
+    results = grade(root, ASSIGNMENT, workers=workers or os.cpu_count() or 1)
     pages = generate_feedback(root, ASSIGNMENT)
     reports = write_report(root, ASSIGNMENT, results=results)
     export = make_demo_canvas_export(root / "downloads" / "canvas_gradebook_export.csv")
