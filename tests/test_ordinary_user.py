@@ -90,7 +90,6 @@ def _class(master, release):
         "ada": demo.with_student(master, "Ada", "20260001"),
         "bo": demo.with_student(release, "Bo", "20260002"),
         "pat": demo.partial_submission(master, release),
-        "eve": demo.with_student(master, "Eve", "20260005"),
     }
 
 
