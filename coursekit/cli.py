@@ -64,13 +64,24 @@ def configure_logging(verbosity=0, stream=None):
         ``sys.stderr`` is honoured.
     """
     logger = logging.getLogger("coursekit")
-    for handler in [h for h in logger.handlers if getattr(h, "coursekit_cli", False)]:
-        logger.removeHandler(handler)
+    root = logging.getLogger()
+    for owner in (logger, root):
+        for handler in [h for h in owner.handlers if getattr(h, "coursekit_cli", False)]:
+            owner.removeHandler(handler)
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(MessageFormatter("%(message)s"))
     handler.coursekit_cli = True
     logger.addHandler(handler)
     logger.setLevel(logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG)
+    # Other libraries' warnings and errors, named, once. A root logger with a handler also keeps a library
+    # that calls logging.basicConfig on import (accessible-pygments, which pygments' style plugins load, sets
+    # the root to INFO) from printing every INFO line of every library in its own format.
+    others = logging.StreamHandler(stream or sys.stderr)
+    others.setFormatter(MessageFormatter("%(name)s: %(message)s"))
+    others.setLevel(logging.WARNING)
+    others.addFilter(lambda record: not record.name.startswith("coursekit"))
+    others.coursekit_cli = True
+    root.addHandler(others)
 
 
 def _data_build(args):

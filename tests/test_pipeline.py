@@ -97,6 +97,21 @@ def test_the_demo_grades_with_a_worker_per_core_unless_told(monkeypatch, tmp_pat
     assert asked == [(tmp_path, 6), (tmp_path, 1)]
 
 
+def test_the_commands_print_other_libraries_warnings_once_and_none_of_their_progress_lines():
+    """accessible-pygments (loaded with pygments' style plugins, as nbconvert's HTML does) calls logging.basicConfig
+    at INFO on import: without a handler of the command's own on the root logger, every library's INFO line was
+    printed (the demo's output had nbgrader's "Making directory ..." in it)."""
+    program = (
+        "import logging\nfrom coursekit import cli\ncli.configure_logging()\nimport a11y_pygments\n"
+        "logging.getLogger('traitlets').info('Making directory x')\n"
+        "logging.getLogger('nbgrader').warning('a warning of nbgrader')\n"
+        "logging.getLogger('coursekit.steps.demo').info('a line of ours')\n"
+        "logging.getLogger('coursekit.steps.demo').warning('a warning of ours')\n")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    assert done.stderr.splitlines() == ["warning: nbgrader: a warning of nbgrader", "a line of ours",
+                                        "warning: a warning of ours"], done.stderr
+
+
 @pytest.mark.slow
 def test_every_student_gets_the_expected_status_and_score(demo_run):
     _, outcome = demo_run
