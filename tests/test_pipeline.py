@@ -514,8 +514,10 @@ def session(jupyterlab, chromium):
 def _open_submission_list(panel):
     """Manual Grading, the assignment, the notebook: the submissions, their names shown."""
     panel.get_by_role("link", name="Manual Grading").click()
-    panel.get_by_role("link", name=ASSIGNMENT, exact=True).click()  # the assignment
-    panel.get_by_role("link", name=ASSIGNMENT, exact=True).click()  # its notebook
+    # The assignment and its notebook are both links named "clustering": each is found by where it leads, so
+    # the second click waits for the notebook's page (on a busy machine it hit the assignment's link again).
+    panel.locator(f"a[href$='/formgrader/gradebook/{ASSIGNMENT}']", has_text=ASSIGNMENT).click()  # the assignment
+    panel.locator(f"a[href$='/formgrader/gradebook/{ASSIGNMENT}/{ASSIGNMENT}']", has_text=ASSIGNMENT).click()  # its notebook
     # The button works once the list has loaded (names are hidden for anonymous grading).
     panel.get_by_role("link", name="Submission #1").wait_for()
     panel.get_by_role("button", name="Show All Names").click()
