@@ -68,19 +68,21 @@ def configure_logging(verbosity=0, stream=None):
     for owner in (logger, root):
         for handler in [h for h in owner.handlers if getattr(h, "coursekit_cli", False)]:
             owner.removeHandler(handler)
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(MessageFormatter("%(message)s"))
-    handler.coursekit_cli = True
-    logger.addHandler(handler)
+
+    def handler(form):
+        made = logging.StreamHandler(stream or sys.stderr)
+        made.setFormatter(MessageFormatter(form))
+        made.coursekit_cli = True
+        return made
+
+    logger.addHandler(handler("%(message)s"))
     logger.setLevel(logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG)
     # Other libraries' warnings and errors, named, once. A root logger with a handler also keeps a library
     # that calls logging.basicConfig on import (accessible-pygments, which pygments' style plugins load, sets
     # the root to INFO) from printing every INFO line of every library in its own format.
-    others = logging.StreamHandler(stream or sys.stderr)
-    others.setFormatter(MessageFormatter("%(name)s: %(message)s"))
+    others = handler("%(name)s: %(message)s")
     others.setLevel(logging.WARNING)
     others.addFilter(lambda record: not record.name.startswith("coursekit"))
-    others.coursekit_cli = True
     root.addHandler(others)
 
 
@@ -220,14 +222,18 @@ def _demo(args):
     run_demo(args.root or DEMO_ROOT, workers=args.workers)
 
 
+def _workers_option(parser):
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="submissions graded at the same time (default: the number of cores)")
+
+
 def _course_options(parser, students=False, grading=False):
     parser.add_argument("--root", type=Path, default=ROOT, help="the course folder (default: this repository)")
     parser.add_argument("--assignment", default="clustering")
     if grading:
         parser.add_argument("--allow-unsandboxed", action="store_true",
                             help="grade even where no sandbox can be made (student code then runs as you)")
-        parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                            help="submissions graded at the same time (default: the number of cores)")
+        _workers_option(parser)
         parser.add_argument("--force", action="store_true", help="regrade unchanged submissions too")
     if students:
         parser.add_argument("students", nargs="*", help="only these student ids (default: all)")
@@ -367,8 +373,7 @@ def build_parser():
 
     step = steps.add_parser("demo", help="the whole job on a bundled demo class (in demo-course/)")
     step.add_argument("--root", type=Path, default=None, help="where to put the demo course (default: demo-course/)")
-    step.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                      help="submissions graded at the same time (default: the number of cores)")
+    _workers_option(step)
     step.set_defaults(run=_demo)
     return parser
 
