@@ -86,7 +86,7 @@ test: venv
 	if [ $$status -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$status
 
-## test-fast: the unit tier only (no whole notebook graded; about a minute): pytest -m "not slow"
+## test-fast: the unit tier only (no whole notebook graded; about 70 s): pytest -m "not slow"
 test-fast: venv
 	@tools/ensure_system_packages.sh --tests
 	@$(PY) -m pytest -m "not slow" $(XDIST) $(PYTEST_ARGS)
