@@ -488,17 +488,43 @@ ACCESSIBILITY_REPORTS = SCREENSHOTS / "accessibility"
 BLOCKING_IMPACTS = ("serious", "critical")
 
 
+#: Code inputs: syntax highlighting makes thousands of spans of a few kinds, and colour contrast, axe-core's
+#: costliest rule, checks each. Each kind is checked once (see :func:`accessibility_problems`).
+ONCE_PER_KIND = ".input_area"
+#: Marks each element matching the selector whose class names (its own and its descendants') an earlier one
+#: already had; returns how many it marked.
+_MARK_REPEATS = """selector => {
+  const seen = new Set();
+  let marked = 0;
+  for (const element of document.querySelectorAll(selector)) {
+    const names = [element, ...element.querySelectorAll('[class]')].flatMap(e => [...e.classList]);
+    if (names.some(name => !seen.has(name))) {
+      names.forEach(name => seen.add(name));
+    } else {
+      element.setAttribute('data-axe-repeat', '');
+      marked++;
+    }
+  }
+  return marked;
+}"""
+
+
 def accessibility_problems(page, name, include=None):
     """axe-core's serious and critical violations on ``page`` (a Playwright page or frame), one line each.
 
     The whole report (every impact) goes to ``tests/screenshots/accessibility/<name>.json``.
     ``include``, a list of CSS selectors, limits the check to those parts of the page (the
-    notebook's cells in JupyterLab, not JupyterLab's own interface).
+    notebook's cells in JupyterLab, not JupyterLab's own interface). Code inputs
+    (:data:`ONCE_PER_KIND`) are checked once per kind: one whose class names, its own and
+    its descendants', an earlier one already had is left out (same classes, same colours):
+    on a feedback page 5 s of axe-core's 7 went to contrast checks of repeated highlighting.
     """
     from axe_playwright_python.sync_playwright import Axe
 
-    context = {"include": [[selector] for selector in include]} if include else None
-    response = Axe().run(page, context=context, options={"resultTypes": ["violations"]}).response
+    context = {"include": [[selector] for selector in include]} if include else {}
+    if page.evaluate(_MARK_REPEATS, ONCE_PER_KIND):
+        context["exclude"] = [["[data-axe-repeat]"]]
+    response = Axe().run(page, context=context or None, options={"resultTypes": ["violations"]}).response
     ACCESSIBILITY_REPORTS.mkdir(parents=True, exist_ok=True)
     report = {"url": response.get("url"), "axe": response.get("testEngine", {}).get("version"),
               "violations": response["violations"]}
