@@ -289,8 +289,9 @@ SLOW_DEMONSTRATIONS = ("run_kmeans", "animation", "starts", "compress_cat", "qua
 def without_slow_demonstrations(nb):
     """A copy of ``nb`` without the cells of :data:`SLOW_DEMONSTRATIONS`, as if the student deleted them.
 
-    For tests about the grading machinery (attacks, workers, shards), where a
-    whole solved notebook is needed but not its slowest figures: grading does
+    For tests that need a whole solved notebook but not its slowest figures (the
+    attack class, the docs' commands, the first day; the tests of workers and
+    shards grade :func:`small_assignment` instead): grading does
     not restore deleted cells that carry no points, so each such submission
     costs about a third of the time (kernel start and imports stay). The whole notebook is graded end to end
     elsewhere (test_pipeline, test_autograde_release, test_browser_notebook).
