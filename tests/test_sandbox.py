@@ -127,6 +127,35 @@ def test_graded_kernels_reuse_one_matplotlib_font_list(tmp_path):
     assert printed.strip() == f"True ['{bwrap.matplotlib_font_list().name}']"
 
 
+def test_the_font_list_is_built_once_per_machine_and_anew_when_the_fonts_change(tmp_path, monkeypatch):
+    """Each grading run reuses the list the first one built; a font added to the system makes a new one."""
+    fonts = tmp_path / "fonts"
+    fonts.mkdir()
+    monkeypatch.setattr(bwrap, "FONT_DIRS", (str(fonts),))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    builds = []
+    real_build = bwrap._build_font_list
+    monkeypatch.setattr(bwrap, "_build_font_list", lambda folder: builds.append(folder) or real_build(folder))
+
+    def in_a_new_grading_run():
+        monkeypatch.setattr(bwrap, "_font_list", {})
+        return bwrap.matplotlib_font_list()
+
+    first = in_a_new_grading_run()
+    assert first.is_file() and first.parent.parent == tmp_path / "cache" / "coursekit", first
+    assert first.name.startswith("fontlist-") and '"ttflist"' in first.read_text()
+    assert in_a_new_grading_run() == first and len(builds) == 1, "the second run builds nothing"
+    (fonts / "new.ttf").write_bytes(b"not really a font")
+    second = in_a_new_grading_run()
+    assert second != first and second.is_file() and len(builds) == 2
+    assert sorted(p.name for p in (tmp_path / "cache" / "coursekit").iterdir()) == sorted(
+        [first.parent.name, second.parent.name]), "no half-built folder is left"
+    # Where the cache cannot be written, each run builds a list of its own, as before.
+    monkeypatch.setenv("XDG_CACHE_HOME", "/proc/no-cache-here")
+    own = in_a_new_grading_run()
+    assert own.is_file() and "coursekit" not in str(own) and len(builds) == 3
+
+
 def test_a_fresh_kernel_gives_each_cell_exactly_its_own_output(tmp_path):
     """The client does not wait out IOPub's start-up chatter; no stray message lands in a cell."""
     sandbox.check_sandbox()

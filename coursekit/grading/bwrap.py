@@ -9,6 +9,8 @@ two views of the system identical.
 from __future__ import annotations
 
 import atexit
+import hashlib
+import importlib.metadata
 import os
 import shutil
 import subprocess
@@ -29,7 +31,7 @@ _SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/l
 _PASSED_ENV = ("LANG", "LC_ALL", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
-# Inside the sandbox: matplotlib's folder, with the font list built once per grading process.
+# Inside the sandbox: matplotlib's folder, with the font list built once per machine (matplotlib_font_list).
 MATPLOTLIB_DIR = "/tmp/matplotlib"
 #: Inside the sandbox: the grader's own space (a tmpfs of its own, c.Sandbox.grader_space_mb), where
 #: the checker's files for a call of the student's function live. A student who fills their own
@@ -137,24 +139,98 @@ def visible_python():
 
 
 _font_list = {}
+#: The folders where matplotlib looks for the system's fonts on Linux (``matplotlib.font_manager``'s
+#: own list); a font added, changed or removed there makes the cached font list be built anew.
+FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "/usr/X11R6/lib/X11/fonts", "/usr/X11/lib/X11/fonts",
+             "/usr/lib/openoffice/share/fonts/truetype")
+
+
+def font_cache_root():
+    """Where the grader keeps the kernels' font lists: ``$XDG_CACHE_HOME/coursekit``, else ``~/.cache/coursekit``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "coursekit"
+
+
+def font_list_key():
+    """What a kernel's font list is made from: the kernels' Python, its matplotlib and the system's font files.
+
+    A short SHA-256 of the Python's path, matplotlib's version, and the name,
+    size and modification time of every file under :data:`FONT_DIRS`.
+    """
+    digest = hashlib.sha256(visible_python().encode() + b"\0")
+    try:
+        digest.update(importlib.metadata.version("matplotlib").encode())
+    except importlib.metadata.PackageNotFoundError:
+        digest.update(b"no matplotlib")
+    for top in FONT_DIRS:
+        for folder, subfolders, files in os.walk(top):
+            subfolders.sort()
+            for name in sorted(files):
+                path = os.path.join(folder, name)
+                try:
+                    info = os.lstat(path)
+                except OSError:
+                    continue
+                digest.update(f"\0{path}\0{info.st_size}\0{info.st_mtime_ns}".encode())
+    return digest.hexdigest()[:24]
+
+
+def _build_font_list(folder):
+    """Build matplotlib's font list in ``folder`` with the kernels' Python and environment; its path, or None."""
+    # The kernel's environment, not the grader's: no fonts from the grader's home.
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(folder), "MPLCONFIGDIR": str(folder)}
+    subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env=env, capture_output=True, check=False)
+    built = sorted(Path(folder).glob("fontlist-*.json"))
+    return built[0] if built else None
+
+
+def _cached_font_list():
+    """The font list kept in :func:`font_cache_root` for :func:`font_list_key`, built there first if need be.
+
+    Built in a folder of its own and renamed into place, so that graders
+    running at once never see half a list. None where the cache cannot be
+    written (the caller builds a list for this process alone).
+    """
+    root = font_cache_root()
+    folder = root / f"matplotlib-{font_list_key()}"
+    kept = sorted(folder.glob("fontlist-*.json"))
+    if kept:
+        return kept[0]
+    try:
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        building = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
+    except OSError:
+        return None
+    built = _build_font_list(building)
+    if built is None:
+        shutil.rmtree(building, ignore_errors=True)
+        return None
+    try:
+        building.rename(folder)
+    except OSError:  # another grader put its list there first: the same list
+        shutil.rmtree(building, ignore_errors=True)
+    kept = sorted(folder.glob("fontlist-*.json"))
+    return kept[0] if kept else None
 
 
 def matplotlib_font_list():
-    """matplotlib's font list for this machine, built once per grading process (None if it cannot be).
+    """matplotlib's font list for this machine's kernels (None if it cannot be built).
 
     A kernel whose matplotlib folder is empty scans the system's fonts before it
     draws its first figure, about 0.1 s of CPU for every submission graded; a
-    copy of this list in each kernel's folder spares that. It is built where it
-    is used, by the kernels' own Python, so it never goes stale.
+    copy of this list in each kernel's folder spares that. It is built by the
+    kernels' own Python, in their environment, and kept in
+    :func:`font_cache_root` under :func:`font_list_key`: building it costs about
+    1.2 s of CPU, once per machine instead of once per grading run, and a new
+    matplotlib or a change to the system's fonts makes a new one.
     """
     if "path" not in _font_list:
-        folder = tempfile.mkdtemp(prefix="ck-fonts-")
-        atexit.register(shutil.rmtree, folder, True)
-        # The kernel's environment, not the grader's: no fonts from the grader's home.
-        env = {"PATH": os.environ.get("PATH", ""), "HOME": folder, "MPLCONFIGDIR": folder}
-        subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env=env, capture_output=True)
-        built = sorted(Path(folder).glob("fontlist-*.json"))
-        _font_list["path"] = built[0] if built else None
+        path = _cached_font_list()
+        if path is None:
+            folder = tempfile.mkdtemp(prefix="ck-fonts-")
+            atexit.register(shutil.rmtree, folder, True)
+            path = _build_font_list(folder)
+        _font_list["path"] = path
     return _font_list["path"]
 
 
