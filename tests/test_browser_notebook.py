@@ -34,7 +34,7 @@ import urllib.request
 
 import nbformat
 import pytest
-from conftest import SCREENSHOTS, accessibility_problems, jupyterlab_server
+from conftest import SCREENSHOTS, accessibility_problems, jupyterlab_server, launched_chromium
 from test_checker import RIGHT_DOUBLE, _tiny_master
 
 from coursekit.common import notebooks
@@ -120,6 +120,13 @@ def script_errors(page):
     """The uncaught script errors of the page, less the known ones of Notebook 7's own bundle."""
     return [error for error in page.script_errors
             if not (error.split("\n")[0] in NOTEBOOK7_OWN_ERRORS and "/static/notebook/notebook_core." in error)]
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """One browser for the module, each test in contexts of its own: this process runs no kernel (the server does)."""
+    with launched_chromium() as browser:
+        yield browser
 
 
 @pytest.fixture

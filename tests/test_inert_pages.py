@@ -30,7 +30,7 @@ import threading
 
 import nbformat
 import pytest
-from conftest import SCREENSHOTS, SLOW_DEMONSTRATIONS, jupyterlab_server
+from conftest import SCREENSHOTS, SLOW_DEMONSTRATIONS, jupyterlab_server, launched_chromium
 from nbformat.v4 import new_code_cell
 from payloads import FLAG, HTML_PAYLOADS, JAVASCRIPT_PAYLOAD, MARKDOWN_PAYLOADS, SVG_PAYLOAD
 
@@ -113,6 +113,26 @@ def hostile_notebook(master, name, student_id, url):
     nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {
         "state": {}, "version_major": 2, "version_minor": 0, "note": "</script><script>" + FLAG + "</script>"}}
     return nb
+
+
+@pytest.fixture(scope="module")
+def chromium(hostile_class):
+    """One browser for the module, each page in a context of its own, opened once the class is graded.
+
+    The grading (kernels started with ``asyncio.run``) comes first: Playwright's event loop runs in this
+    thread while the browser is open (``conftest.chromium``).
+    """
+    with launched_chromium() as browser:
+        yield browser
+
+
+@pytest.fixture(autouse=True)
+def no_page_outlives_its_test(request):
+    """Every context a test opened is closed after it, failed or not: a payload left running would count against the next test."""
+    yield
+    if "chromium" in request.fixturenames:
+        for context in request.getfixturevalue("chromium").contexts:
+            context.close()
 
 
 @pytest.fixture(scope="module")
