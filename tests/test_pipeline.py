@@ -35,7 +35,7 @@ import nbformat
 import numpy as np
 import pytest
 from conftest import (SCREENSHOTS, accessibility_problems, canvas_name_ids, canvas_reupload_match, doc_blocks,
-                      jupyterlab_server)
+                      jupyterlab_server, launched_chromium)
 from nbgrader.api import Gradebook
 
 from coursekit import cli
@@ -85,6 +85,17 @@ def demo_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo") / "course"
     outcome = demo.run_demo(root, build_first=False)
     return root, outcome
+
+
+@pytest.fixture(scope="module")
+def chromium(demo_run):
+    """One browser for the module, each page in a context of its own, opened once the demo class is graded.
+
+    Every kernel of this module runs in the demo (and in formgrader's server, another process): Playwright's
+    event loop runs in this thread while the browser is open (``conftest.chromium``).
+    """
+    with launched_chromium() as browser:
+        yield browser
 
 
 def test_the_demo_grades_with_a_worker_per_core_unless_told(monkeypatch, tmp_path):
