@@ -2,8 +2,8 @@
 
 Every code variant is a correct solution: the notebook with variant v in every
 code cell (v = 1, 2, 3; variant 0 is the master's), and the copies whose code
-differs from their original's, run without error with the master's hidden tests (the slowest demonstration cells left out, one kernel
-per notebook). The independent students keep their promises (few shared
+differs from their original's, earn every autograded point without an error
+when graded as a class (the slowest demonstration cells left out). The independent students keep their promises (few shared
 variants and phrasings, deterministic for a seed), and the copies are
 disguised the way they claim.
 """
@@ -11,13 +11,11 @@ disguised the way they claim.
 import ast
 import io
 import re
-import shutil
 import tokenize
 
 import nbformat
 import pytest
 from conftest import without_slow_demonstrations
-from nbclient import NotebookClient
 from pygments.lexers import PythonLexer
 from pygments.token import Comment, Name, Text
 
@@ -41,11 +39,12 @@ from bench.similarity_class import (
     variant_source,
 )
 from coursekit.common import notebooks
-from coursekit.common.paths import ROOT
-from coursekit.grading.checker import CheckerProcess
-from coursekit.steps import build
+from coursekit.common.results import GRADED
+from coursekit.steps.grade import grade
 
-RELEASE = ROOT / "release" / "clustering"
+ASSIGNMENT = "clustering"
+#: What the master's code earns (its written answers wait for a grader).
+AUTOGRADED_POINTS = 23
 
 
 @pytest.fixture(scope="module")
@@ -63,17 +62,10 @@ def _uniform(master, variant):
     return solved_notebook(master, choice, written, f"Uniform Variant{variant}", f"2026770{variant}")
 
 
-def _problems_after_running(nb, folder):
-    """Run ``nb`` (without the slow demonstrations) in a copy of the release folder; its errors."""
-    shutil.copytree(RELEASE, folder)
-    lean = without_slow_demonstrations(nb)
-    nbformat.write(lean, folder / "clustering.ipynb")
-    # As grading runs it: each test cell's checker tests judged outside the kernel.
-    client = NotebookClient(lean, timeout=120, kernel_name="python3", allow_errors=True,
-                            resources={"metadata": {"path": str(folder)}})
-    build.run_with_checker(client, lean, CheckerProcess([str(folder)]))
+def _problems(nb):
+    """What went wrong in a graded notebook: each error, and each test cell that wrote to stderr."""
     problems = []
-    for cell in lean.cells:
+    for cell in nb.cells:
         for output in cell.get("outputs", []):
             if output.output_type == "error":
                 problems.append(f"{notebooks.grade_id(cell)}: {output.ename}: {output.evalue}")
@@ -87,11 +79,24 @@ def _problems_after_running(nb, folder):
 RUN = [f"variant{v}" for v in range(1, N_VARIANTS)] + sorted(c for c, (_, how) in COPY_SOURCES.items() if how != "written")
 
 
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, copy_course, master_notebook, the_class):
+    """The notebooks of :data:`RUN`, without the slow demonstrations, graded as a class: (course, {name: result})."""
+    handed_in = {which: without_slow_demonstrations(
+        _uniform(master_notebook, int(which[-1])) if which.startswith("variant") else the_class[which])
+        for which in RUN}
+    course = copy_course(tmp_path_factory.mktemp("variants") / "course", handed_in)
+    return course, {r.student: r for r in grade(course, ASSIGNMENT, workers=2, progress=False)}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("which", RUN)
-def test_every_variant_and_every_copy_passes_the_hidden_tests(which, master_notebook, the_class, tmp_path):
-    nb = _uniform(master_notebook, int(which[-1])) if which.startswith("variant") else the_class[which]
-    assert _problems_after_running(nb, tmp_path / "run") == []
+def test_every_variant_and_every_copy_passes_the_hidden_tests(which, graded):
+    """Graded as students' work is (sandbox, hidden tests, checker): every autograded point, and no error anywhere."""
+    course, results = graded
+    nb = nbformat.read(course / "autograded" / which / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    assert _problems(nb) == []
+    assert (results[which].status, results[which].score) == (GRADED, AUTOGRADED_POINTS), results[which]
 
 
 def test_the_variants_cover_the_master_s_answer_cells(master_notebook):
