@@ -123,6 +123,8 @@ def _submissions(master, release, course, port, only):
     # The palette PNGs of the colour sweep come back: "perfect" keeps that one slow demonstration.
     sweep = next(c for c in solved.cells if notebooks.grade_id(c) == "quality_sweep")
     variant("perfect", lambda nb: _insert_after(nb, "palette_png_test", copy.deepcopy(sweep)))
+    # A loop that spins on a core until the grader stops it (its time limit): root's run only, as the grader's
+    # interrupt is the same in both modes; the ordinary user's run has the sleeping loops of "loops" and "sigint".
     variant("loop", lambda nb: _after_solution(nb, "assign_clusters", "while True:\n    pass"))
     # SIGINT ignored, then a loop: only a kill stops it. It sleeps; "loop" is the one that spins on a core.
     variant("sigint", lambda nb: _after_solution(
@@ -298,7 +300,7 @@ def _text(nb):
     [
         ("perfect", FULL, None),
         # The cell with the loop is stopped; what it defined is lost, so its test and kmeans's fail.
-        ("loop", FULL - 2 - 3, "assign_clusters"),
+        pytest.param("loop", FULL - 2 - 3, "assign_clusters", marks=HOST_SIDE),
         ("sigint", FULL - 2 - 3, "update_representatives"),
         ("exit", FULL - 1 - 3, "the kernel died"),
         ("memory", FULL, None),
@@ -316,7 +318,7 @@ def _text(nb):
         pytest.param("deleted_part0", FULL, "student_info_test", marks=HOST_SIDE),
         # clustering_objective loops: its test (1 point) and kmeans's (3, which calls it) run out of time;
         # the rest of Part 1 and Parts 0, 2 and 3 do not depend on it and are graded.
-        pytest.param("loops", FULL - 4, "time limit", marks=HOST_SIDE),
+        ("loops", FULL - 4, "time limit"),
         # Wrong assign_clusters with NumPy's comparisons or the helper's function replaced: its test
         # and kmeans's (which uses it) fail, judged by the checker against its own NumPy and helper.
         pytest.param("patched_numpy", FULL - 2 - 3, None, marks=HOST_SIDE),
@@ -428,6 +430,7 @@ def test_unreadable_and_foreign_notebooks_are_not_graded_never_zero(graded):
 
 
 @pytest.mark.slow
+@HOST_SIDE
 @pytest.mark.students("loop")
 def test_a_stopped_cell_says_why_and_later_failures_are_explained(graded):
     course, _, _, _ = graded
@@ -502,13 +505,16 @@ def test_a_manual_grade_of_another_student_survives_a_snooping_submission(graded
 
 @pytest.mark.slow
 @HOST_SIDE
-@pytest.mark.students("perfect", "loop")
+@pytest.mark.students("perfect", "sigint")
 def test_the_same_submission_graded_twice_gets_the_same_score_and_feedback(graded):
+    """The whole solution, and one whose kernel is killed at a time limit and restarted (it sleeps: no core held)."""
     course, results, _, config = graded
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
-        before = {s: gradebook.find_submission(ASSIGNMENT, s).score for s in ("perfect", "loop")}
-    again = {r.student: r for r in grade(course, ASSIGNMENT, students=["perfect", "loop"], progress=False,
-                                        config=config)}
+        before = {s: gradebook.find_submission(ASSIGNMENT, s).score for s in ("perfect", "sigint")}
+    # force: unchanged submissions are otherwise kept as graded, not graded again.
+    again = {r.student: r for r in grade(course, ASSIGNMENT, students=["perfect", "sigint"], force=True,
+                                        progress=False, config=config)}
+    assert all(r.status == GRADED for r in again.values()), again
     assert {s: again[s].score for s in before} == before
     pages = generate_feedback(course, ASSIGNMENT, students=["perfect"])
     first = pages["perfect"].read_text()
