@@ -188,7 +188,8 @@ c.Sandbox.disk_limit_mb = 512
 c.Sandbox.shm_limit_mb = 64
 # Kernels are forked from a warm parent that has imported these once (coursekit.grading.warm):
 # about 1.7 s less CPU per submission here, with what each kernel sees unchanged.
-# List the heavy modules the notebook imports; c.Sandbox.warm_kernels = False starts
+# List the heavy modules the notebook imports (a grading run preloads those its
+# assignment's master or helper imports); c.Sandbox.warm_kernels = False starts
 # every kernel from scratch instead.
 c.Sandbox.preload = ["ipykernel.kernelapp", "ipykernel.debugger", "numpy", "scipy", "matplotlib.pyplot", "sklearn.cluster",
                      "PIL.Image", "skimage.io", "skimage.metrics"]

@@ -246,5 +246,6 @@ def test_a_changed_grading_setting_makes_the_rerun_grade_everyone_again(serial):
                                  settings=autograde.grading_settings(changed)) == {}, f"{section}.{name} changed"
     workers = build.load_course_config(ROOT)
     workers.SandboxedKernelManager.workers = 4  # not a grading setting: the same scores with any number
+    workers.Sandbox.preload = ["ipykernel.kernelapp"]  # nor is what the warm parent imports for the kernels
     assert sorted(unchanged_results(course, ASSIGNMENT, students, db_url(course),
                                     settings=autograde.grading_settings(workers))) == students

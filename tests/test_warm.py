@@ -314,3 +314,54 @@ def test_a_killed_worker_leaves_no_warm_kernel_running(tmp_path, fresh_warm_stat
     while set(_descendants(parent)) - before:
         assert time.monotonic() < deadline, f"left running: {set(_descendants(parent)) - before}"
         time.sleep(0.1)
+
+
+# --------------------------------------------------------------------------
+# What the warm parent preloads: what the assignment's notebook imports
+# --------------------------------------------------------------------------
+COURSE_PRELOAD = ["ipykernel.kernelapp", "ipykernel.debugger", "numpy", "scipy", "matplotlib.pyplot",
+                  "sklearn.cluster", "PIL.Image", "skimage.io", "skimage.metrics"]
+
+
+def test_the_course_s_notebook_keeps_every_module_nbgrader_config_preloads(master_notebook):
+    from coursekit.common.course import load_course_config
+    from coursekit.common.paths import ROOT
+    from coursekit.steps.grade import preload_for
+
+    config = load_course_config()
+    assert sandbox.Sandbox(config=config).preload == COURSE_PRELOAD
+    master = ROOT / "source" / "clustering" / "clustering.ipynb"
+    assert preload_for(config, master) is config, "the real course pays nothing: it imports all of them"
+
+
+def test_a_notebook_that_imports_less_preloads_only_what_it_imports(tmp_path, small_master):
+    """The small assignment (Part 1's first exercises) imports NumPy and matplotlib: the rest is left out."""
+    from coursekit.common.course import load_course_config
+    from coursekit.steps.grade import preload_for
+
+    master = tmp_path / "source" / "clustering" / "clustering.ipynb"
+    master.parent.mkdir(parents=True)
+    nbformat.write(small_master, master)
+    (master.parent / "helper.py").write_text("import numpy as np\n")
+    config = load_course_config()
+    narrowed = preload_for(config, master)
+    assert sandbox.Sandbox(config=narrowed).preload == ["ipykernel.kernelapp", "ipykernel.debugger", "numpy",
+                                                        "matplotlib.pyplot"]
+    assert sandbox.Sandbox(config=config).preload == COURSE_PRELOAD, "the caller's config is left as it was"
+    # A module beside the master counts: the helper the notebook imports may import more.
+    (master.parent / "helper.py").write_text("from sklearn.cluster import KMeans\n")
+    assert "sklearn.cluster" in sandbox.Sandbox(config=preload_for(config, master)).preload
+
+
+@pytest.mark.parametrize("source, kept", [
+    ("import numpy.linalg", ["numpy"]),
+    ("from skimage import io", ["skimage.io"]),
+    ("from PIL import Image\nimport matplotlib", ["PIL.Image"]),
+    ("%matplotlib inline\n!pip install x\nimport scipy.sparse as sp", ["scipy"]),
+    ("from . import numpy\nimport numpyish\nx = 'import sklearn'", []),
+    ("def broken(:\n    import numpy", []),
+])
+def test_a_preloaded_module_is_kept_when_it_or_a_module_in_it_is_imported(source, kept):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source), nbformat.v4.new_markdown_cell("import scipy")])
+    needed = warm.needed_preload(COURSE_PRELOAD, warm.imported_modules(nb))
+    assert needed == ["ipykernel.kernelapp", "ipykernel.debugger"] + [m for m in COURSE_PRELOAD if m in kept]

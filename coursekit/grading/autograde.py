@@ -69,9 +69,10 @@ def submission_problem(course_root, assignment, student):
 
 #: The configuration sections whose settings change a grade (time limits, output bounds, the sandbox's limits).
 GRADING_SECTIONS = ("TimeLimits", "Execute", "GuardedExecute", "Sandbox", "SandboxedKernelManager")
-#: Settings of those sections that do not change a grade (how many workers share the machine).
+#: Settings of those sections that do not change a grade (how many workers share the machine, what the
+#: kernels' warm parent has imported for them).
 _NOT_GRADING = {("SandboxedKernelManager", "workers"), ("GuardedExecute", "workers"),
-                ("SandboxedKernelManager", "kernel_log")}
+                ("SandboxedKernelManager", "kernel_log"), ("Sandbox", "preload")}
 
 
 def grading_settings(config):

@@ -124,7 +124,8 @@ class Sandbox(Configurable):
     preload = List(
         Unicode(), ["ipykernel.kernelapp", "ipykernel.debugger", "numpy"],
         help="Modules the warm parent imports once for every kernel: the heavy ones the assignment's notebook "
-        "imports. A kernel finds them already imported; nothing else about it changes.",
+        "imports. A grading run preloads only those that the assignment's master, or a Python file beside it, "
+        "imports (ipykernel's always). A kernel finds them already imported; nothing else about it changes.",
     ).tag(config=True)
     threads = Integer(
         1, help="BLAS/OpenMP threads per kernel. Fixed (not derived from the number of workers) so that "

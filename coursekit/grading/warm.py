@@ -26,6 +26,7 @@ a sandbox of its own (:func:`why_not_warm` says why).
 
 from __future__ import annotations
 
+import ast
 import atexit
 import json
 import logging
@@ -88,6 +89,52 @@ def why_not_warm(settings, ceiling_kind, user_namespaces=False):
     if os.geteuid() != 0 and not user_namespaces:
         return "forking kernels into new namespaces needs root or user namespaces"
     return None
+
+
+#: Preloaded for every notebook: the kernel itself.
+KERNEL_MODULES = ("ipykernel",)
+
+
+def imported_modules(notebook, modules=()):
+    """The modules that the code cells of ``notebook`` and the Python files ``modules`` import.
+
+    Absolute imports, by dotted name; ``from package import name`` counts
+    ``package`` and ``package.name`` (``name`` may be a submodule). IPython's
+    magics and shell lines (``%``, ``!``) are left out, and a cell that is
+    not Python is skipped.
+    """
+    sources = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
+    sources += [Path(path).read_text(encoding="utf-8", errors="replace") for path in modules]
+    found = set()
+    for source in sources:
+        python = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+        try:
+            tree = ast.parse(python)
+        except (SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.add(node.module)
+                found.update(f"{node.module}.{alias.name}" for alias in node.names if alias.name != "*")
+    return found
+
+
+def needed_preload(preload, imported):
+    """The entries of ``preload`` that a notebook importing ``imported`` uses, in their order.
+
+    An entry is kept when it is the kernel's own (:data:`KERNEL_MODULES`), or
+    when it or a module in it is imported (which imports it): ``numpy`` for
+    ``import numpy.linalg``, ``skimage.io`` for ``from skimage import io``
+    (not ``skimage.metrics``). The others would only cost the warm parent
+    their import.
+    """
+    def used(entry):
+        return entry.split(".")[0] in KERNEL_MODULES or any(
+            name == entry or name.startswith(entry + ".") for name in imported)
+
+    return [entry for entry in preload if used(entry)]
 
 
 def zygote_command(fd, threads, preload, sockets_root):

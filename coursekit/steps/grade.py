@@ -23,12 +23,14 @@ the gradebook and the status file, and a rerun grades only the rest
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import warnings
 from dataclasses import replace
 from pathlib import Path
 
+import nbformat
 from nbgrader.api import MissingEntry
 from sqlalchemy.exc import SAWarning
 from tqdm import tqdm
@@ -36,8 +38,16 @@ from tqdm import tqdm
 from coursekit.common.errors import CourseError
 from coursekit.common.files import text_table
 from coursekit.common.paths import ROOT
-from coursekit.common.results import GRADED, NOT_SUBMITTED, GradeResult, StatusFile, load_results, status_path
+from coursekit.common.results import (
+    GRADED,
+    NOT_SUBMITTED,
+    GradeResult,
+    StatusFile,
+    load_results,
+    status_path,
+)
 from coursekit.grading import autograde
+from coursekit.grading.bwrap import matplotlib_font_list
 from coursekit.grading.gradebook import (
     ensure_tools_on_path,
     find_roster,
@@ -48,8 +58,13 @@ from coursekit.grading.gradebook import (
     register_assignment,
     set_student_names,
 )
-from coursekit.grading.bwrap import matplotlib_font_list
-from coursekit.grading.parallel import GradingInterrupted, StopOnSignals, grade_in_parallel, remove_dead_batches, shard_of
+from coursekit.grading.parallel import (
+    GradingInterrupted,
+    StopOnSignals,
+    grade_in_parallel,
+    remove_dead_batches,
+    shard_of,
+)
 from coursekit.grading.sandbox import (
     KernelDoesNotStart,
     Sandbox,
@@ -58,7 +73,12 @@ from coursekit.grading.sandbox import (
     check_sandbox,
     warm_up_for,
 )
-from coursekit.grading.warm import close_zygotes, wait_for_warm_up
+from coursekit.grading.warm import (
+    close_zygotes,
+    imported_modules,
+    needed_preload,
+    wait_for_warm_up,
+)
 from coursekit.steps import build
 from coursekit.steps.collect import student_names
 
@@ -68,6 +88,27 @@ log = logging.getLogger(__name__)
 def _count_submitted(course_root, assignment):
     """How many students have a folder for ``assignment`` in ``submitted/`` (cheap: no notebook is read)."""
     return sum(1 for _ in (Path(course_root) / "submitted").glob(f"*/{assignment}"))
+
+
+def preload_for(config, master):
+    """``config`` with ``c.Sandbox.preload`` cut down to what the assignment's notebook imports.
+
+    The warm parent imports only the entries that the master ``master`` or a
+    Python file beside it (the course's helper) imports
+    (:func:`~coursekit.grading.warm.needed_preload`): one ``preload`` serves
+    every assignment of a course, each paying only for its own modules. The
+    kernels of this batch and its warm parent read it from the same config.
+    """
+    preload = list(Sandbox(config=config).preload)
+    needed = needed_preload(preload, imported_modules(nbformat.read(master, as_version=4),
+                                                      sorted(Path(master).parent.glob("*.py"))))
+    if needed == preload:
+        return config
+    log.debug("warm kernels: %s not preloaded (the notebook does not import them)",
+              ", ".join(m for m in preload if m not in needed))
+    narrowed = copy.deepcopy(config)
+    narrowed.Sandbox.preload = needed
+    return narrowed
 
 
 def largest_first(course_root, assignment, students):
@@ -218,6 +259,7 @@ def grade(course_root=ROOT, assignment="clustering", students=None, workers=1, f
     # The kernels' warm parent starts beside the trial kernel and the gradebook's work, if there is more than
     # one to grade.
     notebooks = len(students) if students else _count_submitted(course_root, assignment)
+    config = preload_for(config, master)
     require_sandbox(allow_unsandboxed, config, meanwhile=lambda: warm_up_for(Sandbox(config=config), workers, notebooks))
     db = gradebook_url(course_root, config, gradebook)
     register_assignment(course_root, assignment, db=db)
