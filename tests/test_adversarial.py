@@ -279,6 +279,10 @@ def graded(request, tmp_path_factory, listener, copy_course, submit, master_note
     config.Execute.timeout = CELL_TIMEOUT
     config.TimeLimits.floor = CELL_FLOOR
     config.GuardedExecute.notebook_timeout = 400
+    # Lower ceilings than the course's (3 GB, 256 processes), ample for these lean notebooks: the memory hog
+    # and the fork bomb reach them sooner (the page faults and forks of the course's would cost seconds of CPU).
+    config.Sandbox.memory_limit_mb = 1536
+    config.Sandbox.max_processes = 64
     source_before = _tree_digest(course / "source")
     results = {r.student: r for r in grade(course, ASSIGNMENT, workers=2, progress=False, config=config)}
     return course, results, source_before, config
