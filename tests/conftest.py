@@ -43,25 +43,26 @@ from coursekit.steps import demo
 ASSIGNMENT = "clustering"
 
 
-#: Seconds each module took in ``make test`` on 2 cores (``PYTEST_ARGS="--durations=0"``, setup, call and
-#: teardown summed per module; December 5, 2026). Only their order matters: see
+#: Seconds each module took in ``make test`` on 2 cores with three workers (``PYTEST_ARGS="--durations=0"``,
+#: setup, call and teardown summed per module; December 5, 2026, evening). Only their order matters: see
 #: :func:`pytest_collection_modifyitems`.
 MODULE_SECONDS = {
-    "test_pipeline": 115, "test_browser_notebook": 111, "test_ordinary_user": 98, "test_doc_commands": 78,
-    "test_adversarial": 74, "test_inert_pages": 62, "test_interrupt": 55, "test_sandbox": 35, "test_slurm": 34,
-    "test_checker": 30, "test_fuzz_notebooks": 28, "test_docs": 27, "test_parallel": 23, "test_warm": 20,
-    "test_similarity_class": 20, "test_first_day": 19, "test_autograde_release": 17, "test_postgres": 12,
-    "test_environment": 10, "test_similarity": 7, "test_kmeans_helper": 7, "test_report": 7, "test_data": 4,
-    "test_repair": 4, "test_exchange": 3, "test_download": 2, "test_colab_setup": 2, "test_collect": 2, "test_lms": 1,
-    "test_preprocessors": 1, "test_architecture": 0, "test_deploy": 0, "test_sanitize": 0, "test_failures": 0,
-    "test_feedback_page": 0, "test_release": 0, "test_build_checks": 0, "test_outputs": 0, "test_plain_data": 0,
+    "test_ordinary_user": 149, "test_pipeline": 136, "test_browser_notebook": 123, "test_doc_commands": 94,
+    "test_adversarial": 84, "test_inert_pages": 58, "test_sandbox": 56, "test_interrupt": 44, "test_docs": 42,
+    "test_slurm": 38, "test_checker": 29, "test_fuzz_notebooks": 28, "test_first_day": 23, "test_warm": 22,
+    "test_parallel": 22, "test_similarity_class": 19, "test_autograde_release": 18, "test_environment": 18,
+    "test_kmeans_helper": 13, "test_similarity": 12, "test_postgres": 11, "test_report": 11, "test_data": 8,
+    "test_repair": 6, "test_exchange": 5, "test_colab_setup": 2, "test_download": 2, "test_collect": 1,
+    "test_preprocessors": 1, "test_lms": 1, "test_architecture": 1, "test_deploy": 0, "test_sanitize": 0,
+    "test_failures": 0, "test_feedback_page": 0, "test_release": 0, "test_build_checks": 0, "test_outputs": 0,
+    "test_plain_data": 0,
 }
 
 
 def pytest_collection_modifyitems(config, items):
     """The longest modules first (the order within a module kept).
 
-    Test modules run two at a time, a module on one worker (``make test``),
+    Test modules run three at a time, a module on one worker (``make test``),
     each worker taking the next module when it is free, in this order
     (``--no-loadscope-reorder``: xdist would order them by their number of
     tests otherwise). Started last, a module that grades whole notebooks
