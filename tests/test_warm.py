@@ -13,7 +13,10 @@ from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 from traitlets.config import Config
 
+from coursekit.common.course import load_course_config
+from coursekit.common.paths import ROOT
 from coursekit.grading import sandbox, warm
+from coursekit.steps.grade import preload_for
 
 #: What a kernel reports about its world, cell by cell; everything that must not depend on how it was started.
 PROBE = [
@@ -324,10 +327,6 @@ COURSE_PRELOAD = ["ipykernel.kernelapp", "ipykernel.debugger", "numpy", "scipy",
 
 
 def test_the_course_s_notebook_keeps_every_module_nbgrader_config_preloads(master_notebook):
-    from coursekit.common.course import load_course_config
-    from coursekit.common.paths import ROOT
-    from coursekit.steps.grade import preload_for
-
     config = load_course_config()
     assert sandbox.Sandbox(config=config).preload == COURSE_PRELOAD
     master = ROOT / "source" / "clustering" / "clustering.ipynb"
@@ -336,9 +335,6 @@ def test_the_course_s_notebook_keeps_every_module_nbgrader_config_preloads(maste
 
 def test_a_notebook_that_imports_less_preloads_only_what_it_imports(tmp_path, small_master):
     """The small assignment (Part 1's first exercises) imports NumPy and matplotlib: the rest is left out."""
-    from coursekit.common.course import load_course_config
-    from coursekit.steps.grade import preload_for
-
     master = tmp_path / "source" / "clustering" / "clustering.ipynb"
     master.parent.mkdir(parents=True)
     nbformat.write(small_master, master)
