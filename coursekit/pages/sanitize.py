@@ -24,6 +24,10 @@ controls. This module is the one place that decides what survives:
   cell ids checked. The animation player's frames are checked and put back
   as data for the course's own player script (:data:`PLAYER_SCRIPT`), which
   the pages include themselves.
+- Every image leaves with a description: a figure in a cell without ``alt``
+  and an ``<img>`` without one get :data:`NO_DESCRIPTION` (what nbconvert's
+  HTMLExporter adds by parsing the whole page again, which the feedback pages
+  skip).
 - :func:`content_security_policy` is the second line: the policy every page
   carries (``<meta>`` in feedback pages, an HTTP header in formgrader,
   :mod:`coursekit.pages.formgrade_csp`), which allows the course's own scripts by
@@ -44,6 +48,7 @@ import logging
 import re
 
 import nh3
+from bs4 import BeautifulSoup
 from nbconvert.preprocessors import Preprocessor
 from traitlets import default
 
@@ -110,6 +115,8 @@ STYLE_PROPERTIES = {
 RESERVED_IDS = {"top", "notebook", "notebook-container", "summary-title", "statusmessage", "toc"}
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+#: The description of an image that has none: nbconvert's words, so every page says the same.
+NO_DESCRIPTION = "No description has been provided for this image"
 _DATA_IMAGE = re.compile(r"^data:image/(png|jpeg|gif|webp|svg\+xml);base64,[A-Za-z0-9+/]*={0,2}$")
 _BASE64 = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
 _HEADING_ID = re.compile(r"^[A-Za-z][\w.:\-]{0,200}$")
@@ -168,7 +175,19 @@ def clean_html(fragment):
     str
         The same content under the course's policy (see the module's docstring).
     """
-    return _cleaner.clean(fragment if isinstance(fragment, str) else "")
+    cleaned = _cleaner.clean(fragment if isinstance(fragment, str) else "")
+    return _described(cleaned) if "<img" in cleaned else cleaned
+
+
+def _described(cleaned):
+    """Cleaned HTML with :data:`NO_DESCRIPTION` on each ``<img>`` without ``alt``, cleaned again."""
+    soup = BeautifulSoup(cleaned, "html.parser")
+    undescribed = soup.select("img:not([alt])")
+    if not undescribed:
+        return cleaned
+    for image in undescribed:
+        image["alt"] = NO_DESCRIPTION
+    return _cleaner.clean(str(soup))
 
 
 def is_base64(text):
@@ -359,6 +378,13 @@ def clean_output(output):
     return cleaned
 
 
+def _describe_images(output):
+    """:data:`NO_DESCRIPTION` as the description of an output's images (of a cell without its own)."""
+    for mime in IMAGE_TYPES:
+        if mime in output.get("data", {}):
+            output["metadata"].setdefault(mime, {})["alt"] = NO_DESCRIPTION
+
+
 def _clean_attachments(attachments):
     """A Markdown cell's attachments: images given as base64 only."""
     kept = {}
@@ -408,6 +434,9 @@ class SanitizeStudentContent(Preprocessor):
         if cell.get("cell_type") == "code":
             outputs = cell.get("outputs") if isinstance(cell.get("outputs"), list) else []
             cell["outputs"] = [o for o in (clean_output(o) for o in outputs if isinstance(o, dict)) if o is not None]
+            if "alt" not in cell["metadata"]:
+                for output in cell["outputs"]:
+                    _describe_images(output)
         elif cell.get("cell_type") == "markdown":
             if "attachments" in cell:
                 cell["attachments"] = _clean_attachments(cell["attachments"])
