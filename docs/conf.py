@@ -24,7 +24,7 @@ extensions = [
     "myst_parser",
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
-    "numpydoc",
+    "numpydoc_once",  # numpydoc, its template compiled once (_ext/numpydoc_once.py)
     "sphinx.ext.graphviz",
     "coursekit_docs",
 ]
