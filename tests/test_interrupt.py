@@ -109,10 +109,12 @@ def start():
     started = []
 
     def start(course):
+        (course.parent / "tmp").mkdir()
         with open(course.parent / "grade.out", "w") as out, open(course.parent / "grade.err", "w") as err:
             process = subprocess.Popen(
                 [sys.executable, "-m", "coursekit", "grade", "--root", str(course), "--workers", "2"],
                 cwd=ROOT, stdout=out, stderr=err, start_new_session=True, preexec_fn=_as_started_from_a_shell,
+                env={**os.environ, "TMPDIR": str(course.parent / "tmp")},  # what it leaves there is checked
             )
         started.append(process)
         return process
@@ -187,7 +189,7 @@ def _stop_batch(template, tmp_path, start, signum):
     """Start a batch of ann, ben and hung, send ``signum`` to its process group once a student is saved.
 
     Checks what any stop must leave: the exit status, no traceback, no worker
-    folder, a consistent gradebook; returns (course, {student: score} saved).
+    folder, a consistent gradebook, an empty temporary folder; returns (course, {student: score} saved).
     """
     course = _course(template, tmp_path, ["ann", "ben", "hung"])
     process = start(course)
@@ -202,6 +204,9 @@ def _stop_batch(template, tmp_path, start, signum):
     saved = _assert_consistent(course)
     assert saved and "hung" not in saved
     assert f"warning: interrupted: {len(saved)} of 3 graded and saved" in err
+    # Nothing left in the temporary folder: no kernel's or warm parent's sockets (the warm parent is out of
+    # the process group, so Ctrl-C does not kill it under the workers, which then started their own).
+    assert not list((course.parent / "tmp").iterdir())
     return course, saved
 
 

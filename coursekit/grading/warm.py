@@ -311,6 +311,10 @@ class Zygote:
                 zygote_command(theirs.fileno(), threads, self.preload, self.sockets_root),
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
                 pass_fds=(theirs.fileno(),), env={},
+                # Out of the grader's process group: a terminal's Ctrl-C goes to the grader, which
+                # stops the batch and then this parent (close()); killed by it, the workers would
+                # start warm parents of their own while the batch stops, and leave their folders.
+                start_new_session=True,
             )
         finally:
             theirs.close()
