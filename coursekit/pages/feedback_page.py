@@ -41,8 +41,8 @@ from latex2mathml.converter import convert as _latex2mathml
 from nbconvert.exporters import HTMLExporter, TemplateExporter
 from nbconvert.filters.ansi import ansi2html
 from nbconvert.filters.highlight import Highlight2HTML
-from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
+from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 from traitlets import default
 
 from coursekit.pages.sanitize import (
