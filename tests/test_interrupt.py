@@ -32,6 +32,7 @@ from nbgrader.api import Gradebook
 from coursekit.common import notebooks
 from coursekit.common.paths import ROOT
 from coursekit.common.results import GRADED, load_results, status_path
+from coursekit.grading import warm
 from coursekit.grading.parallel import GradingInterrupted, StopOnSignals
 from coursekit.steps import build, demo
 from coursekit.steps.grade import grade
@@ -300,6 +301,9 @@ def test_a_batch_killed_with_sigkill_leaves_no_process_and_the_rerun_does_the_re
         time.sleep(0.1)
     survivors = {p: _command_line(p) for p in batch if _running(p)}
     assert survivors == {}, f"processes of the batch outlived it by 20 s: {survivors}"
+    # Its warm parent's folder stays (kill -9 gives no chance to remove it); the next warm parent clears it.
+    left = sorted(str(path) for path in (course.parent / "tmp").iterdir())
+    assert left and sorted(warm.remove_stale_folders(course.parent / "tmp")) == left
     saved = _assert_consistent(course)
     assert saved and "hung" not in saved
 

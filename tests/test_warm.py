@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -361,3 +362,34 @@ def test_a_preloaded_module_is_kept_when_it_or_a_module_in_it_is_imported(source
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source), nbformat.v4.new_markdown_cell("import scipy")])
     needed = warm.needed_preload(COURSE_PRELOAD, warm.imported_modules(nb))
     assert needed == ["ipykernel.kernelapp", "ipykernel.debugger"] + [m for m in COURSE_PRELOAD if m in kept]
+
+
+def test_a_new_warm_parent_removes_only_the_folders_of_killed_graders(tmp_path, monkeypatch, fresh_warm_state):
+    """``kill -9`` leaves a warm parent's folder; the next one clears it, and nobody else's."""
+    monkeypatch.setattr(warm.tempfile, "tempdir", str(tmp_path))
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+
+    def folder(name, namespace=warm._pid_namespace()):
+        path = tmp_path / name
+        (path / "kabc").mkdir(parents=True)
+        (path / warm.NAMESPACE_FILE).write_text(namespace)
+        return path.name
+
+    killed = folder(f"ck-w-{ended.pid}-x1")  # its grader has ended
+    running = folder(f"ck-w-{os.getpid()}-x2")  # this process
+    elsewhere = folder(f"ck-w-{ended.pid}-x3", namespace="1")  # a grader of another PID namespace sharing /tmp
+    unmarked = folder(f"ck-w-{ended.pid}-x4", namespace="")  # the namespace not known
+    (tmp_path / unmarked / warm.NAMESPACE_FILE).unlink()
+    (tmp_path / "ck-w-notes").mkdir()
+    sandbox.check_sandbox()
+    if sandbox.cold_kernels_reason(sandbox.Sandbox()):
+        assert warm.remove_stale_folders() == [str(tmp_path / killed)]
+    else:
+        zygote = warm.Zygote(1, ["json"])
+        try:
+            assert Path(zygote.sockets_root).parent == tmp_path
+            assert not (tmp_path / killed).exists()
+        finally:
+            zygote.close()
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([running, elsewhere, unmarked, "ck-w-notes"])
