@@ -8,7 +8,8 @@ pages again and again, in interleaved rounds:
   notebook, Markdown cleaned after rendering);
 - ``raw``: the same code with the sanitizer switched off in-process (the
   preprocessor returns the notebook unchanged, ``clean_html`` returns its
-  input), which is what the pages cost before issue 24;
+  input): what making content inert costs (without nbconvert's second parse,
+  which the course's pages skip);
 - ``parsed twice``: as the course runs it, with nbconvert's HTMLExporter's
   last step put back (it parses the finished page again with BeautifulSoup
   to describe images; the feedback exporter skips it since issue 26, the
@@ -53,7 +54,7 @@ from payloads import HTML_PAYLOADS  # noqa: E402  (the tests' battery)
 
 @contextlib.contextmanager
 def sanitizer_off():
-    """The feedback step as before issue 24: nothing cleaned (the page's policy and player script stay)."""
+    """The feedback step with nothing cleaned (the page's policy and player script stay)."""
     preprocess, clean = sanitize.SanitizeStudentContent.preprocess, feedback_page.clean_html
     sanitize.SanitizeStudentContent.preprocess = lambda self, nb, resources: (nb, resources)
     feedback_page.clean_html = lambda fragment: fragment
@@ -132,7 +133,8 @@ def main(argv=None):
         "",
         f"`python -m bench.bench_feedback --students {args.students} --rounds {args.rounds}`: seconds per student "
         f"to write a feedback page (`coursekit.steps.feedback.generate_feedback`), median of {args.rounds} interleaved "
-        "rounds; `raw` is the same code with the sanitizer switched off in-process (the pages before issue 24); "
+        "rounds; `raw` is the same code with the sanitizer switched off in-process (what making content inert "
+        "costs); "
         "`parsed twice` is the course's page with nbconvert's own last step put back (HTMLExporter parses the "
         "finished page again with BeautifulSoup; the feedback exporter skips it since issue 26).",
         "",

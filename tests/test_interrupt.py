@@ -22,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from nbgrader.api import Gradebook
 from coursekit.common import notebooks
 from coursekit.common.paths import ROOT
 from coursekit.common.results import GRADED, load_results, status_path
-from coursekit.grading import warm
+from coursekit.grading import socket_folders
 from coursekit.grading.parallel import GradingInterrupted, StopOnSignals
 from coursekit.steps import build, demo
 from coursekit.steps.grade import grade
@@ -107,15 +108,18 @@ def start():
     course (a full pipe would stall it; see :func:`_output`); whatever is left
     running at the end of the test is killed.
     """
-    started = []
+    started, folders = [], []
 
     def start(course):
-        (course.parent / "tmp").mkdir()
+        # A temporary folder of its own, whose leftovers are checked (_temporary_folder); short, as /tmp is:
+        # the kernels' socket paths under it must fit in 107 bytes.
+        folders.append(tempfile.mkdtemp(prefix="ck-test-"))
+        (course.parent / "TMPDIR").write_text(folders[-1])
         with open(course.parent / "grade.out", "w") as out, open(course.parent / "grade.err", "w") as err:
             process = subprocess.Popen(
                 [sys.executable, "-m", "coursekit", "grade", "--root", str(course), "--workers", "2"],
                 cwd=ROOT, stdout=out, stderr=err, start_new_session=True, preexec_fn=_as_started_from_a_shell,
-                env={**os.environ, "TMPDIR": str(course.parent / "tmp")},  # what it leaves there is checked
+                env={**os.environ, "TMPDIR": folders[-1]},
             )
         started.append(process)
         return process
@@ -125,6 +129,13 @@ def start():
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _temporary_folder(course):
+    """The temporary folder of the grading process started on ``course``."""
+    return Path((course.parent / "TMPDIR").read_text())
 
 
 def _output(course):
@@ -207,7 +218,7 @@ def _stop_batch(template, tmp_path, start, signum):
     assert f"warning: interrupted: {len(saved)} of 3 graded and saved" in err
     # Nothing left in the temporary folder: no kernel's or warm parent's sockets (the warm parent is out of
     # the process group, so Ctrl-C does not kill it under the workers, which then started their own).
-    assert not list((course.parent / "tmp").iterdir())
+    assert not list(_temporary_folder(course).iterdir())
     return course, saved
 
 
@@ -302,8 +313,8 @@ def test_a_batch_killed_with_sigkill_leaves_no_process_and_the_rerun_does_the_re
     survivors = {p: _command_line(p) for p in batch if _running(p)}
     assert survivors == {}, f"processes of the batch outlived it by 20 s: {survivors}"
     # Its warm parent's folder stays (kill -9 gives no chance to remove it); the next warm parent clears it.
-    left = sorted(str(path) for path in (course.parent / "tmp").iterdir())
-    assert left and sorted(warm.remove_stale_folders(course.parent / "tmp")) == left
+    left = sorted(str(path) for path in _temporary_folder(course).iterdir())
+    assert left and sorted(socket_folders.remove_stale_folders(_temporary_folder(course))) == left
     saved = _assert_consistent(course)
     assert saved and "hung" not in saved
 

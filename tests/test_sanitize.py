@@ -78,6 +78,16 @@ def test_each_payload_in_markdown_is_made_inert(name, payload):
     assert_inert(render_markdown(f"Some text\n\n{payload.format(url=URL)}\n\nmore text"))
 
 
+def test_an_image_without_a_description_gets_one_and_nothing_else_changes():
+    png = "data:image/png;base64,iVBORw0KGgo="
+    given = (f'<pre>\n\n\nx &lt;img y</pre><img src="{png}"><IMG SRC="{png}" title="t"><img alt="" src="{png}">'
+             f'<img alt=\'a> b" alt="c\' src="{png}"><input type="range" min="1" max="9">')
+    assert clean_html(given) == (
+        f'<pre>\n\nx &lt;img y</pre><img alt="{sanitize.NO_DESCRIPTION}" src="{png}">'  # HTML drops <pre>'s 1st newline
+        f'<img alt="{sanitize.NO_DESCRIPTION}" src="{png}" title="t"><img alt="" src="{png}">'
+        f'<img alt="a&gt; b&quot; alt=&quot;c" src="{png}"><input type="range" min="1" max="9">')
+
+
 def test_what_graders_need_still_shows():
     table = ('<table class="dataframe" border="1"><thead><tr style="text-align: right;"><th></th><th>k</th></tr>'
              '</thead><tbody><tr><th>0</th><td>3</td></tr></tbody></table>')

@@ -64,6 +64,7 @@ from coursekit.grading.gradebook import (
     register_assignment,
     submitted_students,
 )
+from coursekit.grading.socket_folders import remove_stale_folders
 
 #: Where workers keep their private gradebook copies: a folder per batch inside it, so that batches
 #: running at the same time in one course folder (shards on the nodes of a cluster) never share one.
@@ -357,6 +358,7 @@ def grade_in_parallel(course_root, assignment, students, workers, config, main_d
         shutil.rmtree(worker_dir, ignore_errors=True)
         with contextlib.suppress(OSError):
             worker_dir.parent.rmdir()  # unless another batch still uses it
+        remove_stale_folders()  # the socket folders of workers ended before they could remove them
     return [results[s] for s in students]
 
 

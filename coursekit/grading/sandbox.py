@@ -65,6 +65,7 @@ from coursekit.grading.bwrap import (
     visible_python,
 )
 from coursekit.grading.ceiling import Ceiling, describe, machine_kind
+from coursekit.grading.socket_folders import cold_kernel_folder
 from coursekit.grading.warm import (
     WarmKernelProcess,
     WarmUnavailable,
@@ -453,7 +454,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         if self._socket_dir is None:
             self.zygote = None if self.always_cold else self._warm_parent()
             # Short path: Unix socket names are limited to about 100 characters.
-            self._socket_dir = self.zygote.new_socket_dir() if self.zygote else tempfile.mkdtemp(prefix="ck-")
+            self._socket_dir = self.zygote.new_socket_dir() if self.zygote else cold_kernel_folder()
             os.chmod(self._socket_dir, 0o700)
         self.mode = sandbox_mode()
         self.transport = "ipc"

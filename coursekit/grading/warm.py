@@ -31,7 +31,6 @@ import atexit
 import json
 import logging
 import os
-import re
 import select
 import shutil
 import signal
@@ -53,6 +52,7 @@ from coursekit.grading.bwrap import (
     python_roots,
     visible_python,
 )
+from coursekit.grading.socket_folders import WARM, make_folder, remove_stale_folders
 
 log = logging.getLogger(__name__)
 
@@ -65,79 +65,6 @@ CAPABILITIES = ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_NET_ADMIN")
 #: The matplotlib backend ipykernel sets before a kernel imports matplotlib; the zygote must import it with the same.
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 _PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-#: How a warm parent's folder in the temporary folder is named: ``ck-w-<pid of its grader>-...``
-#: (short: the kernels' socket paths under it must fit in 107 bytes).
-FOLDER_PREFIX = "ck-w-"
-#: The file in that folder naming the grader's PID namespace.
-NAMESPACE_FILE = "pid-namespace"
-
-
-def _pid_namespace():
-    """This process's PID namespace, as text (``/proc/self/ns/pid``'s inode; "" where it cannot be read)."""
-    try:
-        return str(os.stat("/proc/self/ns/pid").st_ino)
-    except OSError:
-        return ""
-
-
-def _running(pid):
-    """Whether process ``pid`` of this PID namespace exists (perhaps another user's)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_stale_folders(folder=None):
-    """Remove the folders of warm parents whose grader was killed (SIGKILL) before it could.
-
-    A grader removes its warm parent's folder (its sockets and the kernels')
-    when it stops, even on Ctrl-C or SIGTERM; ``kill -9`` or a lost node gives
-    it no chance, and its warm parent ends with it (bubblewrap's
-    ``--die-with-parent``). Each new warm parent clears such folders first: of
-    this user, made in this PID namespace (another container may share
-    ``/tmp``), whose grader no longer runs. A folder whose pid has been
-    reused stays until that process ends too.
-
-    Parameters
-    ----------
-    folder : str or Path, optional
-        Where to look; the temporary folder by default.
-
-    Returns
-    -------
-    list of str
-        The folders removed.
-    """
-    folder = Path(folder or tempfile.gettempdir())
-    named = re.compile(rf"^{FOLDER_PREFIX}(\d+)-")
-    namespace = _pid_namespace()
-    removed = []
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return removed
-    for entry in entries:
-        match = named.match(entry.name)
-        if not match or _running(int(match[1])):
-            continue
-        try:
-            if not (entry.is_dir(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_uid == os.geteuid()
-                    and namespace and Path(entry.path, NAMESPACE_FILE).read_text() == namespace):
-                continue
-        except OSError:
-            continue
-        shutil.rmtree(entry.path, ignore_errors=True)
-        removed.append(entry.path)
-    if removed:
-        log.info("removed %d folder(s) of warm kernels left by graders that were killed: %s",
-                 len(removed), ", ".join(removed))
-    return removed
 
 
 class WarmUnavailable(RuntimeError):
@@ -371,10 +298,8 @@ class Zygote:
         self.threads, self.preload = threads, list(preload)
         self.owner = os.getpid()  # a forked grading worker connects to it, and never stops it
         self._pidfd = None
-        remove_stale_folders()
-        self.sockets_root = tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{self.owner}-")
-        os.chmod(self.sockets_root, 0o700)
-        Path(self.sockets_root, NAMESPACE_FILE).write_text(_pid_namespace())
+        remove_stale_folders()  # those of graders killed before they could
+        self.sockets_root = make_folder(WARM)
         # The zygote's own messages (a module it could not import, why a fork failed); its
         # kernels write to /dev/null, so nothing of a student's reaches this file.
         self.log_file = os.path.join(self.sockets_root, "zygote-stderr.txt")
@@ -571,10 +496,15 @@ def zygote_for(threads, preload):
 
 @atexit.register
 def close_zygotes():
-    """Stop this process's zygotes (at exit; a benchmark calls it so that each run starts its own)."""
-    wait_for_warm_up()
-    for zygote in _zygotes.values():
+    """Stop this process's zygotes (at exit; a benchmark calls it so that each run starts its own).
+
+    Each is stopped first, even one still importing: its warm-up thread then
+    ends at once (a grader stopped during the warm-up does not wait for the
+    imports, and a second Ctrl-C finds nothing left to clean up).
+    """
+    for zygote in list(_zygotes.values()):
         zygote.close()
+    wait_for_warm_up()
     _zygotes.clear()
     _starting.clear()
     _failed.clear()

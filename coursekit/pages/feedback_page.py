@@ -46,6 +46,7 @@ from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 from traitlets import default
 
 from coursekit.pages.sanitize import (
+    IMAGE_WITHOUT_ALT,
     PLAYER_SCRIPT,
     PLAYER_STYLE,
     clean_html,
@@ -252,7 +253,11 @@ class FeedbackExporter(HTMLExporter):
                              self.filters.get("highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self)))
         self.register_filter("filter_data_type",
                              WidgetsDataTypeFilter(notebook_metadata=self._nb_metadata, parent=self, resources=resources))
-        return TemplateExporter.from_notebook_node(self, nb, resources, **kw)
+        page, resources = TemplateExporter.from_notebook_node(self, nb, resources, **kw)
+        undescribed = len(IMAGE_WITHOUT_ALT.findall(page))
+        if undescribed:  # as nbconvert warns; then the notebook did not go through SanitizeStudentContent
+            self.log.warning("Alternative text is missing on %s image(s).", undescribed)
+        return page, resources
 
     @pass_context
     def markdown2html(self, context, source):
