@@ -83,9 +83,8 @@ XDIST = -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 TEST_PYTHON = env -u PYTHONDONTWRITEBYTECODE $(PY)
 
 ## test: the whole test suite; "no tests collected" (pytest exit 5) counts as a failure
-test: venv
-	@tools/ensure_system_packages.sh --tests
-	@tools/ensure_ta_venv.sh
+test:
+	@tools/ensure_test_environment.sh
 	@$(TEST_PYTHON) -m pytest $(XDIST) $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$status
