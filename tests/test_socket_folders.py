@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from coursekit.grading import socket_folders
+from coursekit.steps import grade
 
 
 @pytest.fixture
@@ -65,3 +66,16 @@ def test_only_this_user_s_folders_of_ended_processes_in_this_pid_namespace_go(te
     assert sorted(Path(path).name for path in removed) == [f"ck-k-{ended}-b", f"ck-w-{ended}-a"]
     assert sorted(path.name for path in temporary_folder.iterdir()) == sorted(
         [f"ck-w-{os.getpid()}-c", f"ck-w-{ended}-d", f"ck-w-{ended}-e", "ck-w-notes", f"ck-k-{ended}-f"])
+
+
+def test_a_temporary_folder_too_long_for_sockets_stops_grading_before_anyone_is_graded(tmp_path, monkeypatch):
+    assert socket_folders.temporary_folder_problem("/tmp") is None
+    assert socket_folders.temporary_folder_problem("/" + "t" * 69) is None  # a kernel's socket path: 106 bytes
+    long = str(tmp_path / ("t" * 80))
+    problem = socket_folders.temporary_folder_problem(long)
+    assert long in problem and "TMPDIR" in problem and "at most 70 bytes" in problem
+    monkeypatch.setattr(socket_folders.tempfile, "tempdir", long)
+    monkeypatch.setattr(grade, "check_sandbox", lambda: "root")  # a machine where the sandbox works
+    monkeypatch.setattr(grade, "check_kernel", lambda settings: pytest.fail("a trial kernel was started"))
+    with pytest.raises(grade.GradeError, match="nobody was graded: the temporary folder .* is too long"):
+        grade.require_sandbox(False)

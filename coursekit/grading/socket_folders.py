@@ -38,6 +38,31 @@ _NAMED = re.compile(rf"^ck-[{WARM}{COLD}]-(\d+)-")
 
 #: {pid: this process's folder of cold kernels}; a forked worker (another pid) makes its own.
 _cold_folders = {}
+#: The longest path of a Unix socket, in bytes (Linux's ``sun_path``, less its terminating zero).
+SOCKET_PATH_BYTES = 107
+#: The longest a kernel's socket path gets below the temporary folder: ``/ck-w-<pid>-<8>/k<8>/k-<port>``.
+_LONGEST_BELOW = len("/ck-w-4194304-abcdefgh/kabcdefgh/k-99")
+
+
+def temporary_folder_problem(folder=None):
+    """Why the kernels' sockets cannot live in the temporary folder (None: they can).
+
+    Unix socket paths are limited to :data:`SOCKET_PATH_BYTES`; a kernel's
+    lies up to 37 bytes below the temporary folder, so a longer ``TMPDIR``
+    than about 70 bytes makes every kernel fail with "File name too long".
+
+    Parameters
+    ----------
+    folder : str, optional
+        The temporary folder; :func:`tempfile.gettempdir` by default.
+    """
+    folder = folder or tempfile.gettempdir()
+    length = len(os.fsencode(folder))
+    if length + _LONGEST_BELOW <= SOCKET_PATH_BYTES:
+        return None
+    return (f"the temporary folder {folder} ({length} bytes) is too long for the kernels' sockets: Unix socket "
+            f"paths are limited to {SOCKET_PATH_BYTES} bytes, and a kernel's lie up to {_LONGEST_BELOW} bytes below "
+            f"it. Set TMPDIR to a folder of at most {SOCKET_PATH_BYTES - _LONGEST_BELOW} bytes, such as /tmp")
 
 
 def pid_namespace():

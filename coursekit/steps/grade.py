@@ -73,6 +73,7 @@ from coursekit.grading.sandbox import (
     check_sandbox,
     warm_up_for,
 )
+from coursekit.grading.socket_folders import temporary_folder_problem
 from coursekit.grading.warm import (
     close_zygotes,
     imported_modules,
@@ -198,6 +199,9 @@ def require_sandbox(allow_unsandboxed, config=None, meanwhile=None):
     settings = Sandbox(config=config) if config is not None else None
     if settings is not None and not settings.enabled:
         return
+    problem = temporary_folder_problem()
+    if problem:
+        raise GradeError(f"grading not started, nobody was graded: {problem}")
     if meanwhile is not None:
         meanwhile()
     try:
