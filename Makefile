@@ -57,8 +57,9 @@ report: venv
 ## formgrader: JupyterLab with nbgrader's formgrader, for grading written answers by hand
 ## (as root, with --allow-root: Jupyter refuses root otherwise; an ordinary account can grade and serve it too)
 formgrader: venv
-	PATH="$(CURDIR)/.venv/bin:$$PATH" COURSEKIT_COURSE_ROOT="$${COURSE:-.}" .venv/bin/jupyter lab --no-browser \
-		--ServerApp.root_dir="$$(cd "$${COURSE:-.}" && pwd)" $$([ "$$(id -u)" = 0 ] && echo --allow-root)
+	course="$${COURSE:-$${COURSEKIT_COURSE_ROOT:-.}}"; \
+	PATH="$(CURDIR)/.venv/bin:$$PATH" COURSEKIT_COURSE_ROOT="$$course" .venv/bin/jupyter lab --no-browser \
+		--ServerApp.root_dir="$$(cd "$$course" && pwd)" $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 ## docs: the manual (Sphinx, MyST Markdown) into docs/_build/html, offline; warnings and broken references are errors
 docs: venv
