@@ -23,7 +23,7 @@ from coursekit.grading import autograde
 from coursekit.grading.parallel import merge_shards, parse_shard, shard_of
 from coursekit.steps import demo
 from coursekit.steps.feedback import feedback_path, generate_feedback
-from coursekit.steps.grade import grade, largest_first
+from coursekit.steps.grade import GradeError, grade, largest_first
 
 ASSIGNMENT = "clustering"
 QUIET = dict(progress=False)
@@ -249,3 +249,11 @@ def test_a_changed_grading_setting_makes_the_rerun_grade_everyone_again(serial):
     workers.Sandbox.preload = ["ipykernel.kernelapp"]  # nor is what the warm parent imports for the kernels
     assert sorted(unchanged_results(course, ASSIGNMENT, students, db_url(course),
                                     settings=autograde.grading_settings(workers))) == students
+
+
+def test_a_mistyped_student_id_is_refused_not_recorded_as_not_submitted(serial):
+    course, _, _ = serial
+    status_before = status_path(course, ASSIGNMENT).read_bytes()
+    with pytest.raises(GradeError, match=r"no student 2026999 in .*not in the gradebook; check the id"):
+        grade(course, ASSIGNMENT, students=["ada", "2026999"], progress=False)
+    assert status_path(course, ASSIGNMENT).read_bytes() == status_before, "nothing recorded for anyone"

@@ -154,12 +154,16 @@ def submitted_students(course_root, assignment):
     ) if submitted_dir.is_dir() else []
 
 
+def known_students(db):
+    """The ids of every student in the gradebook at URL ``db``."""
+    with Gradebook(db) as gradebook:
+        return {student.id for student in gradebook.students}
+
+
 def find_roster(course_root, assignment, students=None, db=None):
     """(submitted, missing): student ids with a submission folder, and known students without one."""
     submitted = submitted_students(course_root, assignment)
-    with Gradebook(db or db_url(course_root)) as gradebook:
-        known = {student.id for student in gradebook.students}
-    missing = sorted(known - set(submitted))
+    missing = sorted(known_students(db or db_url(course_root)) - set(submitted))
     if students:
         wanted = set(students)
         submitted = [s for s in submitted if s in wanted]

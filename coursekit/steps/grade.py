@@ -52,6 +52,7 @@ from coursekit.grading.gradebook import (
     ensure_tools_on_path,
     find_roster,
     gradebook_url,
+    known_students,
     max_score,
     nbgrader_api,
     read_score,
@@ -268,6 +269,10 @@ def grade(course_root=ROOT, assignment="clustering", students=None, workers=1, f
     db = gradebook_url(course_root, config, gradebook)
     register_assignment(course_root, assignment, db=db)
     submitted, missing = find_roster(course_root, assignment, students, db=db)
+    unknown = sorted(set(missing) - known_students(db)) if students else []
+    if unknown:  # a mistyped id would become a student who "did not submit", in every report after
+        raise GradeError(f"no student {', '.join(unknown)} in {course_root}: no folder submitted/<id>/{assignment}/ "
+                         "and not in the gradebook; check the id, or collect the submission first")
     # An unreadable notebook names nobody: formgrader then shows the student's id.
     set_student_names(db, student_names(course_root, assignment, submitted, f"{assignment}.ipynb"), submitted)
     if shard:
