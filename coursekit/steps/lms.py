@@ -743,7 +743,9 @@ def write_lms_files(course_root, assignment="clustering", results=None, out_dir=
         stale = out_dir / name
         if name not in contents and stale.is_file():
             stale.unlink()
-            log.info(f"removed {stale}: this run has nothing for it")
+            why = ("no Canvas export given: pass CANVAS_EXPORT=<the export> (--canvas-export) to write it again"
+                   if name == CANVAS_CSV else "this run has nothing for it")
+            log.info(f"removed {stale}: {why}")
     waiting = [row.student for row in sheet.graded if row.pending]
     if waiting and (MOODLE_WORKSHEET in contents or CANVAS_CSV in contents):
         log.warning(f"{len(waiting)} student(s) still have answers to be graded by hand (formgrader): the totals "
