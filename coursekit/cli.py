@@ -28,6 +28,7 @@ import os
 import sys
 from pathlib import Path
 
+from coursekit.common.course import require_course
 from coursekit.common.errors import CourseError, GradingInterrupted
 from coursekit.common.paths import DATA_DIR, ROOT
 from coursekit.common.results import FAILED
@@ -112,6 +113,7 @@ def _build(args):
 def _collect(args):
     from coursekit.steps.collect import collect
 
+    require_course(args.root, args.assignment)
     report = collect(args.source, args.root, assignment=args.assignment)
     return 0 if report.ok else 3
 
@@ -167,6 +169,7 @@ def _merge(args):
 def _feedback(args):
     from coursekit.steps.feedback import generate_feedback
 
+    require_course(args.root, args.assignment)
     generate_feedback(args.root, args.assignment, students=args.students or None, shard=args.shard,
                       gradebook=args.gradebook)
 
@@ -175,6 +178,7 @@ def _report(args):
     from coursekit.steps.lms import write_lms_files
     from coursekit.steps.report import write_report
 
+    require_course(args.root, args.assignment)
     write_report(args.root, args.assignment, similarity_threshold=args.similarity_threshold)
     write_lms_files(args.root, args.assignment, canvas_export=args.canvas_export, canvas_column=args.canvas_column)
 
@@ -195,6 +199,7 @@ def _all(args):
 
     if args.canvas_export:
         check_canvas_export(args.canvas_export, args.assignment, args.canvas_column)
+    require_course(args.root, args.assignment)  # before collect makes a mistyped folder
     if Path(args.root).resolve() == ROOT.resolve():
         if build.build_is_current(args.root, args.assignment):
             log.info("the release is up to date: built from this master, settings and code, untouched since "

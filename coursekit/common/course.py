@@ -3,7 +3,8 @@
 - :data:`HELPER_MODULES` and :data:`DATA_FILES`: what every copy of the
   notebook needs beside it (:func:`course_files`), synced into
   ``source/<assignment>/`` by :func:`sync_course_files`;
-- :func:`load_course_config`: the traitlets config of ``nbgrader_config.py``.
+- :func:`load_course_config`: the traitlets config of ``nbgrader_config.py``;
+- :func:`require_course`: the check every step a TA types makes of the course folder it is given.
 """
 
 import filecmp
@@ -27,6 +28,30 @@ DATA_FILES = ("cat.png", "mnist.npz", "number4.jpg", "number4_paper.jpg")
 
 class BuildError(CourseError):
     """The master notebook, a course file or the release failed a check; nothing was written."""
+
+
+class NotACourse(CourseError):
+    """A step was given a folder that is not a course folder, or an assignment the course does not have."""
+
+
+def require_course(course_root, assignment):
+    """The master of ``assignment`` in the course folder ``course_root``; :class:`NotACourse` saying why not.
+
+    A mistyped folder or assignment name would otherwise be created empty
+    (collect) or reported as "no grading results yet" (feedback, report).
+    """
+    course_root = Path(course_root)
+    master = course_root / "source" / assignment / f"{assignment}.ipynb"
+    if master.is_file():
+        return master
+    source = course_root / "source"
+    present = sorted(path.parent.name for path in source.glob("*/*.ipynb")
+                     if path.stem == path.parent.name) if source.is_dir() else []
+    if present:
+        raise NotACourse(f"{course_root}: no assignment {assignment!r} (source/{assignment}/{assignment}.ipynb is "
+                         f"missing); this course has: {', '.join(present)}")
+    raise NotACourse(f"{course_root}: not a course folder (source/{assignment}/{assignment}.ipynb is missing); "
+                     f"make one with `make course COURSE={course_root}` (python -m coursekit new-course)")
 
 
 def load_course_config(root=ROOT):

@@ -35,6 +35,7 @@ from nbgrader.api import MissingEntry
 from sqlalchemy.exc import SAWarning
 from tqdm import tqdm
 
+from coursekit.common.course import require_course
 from coursekit.common.errors import CourseError
 from coursekit.common.files import text_table
 from coursekit.common.paths import ROOT
@@ -257,10 +258,7 @@ def grade(course_root=ROOT, assignment="clustering", students=None, workers=1, f
     ensure_tools_on_path()
     config = config or build.load_course_config(ROOT)
     course_root = Path(course_root).resolve()
-    master = course_root / "source" / assignment / f"{assignment}.ipynb"
-    if not master.is_file():
-        raise GradeError(f"{course_root}: not a course folder ({master.relative_to(course_root)} is missing); "
-                         f"make one with `make course COURSE={course_root}` (python -m coursekit new-course)")
+    master = require_course(course_root, assignment)
     # The kernels' warm parent starts beside the trial kernel and the gradebook's work, if there is more than
     # one to grade.
     notebooks = len(students) if students else _count_submitted(course_root, assignment)
