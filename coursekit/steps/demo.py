@@ -213,7 +213,9 @@ def prepare_demo_course(root=DEMO_ROOT):
     root = Path(root)
     if root.exists():
         shutil.rmtree(root)
-    return new_course(root, assignment=ASSIGNMENT)
+        log.info(f"removed the previous demo course {root}: each demo starts afresh (grades given there in "
+                 "formgrader go with it; a course of your own: make course)")
+    return new_course(root, assignment=ASSIGNMENT, say_next=False)
 
 
 def run_demo(root=DEMO_ROOT, build_first=True, workers=None):
@@ -252,4 +254,6 @@ def run_demo(root=DEMO_ROOT, build_first=True, workers=None):
     reports = write_report(root, ASSIGNMENT, results=results)
     export = make_demo_canvas_export(root / "downloads" / "canvas_gradebook_export.csv")
     lms_files = write_lms_files(root, ASSIGNMENT, results=results, canvas_export=export)
+    log.info(f"next: open the class report and a feedback page in a browser; grade the written answers by hand "
+             f"with make formgrader COURSE={root}, then make feedback report COURSE={root} CANVAS_EXPORT={export}")
     return {"results": results, "feedback": pages, "reports": reports, "lms": lms_files}

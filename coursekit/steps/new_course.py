@@ -32,7 +32,7 @@ class NewCourseError(CourseError):
     """The course folder cannot be made; the message says why and what to do."""
 
 
-def new_course(folder, assignment="clustering", repository=ROOT):
+def new_course(folder, assignment="clustering", repository=ROOT, say_next=True):
     """Make a course folder for one term's grading, with a copy of today's master.
 
     Parameters
@@ -43,6 +43,8 @@ def new_course(folder, assignment="clustering", repository=ROOT):
         The assignment whose master is copied.
     repository : path-like
         The course repository holding ``source/<assignment>/``.
+    say_next : bool, default=True
+        Log the commands a TA runs next (the demo, which runs them itself, does not).
 
     Returns
     -------
@@ -71,6 +73,7 @@ def new_course(folder, assignment="clustering", repository=ROOT):
     sync_course_files(source, course_files(repository))
     log.info(f"made the course folder {folder}: a copy of today's master ({master.name}), its cell times, "
              "the helper and the data")
-    log.info(f"next: make grade-all COURSE=\"{folder}\" SUBMISSIONS=<the LMS download>; "
-             f"grade written answers with make formgrader COURSE=\"{folder}\"")
+    if say_next:
+        log.info(f"next: make grade-all COURSE=\"{folder}\" SUBMISSIONS=<the LMS download>; "
+                 f"grade written answers with make formgrader COURSE=\"{folder}\"")
     return folder
